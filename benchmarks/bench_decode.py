@@ -1,0 +1,215 @@
+"""Decode benchmark on the real Binance corpus: fastfeed versus the JSON parsers a user
+would pick instead, all measured in one run, printed as ns per message and ratios.
+
+    python benchmarks/bench_decode.py [--corpus DIR] [--repeat 7] [--min-seconds 0.2]
+
+Rows:
+  fastfeed C-level   BinanceDecoder.decode_lines(buffer): the C loop the listener and
+                     replay use (one Python call per buffer, not per message)
+  fastfeed decode()  one Python call per message
+  json / orjson      .loads(bytes) into dicts (no field conversion)
+  msgspec            msgspec.json.Decoder(Struct) with typed fields
+  pysimdjson         Parser.parse(bytes) and reading the fields the row needs
+
+Times are CPU time (process_time), best of --repeat runs; the ratio columns divide the
+peer's time by fastfeed's.  Machines are noisy: compare ratios, not absolute ns.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import fastfeed
+
+try:
+    import orjson
+except ImportError:
+    orjson = None
+try:
+    import msgspec
+except ImportError:
+    msgspec = None
+try:
+    import simdjson
+except ImportError:
+    simdjson = None
+
+CASES = [
+    ("aggTrade", "spot_aggTrade.jsonl"),
+    ("trade", "futures_trade.jsonl"),
+    ("depthUpdate", "spot_depthUpdate.jsonl"),
+    ("bookTicker", "spot_bookTicker.jsonl"),
+    ("aggTrade combined", "spot_aggTrade_combined.jsonl"),
+    ("depthUpdate combined", "futures_depthUpdate_combined.jsonl"),
+]
+
+
+def default_corpus():
+    here = Path(__file__).resolve().parent.parent
+    return Path(os.environ.get("FASTFEED_CORPUS", here.parent / "shared" / "corpus" / "binance"))
+
+
+def msgspec_decoders():
+    if msgspec is None:
+        return {}
+
+    class AggTrade(msgspec.Struct):
+        e: str
+        E: int
+        s: str
+        a: int
+        p: str
+        q: str
+        f: int
+        l: int
+        T: int
+        m: bool
+
+    class Trade(msgspec.Struct):
+        e: str
+        E: int
+        s: str
+        t: int
+        p: str
+        q: str
+        T: int
+        m: bool
+
+    class Depth(msgspec.Struct):
+        e: str
+        E: int
+        s: str
+        U: int
+        u: int
+        b: list[tuple[str, str]]
+        a: list[tuple[str, str]]
+
+    class Ticker(msgspec.Struct):
+        u: int
+        s: str
+        b: str
+        B: str
+        a: str
+        A: str
+
+    def env(t):
+        class Envelope(msgspec.Struct):
+            stream: str
+            data: t
+        return Envelope
+
+    # Prices stay strings in the Struct; float() of each is part of the work a user does.
+    return {
+        "aggTrade": (msgspec.json.Decoder(AggTrade), lambda m: (float(m.p), float(m.q))),
+        "trade": (msgspec.json.Decoder(Trade), lambda m: (float(m.p), float(m.q))),
+        "depthUpdate": (msgspec.json.Decoder(Depth), lambda m: [(float(p), float(q)) for p, q in m.b + m.a]),
+        "bookTicker": (msgspec.json.Decoder(Ticker), lambda m: (float(m.b), float(m.B), float(m.a), float(m.A))),
+        "aggTrade combined": (msgspec.json.Decoder(env(AggTrade)), lambda m: (float(m.data.p), float(m.data.q))),
+        "depthUpdate combined": (msgspec.json.Decoder(env(Depth)),
+                                 lambda m: [(float(p), float(q)) for p, q in m.data.b + m.data.a]),
+    }
+
+
+def best_cpu(fn, n, repeat, min_seconds):
+    """Best CPU ns per message over `repeat` timed runs, each at least min_seconds long."""
+    fn()
+    loops = 1
+    while True:
+        t = time.process_time()
+        for _ in range(loops):
+            fn()
+        dt = time.process_time() - t
+        if dt >= min_seconds:
+            break
+        loops *= 2
+    best = dt
+    for _ in range(repeat - 1):
+        t = time.process_time()
+        for _ in range(loops):
+            fn()
+        best = min(best, time.process_time() - t)
+    return best / loops / n * 1e9
+
+
+def run(corpus, repeat, min_seconds):
+    ms = msgspec_decoders()
+    results = []
+    for label, fname in CASES:
+        path = corpus / fname
+        if not path.exists():
+            print(f"skip {label}: {path} missing", file=sys.stderr)
+            continue
+        lines = [l for l in path.read_bytes().splitlines() if l.strip()]
+        buf = b"\n".join(lines)
+        n = len(lines)
+        dec = fastfeed.BinanceDecoder()
+        decode = dec.decode
+        row = {"case": label, "n": n}
+        row["fastfeed C-level"] = best_cpu(lambda: dec.decode_lines(buf), n, repeat, min_seconds)
+
+        def per_call():
+            for l in lines:
+                decode(l)
+        row["fastfeed decode()"] = best_cpu(per_call, n, repeat, min_seconds)
+        assert dec.counts[fastfeed.Kind.ERROR] == 0
+
+        loads = json.loads
+        row["json.loads"] = best_cpu(lambda: [loads(l) for l in lines], n, repeat, min_seconds)
+        if orjson:
+            oloads = orjson.loads
+            row["orjson.loads"] = best_cpu(lambda: [oloads(l) for l in lines], n, repeat, min_seconds)
+        if label in ms:
+            d, fields = ms[label]
+            row["msgspec Struct"] = best_cpu(lambda: [fields(d.decode(l)) for l in lines], n, repeat, min_seconds)
+        if simdjson:
+            parser = simdjson.Parser()
+            keys = {"aggTrade": ("E", "p", "q", "T", "m"), "trade": ("E", "p", "q", "T", "m"),
+                    "bookTicker": ("u", "b", "B", "a", "A")}.get(label.split()[0], ("E", "U", "u"))
+
+            combined = label.endswith("combined")
+
+            def sj():
+                for l in lines:
+                    doc = parser.parse(l)
+                    body = doc["data"] if combined else doc
+                    for k in keys:
+                        body[k]
+                    del body, doc      # the parser refuses to reuse its buffer while proxies live
+            row["pysimdjson"] = best_cpu(sj, n, repeat, min_seconds)
+        results.append(row)
+    return results
+
+
+def print_table(results):
+    cols = ["fastfeed C-level", "fastfeed decode()", "json.loads", "orjson.loads", "msgspec Struct", "pysimdjson"]
+    print(f"\nns per message (CPU, best of runs) and peer/fastfeed ratios; python {sys.version.split()[0]}")
+    head = f"{'case':22s}" + "".join(f"{c:>19s}" for c in cols)
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(f"{r['case']:22s}" + "".join(f"{r[c]:19.0f}" if c in r else f"{'-':>19s}" for c in cols))
+    print("\nratios (peer time / fastfeed time; higher is better for fastfeed)")
+    print(f"{'case':22s}{'orjson/C':>12s}{'msgspec/C':>12s}{'orjson/decode()':>17s}{'json/C':>10s}{'simdjson/C':>12s}")
+    for r in results:
+        c, p = r["fastfeed C-level"], r["fastfeed decode()"]
+        def ratio(k, base):
+            return f"{r[k] / base:.1f}x" if k in r else "-"
+        print(f"{r['case']:22s}{ratio('orjson.loads', c):>12s}{ratio('msgspec Struct', c):>12s}"
+              f"{ratio('orjson.loads', p):>17s}{ratio('json.loads', c):>10s}{ratio('pysimdjson', c):>12s}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path, default=default_corpus())
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--min-seconds", type=float, default=0.2)
+    args = ap.parse_args()
+    if not args.corpus.is_dir():
+        sys.exit(f"corpus not found: {args.corpus} (set FASTFEED_CORPUS)")
+    print_table(run(args.corpus, args.repeat, args.min_seconds))
+
+
+if __name__ == "__main__":
+    main()

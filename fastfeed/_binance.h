@@ -1,0 +1,321 @@
+/* The Binance payload scanner: one validating pass over a JSON object that collects the
+ * fields fastfeed knows into an ff_fields struct, dispatching on key names (never on key
+ * order) and skipping everything else.  Written in C so that the cursor lives in a
+ * register across the whole object; _decoder.pyx classifies the result and writes rows.
+ */
+#ifndef FASTFEED_BINANCE_H
+#define FASTFEED_BINANCE_H
+
+#include "_json.h"
+
+/* Event types ("e"). */
+enum { EV_NONE = 0, EV_AGGTRADE, EV_TRADE, EV_DEPTH, EV_BOOKTICKER, EV_SHUTDOWN, EV_OTHER };
+
+/* Field slots, one bit each.  Keys "a" and "b" carry different JSON types in different
+ * events (aggregate trade id, ask price, ask levels), so each owns several slots. */
+enum {
+    F_E = 1u << 0, F_T = 1u << 1, F_S = 1u << 2, F_AID = 1u << 3, F_TID = 1u << 4,
+    F_P = 1u << 5, F_Q = 1u << 6, F_FIRST = 1u << 7, F_LAST = 1u << 8, F_M = 1u << 9,
+    F_UU = 1u << 10, F_U = 1u << 11, F_PU = 1u << 12, F_BL = 1u << 13, F_AL = 1u << 14,
+    F_BP = 1u << 15, F_BQ = 1u << 16, F_AP = 1u << 17, F_AQ = 1u << 18, F_NQ = 1u << 19,
+    F_LUID = 1u << 20, F_BIDS = 1u << 21, F_ASKS = 1u << 22, F_EV = 1u << 23,
+    F_CTRL = 1u << 24, F_DATA = 1u << 25, F_STREAM = 1u << 26
+};
+#define KEY_A (F_AID | F_AL | F_AP)
+#define KEY_B (F_BL | F_BP)
+enum { FF_TOO_MANY_LEVELS = 8, FF_TOO_LONG = 10 };
+enum { ST_B = 0, ST_A = 1, ST_BIDS = 2, ST_ASKS = 3 };
+
+typedef struct { double f; int64_t fp; } ff_dec;
+typedef struct { ff_dec price, qty; } ff_level;
+
+typedef struct {
+    uint32_t seen;      /* slot parsed and valid */
+    uint32_t bad;       /* slot present but invalid (reason[] says why) */
+    uint32_t keys;      /* key present, any type */
+    uint8_t reason[32];
+    int ev;
+    int64_t E, T, aid, tid, first, last, UU, u, pu, luid;
+    int m;
+    ff_dec p, q, nq, bp, bq, ap, aq;
+    const uint8_t *s_ptr; Py_ssize_t s_len;
+    const uint8_t *stream_ptr; Py_ssize_t stream_len;
+    ff_level *lv[4]; Py_ssize_t nlv[4];
+} ff_fields;
+
+typedef struct {
+    uint8_t *scratch;           /* escape-decoding arena, reset per payload */
+    Py_ssize_t scratch_cap, scratch_used;
+    Py_ssize_t max_levels;      /* per staging area */
+    uint64_t fp_inexact;
+    int64_t fp_none;
+} ff_ctx;
+
+static inline int ffb_lowest_bit(uint32_t x) { return ff_ctz32(x); }
+
+/* A repeated key replaces the earlier value (as json.loads does): forget what it set. */
+FF_INLINE void ffb_mark_key(ff_fields *F, uint32_t slots) {
+    F->keys |= slots; F->seen &= ~slots; F->bad &= ~slots;
+}
+
+/* Records a field-level problem and returns 0; fatal codes pass through. */
+static inline int ffb_bad(ff_fields *F, uint32_t slot, int r) {
+    if (FF_IS_FATAL(r)) return r;
+    if (slot) { F->bad |= slot; F->reason[ffb_lowest_bit(slot)] = (uint8_t)r; }
+    return 0;
+}
+
+static inline int ffb_skip_wrong_type(ff_scan *s, ff_fields *F, uint32_t slot) {
+    int r = ff_skip_value(s);
+    return r ? r : ffb_bad(F, slot, FF_WRONG_TYPE);
+}
+
+/* A string value, unescaped into the scratch arena when it holds escapes. */
+FF_INLINE int ffb_read_str(ff_ctx *c, ff_scan *s, const uint8_t **out, Py_ssize_t *n) {
+    const uint8_t *st; Py_ssize_t ln; int esc;
+    int r = ff_scan_string(s, &st, &ln, &esc);
+    if (r) return r;
+    if (!esc) { *out = st; *n = ln; return 0; }
+    Py_ssize_t dn = ff_unescape(st, ln, c->scratch + c->scratch_used, c->scratch_cap - c->scratch_used);
+    if (dn < 0) return FF_TOO_LONG;
+    *out = c->scratch + c->scratch_used;
+    *n = dn;
+    c->scratch_used += dn;
+    return 0;
+}
+
+/* A decimal string; s->p at its opening quote.  Field-level errors leave s->p after it. */
+FF_INLINE int ffb_read_dec(ff_ctx *c, ff_scan *s, ff_dec *d) {
+    const uint8_t *st = s->p + 1, *end = s->end, *q;
+    uint64_t iv, fv = 0;
+    Py_ssize_t ic, fc = 0, ln;
+    int inexact = 0, r;
+    /* Fast path: digits [. digits], at most 19 digits, closed by a quote: the shape of
+     * every Binance price and quantity.  m = all digits, value = m / 10**fc. */
+    q = ff_digit_run(st, end, &iv, &ic);
+    if (q < end && *q == '.') q = ff_digit_run(q + 1, end, &fv, &fc);
+    if (q < end && *q == '"' && ic > 0 && ic + fc <= 19) {
+        uint64_t m = iv * ff_pow10_u[fc] + fv;
+        s->p = q + 1;
+        if (m <= (1ULL << 53) && fc <= 22) {
+            d->f = (double)m / ff_pow10_f[fc];    /* exact operands: one correct rounding */
+            if (fc <= FF_FP_DECIMALS) {
+                int sh = FF_FP_DECIMALS - (int)fc;
+                if (m <= ff_int64_div10[sh]) { d->fp = (int64_t)(m * ff_pow10_u[sh]); return 0; }
+            }
+        }
+        /* rarer shapes: let the general parser decide both values */
+        r = ff_parse_decimal(st, q - st, &d->f, &d->fp, c->fp_none, &inexact);
+        c->fp_inexact += inexact;
+        return r;
+    }
+    r = ffb_read_str(c, s, &st, &ln);
+    if (r) return r;
+    r = ff_parse_decimal(st, ln, &d->f, &d->fp, c->fp_none, &inexact);
+    c->fp_inexact += inexact;
+    return r;
+}
+
+FF_INLINE int ffb_field_dec(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, ff_dec *d) {
+    ffb_mark_key(F, slot);
+    if (*s->p != '"') return ffb_skip_wrong_type(s, F, slot);
+    int r = ffb_read_dec(c, s, d);
+    if (r) return ffb_bad(F, slot, r);
+    F->seen |= slot;
+    return 0;
+}
+
+FF_INLINE int ffb_field_int(ff_scan *s, ff_fields *F, uint32_t slot, int64_t *v) {
+    ffb_mark_key(F, slot);
+    int r = ff_parse_int(s, v);
+    if (r) return ffb_bad(F, slot, r);
+    F->seen |= slot;
+    return 0;
+}
+
+static inline int ffb_field_bool(ff_scan *s, ff_fields *F, uint32_t slot, int *v) {
+    int r;
+    ffb_mark_key(F, slot);
+    if (*s->p == 't') { r = ff_skip_literal(s, "true", 4); *v = 1; }
+    else if (*s->p == 'f') { r = ff_skip_literal(s, "false", 5); *v = 0; }
+    else return ffb_skip_wrong_type(s, F, slot);
+    if (r) return r;
+    F->seen |= slot;
+    return 0;
+}
+
+FF_INLINE int ffb_field_str(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot,
+                                const uint8_t **p, Py_ssize_t *n) {
+    ffb_mark_key(F, slot);
+    if (*s->p != '"') return ffb_skip_wrong_type(s, F, slot);
+    int r = ffb_read_str(c, s, p, n);
+    if (r) return ffb_bad(F, slot, r);
+    F->seen |= slot;
+    return 0;
+}
+
+static inline int ffb_field_event(ff_ctx *c, ff_scan *s, ff_fields *F) {
+    const uint8_t *p; Py_ssize_t n;
+    int r = ffb_field_str(c, s, F, F_EV, &p, &n);
+    if (r || !(F->seen & F_EV)) return r;
+    if (n == 8 && memcmp(p, "aggTrade", 8) == 0) F->ev = EV_AGGTRADE;
+    else if (n == 5 && memcmp(p, "trade", 5) == 0) F->ev = EV_TRADE;
+    else if (n == 11 && memcmp(p, "depthUpdate", 11) == 0) F->ev = EV_DEPTH;
+    else if (n == 10 && memcmp(p, "bookTicker", 10) == 0) F->ev = EV_BOOKTICKER;
+    else if (n == 14 && memcmp(p, "serverShutdown", 14) == 0) F->ev = EV_SHUTDOWN;
+    else F->ev = EV_OTHER;
+    return 0;
+}
+
+/* [[price, qty], ...] into staging area st.  Anything else: rescan the value as plain
+ * JSON to find its end, and mark the field bad. */
+static int ffb_field_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, int st) {
+    const uint8_t *start = s->p;
+    ff_level *lv = F->lv[st];
+    Py_ssize_t n = 0;
+    int r = FF_WRONG_TYPE;
+    ffb_mark_key(F, slot);
+    if (*s->p != '[') return ffb_skip_wrong_type(s, F, slot);
+    s->p++;
+    ff_skip_ws(s);
+    if (s->p < s->end && *s->p == ']') { s->p++; F->nlv[st] = 0; F->seen |= slot; return 0; }
+    for (;;) {
+        if (s->p >= s->end || *s->p != '[') break;
+        s->p++;
+        ff_skip_ws(s);
+        if (n >= c->max_levels) { r = FF_TOO_MANY_LEVELS; break; }
+        if (s->p >= s->end || *s->p != '"') break;
+        if ((r = ffb_read_dec(c, s, &lv[n].price))) break;
+        r = FF_WRONG_TYPE;
+        ff_skip_ws(s);
+        if (s->p >= s->end || *s->p != ',') break;
+        s->p++;
+        ff_skip_ws(s);
+        if (s->p >= s->end || *s->p != '"') break;
+        if ((r = ffb_read_dec(c, s, &lv[n].qty))) break;
+        r = FF_WRONG_TYPE;
+        ff_skip_ws(s);
+        if (s->p >= s->end || *s->p != ']') break;
+        s->p++;
+        n++;
+        ff_skip_ws(s);
+        if (s->p < s->end && *s->p == ',') { s->p++; ff_skip_ws(s); continue; }
+        if (s->p < s->end && *s->p == ']') { s->p++; F->nlv[st] = n; F->seen |= slot; return 0; }
+        break;
+    }
+    if (FF_IS_FATAL(r)) return r;
+    s->p = start;
+    int r2 = ff_skip_value(s);
+    return r2 ? r2 : ffb_bad(F, slot, r);
+}
+
+static int ffb_parse_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner);
+
+/* Parses the value of key k[:kn] into F, or skips it.  s->p is at the value. */
+static inline int ffb_dispatch(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner,
+                               const uint8_t *k, Py_ssize_t kn) {
+    uint8_t v;
+    if (kn == 1) {
+        switch (k[0]) {
+        case 'p': return ffb_field_dec(c, s, F, F_P, &F->p);
+        case 'q': return ffb_field_dec(c, s, F, F_Q, &F->q);
+        case 's': return ffb_field_str(c, s, F, F_S, &F->s_ptr, &F->s_len);
+        case 'E': return ffb_field_int(s, F, F_E, &F->E);
+        case 'T': return ffb_field_int(s, F, F_T, &F->T);
+        case 'e': return ffb_field_event(c, s, F);
+        case 'f': return ffb_field_int(s, F, F_FIRST, &F->first);
+        case 'l': return ffb_field_int(s, F, F_LAST, &F->last);
+        case 't': return ffb_field_int(s, F, F_TID, &F->tid);
+        case 'm': return ffb_field_bool(s, F, F_M, &F->m);
+        case 'U': return ffb_field_int(s, F, F_UU, &F->UU);
+        case 'u': return ffb_field_int(s, F, F_U, &F->u);
+        case 'B': return ffb_field_dec(c, s, F, F_BQ, &F->bq);
+        case 'A': return ffb_field_dec(c, s, F, F_AQ, &F->aq);
+        case 'a':
+            ffb_mark_key(F, KEY_A);
+            v = *s->p;
+            if (v == '"') return ffb_field_dec(c, s, F, F_AP, &F->ap);
+            if (v == '[') return ffb_field_levels(c, s, F, F_AL, ST_A);
+            if (v == '-' || ff_is_digit(v)) return ffb_field_int(s, F, F_AID, &F->aid);
+            return ffb_skip_wrong_type(s, F, 0);
+        case 'b':
+            ffb_mark_key(F, KEY_B);
+            v = *s->p;
+            if (v == '"') return ffb_field_dec(c, s, F, F_BP, &F->bp);
+            if (v == '[') return ffb_field_levels(c, s, F, F_BL, ST_B);
+            return ffb_skip_wrong_type(s, F, 0);
+        default: break;
+        }
+    } else if (kn == 2) {
+        if (k[0] == 'p' && k[1] == 'u') return ffb_field_int(s, F, F_PU, &F->pu);
+        if (k[0] == 'n' && k[1] == 'q') return ffb_field_dec(c, s, F, F_NQ, &F->nq);
+        if (k[0] == 'i' && k[1] == 'd') F->keys |= F_CTRL;
+    } else if (kn == 4) {
+        if (memcmp(k, "bids", 4) == 0) return ffb_field_levels(c, s, F, F_BIDS, ST_BIDS);
+        if (memcmp(k, "asks", 4) == 0) return ffb_field_levels(c, s, F, F_ASKS, ST_ASKS);
+        if (memcmp(k, "data", 4) == 0 && inner) {
+            ffb_mark_key(F, F_DATA);
+            if (*s->p == '{') {
+                inner->seen = inner->bad = inner->keys = 0;
+                inner->ev = EV_NONE;
+                int r = ffb_parse_object(c, s, inner, NULL);
+                if (!r) F->seen |= F_DATA;
+                return r;
+            }
+        } else if (memcmp(k, "code", 4) == 0) F->keys |= F_CTRL;
+    } else if (kn == 6) {
+        if (memcmp(k, "stream", 6) == 0 && inner)
+            return ffb_field_str(c, s, F, F_STREAM, &F->stream_ptr, &F->stream_len);
+        if (memcmp(k, "result", 6) == 0) F->keys |= F_CTRL;
+    } else if (kn == 12) {
+        if (memcmp(k, "lastUpdateId", 12) == 0) return ffb_field_int(s, F, F_LUID, &F->luid);
+    } else if ((kn == 3 && memcmp(k, "msg", 3) == 0) || (kn == 5 && memcmp(k, "error", 5) == 0)) {
+        F->keys |= F_CTRL;
+    }
+    return ff_skip_value(s);
+}
+
+/* One JSON object into F; s->p at '{'.  ``inner`` is set at the top level only, where a
+ * "data" object (the combined-stream envelope) is parsed into it. */
+static int ffb_parse_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
+    const uint8_t *kp;
+    Py_ssize_t kn;
+    int esc, r;
+    uint8_t keybuf[32];
+    s->p++;
+    ff_skip_ws(s);
+    if (s->p >= s->end) return FF_TRUNCATED;
+    if (*s->p == '}') { s->p++; return 0; }
+    for (;;) {
+        const uint8_t *p = s->p;
+        /* A key of one plain character, directly followed by ':', is the common case. */
+        if (s->end - p >= 4 && p[0] == '"' && p[2] == '"' && ff_str_class[p[1]] == 0 && p[3] == ':') {
+            kp = p + 1;
+            kn = 1;
+            s->p = p + 4;
+        } else {
+            if (p >= s->end) return FF_TRUNCATED;
+            if (*p != '"') return FF_SYNTAX;
+            if ((r = ff_scan_string(s, &kp, &kn, &esc))) return r;
+            if (esc) {
+                kn = ff_unescape(kp, kn, keybuf, sizeof(keybuf));
+                kp = keybuf;   /* kn < 0 (too long to be ours) matches no key */
+            }
+            ff_skip_ws(s);
+            if (s->p >= s->end) return FF_TRUNCATED;
+            if (*s->p != ':') return FF_SYNTAX;
+            s->p++;
+        }
+        ff_skip_ws(s);
+        if (s->p >= s->end) return FF_TRUNCATED;
+        if ((r = ffb_dispatch(c, s, F, inner, kp, kn))) return r;
+        ff_skip_ws(s);
+        if (s->p >= s->end) return FF_TRUNCATED;
+        uint8_t ch = *s->p++;
+        if (ch == ',') { ff_skip_ws(s); continue; }
+        if (ch == '}') return 0;
+        return FF_SYNTAX;
+    }
+}
+
+#endif

@@ -1,0 +1,121 @@
+cimport cython
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+
+from fastfeed._json cimport ff_scan
+from fastfeed._ring cimport Ring
+from fastfeed._rows cimport DepthRow
+
+# Kind codes (fastfeed.Kind mirrors them).
+cdef enum:
+    K_TRADE = 0
+    K_DEPTH = 1
+    K_TICKER = 2
+    K_PARTIAL = 3
+    K_CONTROL = 4
+    K_UNKNOWN = 5
+    K_ERROR = 6
+
+# Why a payload was rejected (fastfeed.Reject mirrors them).
+cdef enum:
+    R_OK = 0
+    # 1..4 make the whole payload invalid JSON (see _json.pxd: is_fatal)
+    R_TRUNCATED = 1
+    R_SYNTAX = 2
+    R_BAD_UTF8 = 3
+    R_TOO_DEEP = 4
+    # the rest are valid JSON that is not a valid message of its kind
+    R_BAD_NUMBER = 5
+    R_MISSING_FIELD = 6
+    R_WRONG_TYPE = 7
+    R_TOO_MANY_LEVELS = 8
+    R_TOO_MANY_SYMBOLS = 9
+    R_TOO_LONG = 10
+
+cdef enum:
+    N_KINDS = 7
+    N_REJECTS = 11
+
+cdef extern from "_binance.h":
+    ctypedef struct ff_dec "ff_dec":
+        double f            # equals Python's float() of the decimal string
+        int64_t fp          # exact fixed point at 10**-8, or FP_NONE
+    ctypedef struct Level "ff_level":
+        ff_dec price
+        ff_dec qty
+    ctypedef struct Fields "ff_fields":   # one message's collected fields
+        uint32_t seen, bad, keys
+        uint8_t reason[32]
+        int ev
+        int64_t E, T, aid, tid, first, last, UU, u, pu, luid
+        int m
+        ff_dec p, q, nq, bp, bq, ap, aq
+        const uint8_t* s_ptr
+        Py_ssize_t s_len
+        const uint8_t* stream_ptr
+        Py_ssize_t stream_len
+        Level* lv[4]
+        Py_ssize_t nlv[4]
+    ctypedef struct ff_ctx:
+        uint8_t* scratch
+        Py_ssize_t scratch_cap, scratch_used
+        Py_ssize_t max_levels
+        uint64_t fp_inexact
+        int64_t fp_none
+    int ffb_parse_object(ff_ctx* c, ff_scan* s, Fields* F, Fields* inner) noexcept
+
+@cython.final
+cdef class SymbolTable:
+    cdef char* arena
+    cdef Py_ssize_t arena_used, arena_cap
+    cdef uint32_t* offsets      # id -> start in arena (id 0 is the empty name)
+    cdef uint32_t* lengths
+    cdef uint32_t count, max_symbols
+    cdef uint32_t last          # id of the last name looked up
+    cdef uint32_t* slots        # open addressing: 0 = empty, else id
+    cdef uint64_t* hashes
+    cdef uint32_t nslots
+    cdef object _names          # cache of decoded Python names, filled on demand
+
+    cdef int64_t intern(self, const char* p, Py_ssize_t n) noexcept
+
+
+@cython.final
+cdef class BinanceDecoder:
+    cdef readonly Ring trades, depth, tickers, partial
+    cdef readonly SymbolTable symbols
+    cdef Level* stage           # 4 staging areas of max_levels each (outer/inner x bids/asks)
+    cdef ff_ctx ctx             # scanner state: escape arena, level bound, counters
+    cdef uint64_t kind_count[N_KINDS]
+    cdef uint64_t kind_bytes[N_KINDS]
+    cdef uint64_t reject_count[N_REJECTS]
+    cdef char* recent                   # last rejected / unknown payloads (truncated copies)
+    cdef uint32_t recent_len[16]
+    cdef uint32_t recent_full_len[16]
+    cdef uint8_t recent_code[16]
+    cdef uint64_t recent_seq[2]         # per class: rejected (0) and unknown (1)
+    cdef readonly uint32_t default_symbol
+    cdef public object on_control       # callable(dict) or None, cold path
+    cdef readonly object control_messages   # bounded deque of parsed control replies
+    cdef readonly uint64_t shutdown_count   # serverShutdown events seen
+    cdef readonly int64_t last_shutdown_time
+    cdef object _cold_parser
+    cdef readonly uint64_t control_dropped  # control replies that did not parse on the cold path
+
+    # The hot entry point: the listener calls this at C level with the frame payload.
+    cdef int decode_ptr(self, const char* payload, Py_ssize_t n, int64_t recv_ns) noexcept
+
+    cdef Py_ssize_t _decode_lines(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept
+    cdef list _recent(self, int cls)
+    cdef int _reject(self, const char* payload, Py_ssize_t n, int reason) noexcept
+    cdef int _other(self, const char* payload, Py_ssize_t n, int k) noexcept
+    cdef void _remember(self, int cls, const char* payload, Py_ssize_t n, int code) noexcept
+    cdef void _cold_control(self, const char* payload, Py_ssize_t n) noexcept
+    cdef int _check(self, Fields* F, uint32_t req, uint32_t opt) noexcept
+    cdef int _emit(self, Fields* F, int64_t recv_ns) noexcept
+    cdef bint _stream_is_partial(self, const uint8_t* p, Py_ssize_t n) noexcept
+    cdef int64_t _stream_symbol(self, const uint8_t* p, Py_ssize_t n) noexcept
+    cdef int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept
+    cdef int _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept
+    cdef int _emit_depth(self, Fields* F, int64_t recv_ns, uint32_t sym) noexcept
+    cdef void _depth_head(self, DepthRow* row, Fields* F, int64_t recv_ns, uint32_t sym, int64_t T, int64_t pu) noexcept
+    cdef int _emit_partial(self, Fields* F, int64_t recv_ns, uint32_t sym, int64_t last_id, int st_bids, int st_asks) noexcept

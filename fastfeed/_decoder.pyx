@@ -1,0 +1,700 @@
+"""Binance market-stream decoder: payload bytes in, numpy ring rows out (sans-IO).
+
+The hot path is one validating pass over the payload (see _json.h).  It dispatches on key
+names, never on key order, collects the fields it knows into a C struct, skips everything
+else, and only at the end decides the message kind and writes rows.  Nothing on that path
+creates a Python object; control replies and unknown messages take a cold path.
+"""
+import enum
+import logging
+from collections import deque
+
+import simdjson
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from libc.math cimport NAN
+from libc.stdint cimport INT64_MIN, int8_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memchr, memcmp, memcpy, memset
+
+from fastfeed._clock cimport ff_now_ns
+from fastfeed._json cimport (FF_IS_FATAL, ff_parse_decimal, ff_parse_int, ff_scan, ff_scan_string,
+                             ff_skip_literal, ff_skip_value, ff_skip_ws, ff_unescape)
+from fastfeed._ring cimport Ring
+from fastfeed._rows cimport (FP_NONE, ROW_LAST_OF_EVENT, DepthRow, PartialRow, TickerRow,
+                             TradeRow)
+from fastfeed._rows import DEPTH_DTYPE, PARTIAL_DTYPE, TICKER_DTYPE, TRADE_DTYPE
+
+log = logging.getLogger("fastfeed.decoder")
+
+
+class Kind(enum.IntEnum):
+    """What one payload was."""
+    TRADE = K_TRADE        # aggTrade or trade: one row in dec.trades
+    DEPTH = K_DEPTH        # depthUpdate: one row per level in dec.depth
+    TICKER = K_TICKER      # bookTicker: one row in dec.tickers
+    PARTIAL = K_PARTIAL    # partial book depth / REST snapshot: one row per level in dec.partial
+    CONTROL = K_CONTROL    # subscription reply, error reply, serverShutdown: cold path
+    UNKNOWN = K_UNKNOWN    # valid JSON of another kind: counted, no row
+    ERROR = K_ERROR        # invalid payload: counted by reason, no row
+
+
+class Reject(enum.IntEnum):
+    """Why a payload was Kind.ERROR."""
+    TRUNCATED = R_TRUNCATED
+    SYNTAX = R_SYNTAX
+    BAD_UTF8 = R_BAD_UTF8
+    TOO_DEEP = R_TOO_DEEP
+    BAD_NUMBER = R_BAD_NUMBER
+    MISSING_FIELD = R_MISSING_FIELD
+    WRONG_TYPE = R_WRONG_TYPE
+    TOO_MANY_LEVELS = R_TOO_MANY_LEVELS
+    TOO_MANY_SYMBOLS = R_TOO_MANY_SYMBOLS
+    TOO_LONG = R_TOO_LONG
+
+
+cdef tuple _KINDS = tuple(Kind)
+
+cdef extern from "_binance.h":
+    enum:
+        EV_NONE, EV_AGGTRADE, EV_TRADE, EV_DEPTH, EV_BOOKTICKER, EV_SHUTDOWN, EV_OTHER
+        F_E, F_T, F_S, F_AID, F_TID, F_P, F_Q, F_FIRST, F_LAST, F_M, F_UU, F_U, F_PU
+        F_BL, F_AL, F_BP, F_BQ, F_AP, F_AQ, F_NQ, F_LUID, F_BIDS, F_ASKS, F_EV, F_CTRL
+        F_DATA, F_STREAM
+        ST_B, ST_A, ST_BIDS, ST_ASKS
+
+# Fields each kind requires, and the optional ones it uses when present.
+cdef enum:
+    REQ_AGG = F_EV | F_E | F_S | F_AID | F_P | F_Q | F_FIRST | F_LAST | F_T | F_M
+    OPT_AGG = F_NQ
+    REQ_TRADE = F_EV | F_E | F_S | F_TID | F_P | F_Q | F_T | F_M
+    REQ_DEPTH = F_EV | F_E | F_S | F_UU | F_U | F_BL | F_AL
+    OPT_DEPTH = F_T | F_PU
+    REQ_TICKER = F_U | F_S | F_BP | F_BQ | F_AP | F_AQ
+    OPT_TICKER = F_E | F_T
+    REQ_PARTIAL = F_LUID | F_BIDS | F_ASKS
+    OPT_PARTIAL = F_E | F_T
+
+    SCRATCH_BYTES = 4096
+    RECENT_SLOTS = 8
+    RECENT_BYTES = 512
+
+
+cdef inline int lowest_bit(uint32_t x) noexcept:
+    cdef int i = 0
+    while not (x & 1):
+        x >>= 1
+        i += 1
+    return i
+
+
+cdef class SymbolTable:
+    """Symbol names <-> small integer ids, without a Python object per lookup.
+
+    Id 0 is the empty name (a row whose symbol is unknown, e.g. spot partial depth on a
+    raw stream without a default symbol).
+    """
+
+    def __cinit__(self, uint32_t max_symbols=16384):
+        cdef uint32_t nslots = 1
+        while nslots < 2 * (max_symbols + 1):
+            nslots <<= 1
+        self.max_symbols = max_symbols
+        self.nslots = nslots
+        self.arena_cap = 1 << 14
+        self.arena = <char*>PyMem_Malloc(self.arena_cap)
+        self.offsets = <uint32_t*>PyMem_Malloc((max_symbols + 1) * sizeof(uint32_t))
+        self.lengths = <uint32_t*>PyMem_Malloc((max_symbols + 1) * sizeof(uint32_t))
+        self.hashes = <uint64_t*>PyMem_Malloc((max_symbols + 1) * sizeof(uint64_t))
+        self.slots = <uint32_t*>PyMem_Malloc(nslots * sizeof(uint32_t))
+        if not (self.arena and self.offsets and self.lengths and self.hashes and self.slots):
+            raise MemoryError()
+        memset(self.slots, 0, nslots * sizeof(uint32_t))
+        self.offsets[0] = 0
+        self.lengths[0] = 0
+        self.hashes[0] = 0
+        self.count = 1
+        self.last = 0
+        self.arena_used = 0
+        self._names = [""]
+
+    def __dealloc__(self):
+        PyMem_Free(self.arena)
+        PyMem_Free(self.offsets)
+        PyMem_Free(self.lengths)
+        PyMem_Free(self.hashes)
+        PyMem_Free(self.slots)
+
+    cdef int64_t intern(self, const char* p, Py_ssize_t n) noexcept:
+        """Id of the name p[:n], added if new; -1 when the table is full."""
+        if n == 0:
+            return 0
+        # Consecutive messages mostly carry the same symbol: check the last one first.
+        if self.lengths[self.last] == n and memcmp(self.arena + self.offsets[self.last], p, n) == 0:
+            return self.last
+        cdef uint64_t h = 1469598103934665603ULL     # FNV-1a
+        cdef Py_ssize_t i
+        for i in range(n):
+            h = (h ^ <uint8_t>p[i]) * 1099511628211ULL
+        cdef uint32_t mask = self.nslots - 1
+        cdef uint32_t j = <uint32_t>(h ^ (h >> 32)) & mask
+        cdef uint32_t sid
+        while True:
+            sid = self.slots[j]
+            if sid == 0:
+                break
+            if (self.hashes[sid] == h and self.lengths[sid] == n
+                    and memcmp(self.arena + self.offsets[sid], p, n) == 0):
+                self.last = sid
+                return sid
+            j = (j + 1) & mask
+        if self.count > self.max_symbols or n > 0xFFFF:
+            return -1
+        cdef Py_ssize_t need = self.arena_used + n
+        cdef char* grown
+        if need > self.arena_cap:
+            while need > self.arena_cap:
+                self.arena_cap *= 2
+            grown = <char*>PyMem_Realloc(self.arena, self.arena_cap)
+            if grown == NULL:
+                return -1
+            self.arena = grown
+        sid = self.count
+        memcpy(self.arena + self.arena_used, p, n)
+        self.offsets[sid] = <uint32_t>self.arena_used
+        self.lengths[sid] = <uint32_t>n
+        self.hashes[sid] = h
+        self.arena_used = need
+        self.slots[j] = sid
+        self.count += 1
+        self.last = sid
+        return sid
+
+    def name(self, Py_ssize_t i):
+        """The name of symbol id i."""
+        if i < 0 or i >= self.count:
+            raise IndexError(f"no symbol id {i}")
+        while len(self._names) < self.count:
+            k = len(self._names)
+            self._names.append(self.arena[self.offsets[k]:self.offsets[k] + self.lengths[k]]
+                               .decode("utf-8", "surrogatepass"))
+        return self._names[i]
+
+    def id(self, name):
+        """The id of a name, adding it if new (names are case-sensitive: Binance's "s" is upper case)."""
+        b = name.encode("utf-8", "surrogatepass") if isinstance(name, str) else bytes(name)
+        cdef int64_t sid = self.intern(b, len(b))
+        if sid < 0:
+            raise OverflowError("symbol table is full")
+        return sid
+
+    def __len__(self):
+        return self.count
+
+    def names(self):
+        """All names, indexed by id."""
+        return [self.name(i) for i in range(self.count)]
+
+
+cdef inline bint is_pow2(Py_ssize_t n):
+    return n > 0 and (n & (n - 1)) == 0
+
+
+cdef class BinanceDecoder:
+    """Decodes Binance market-stream payloads into numpy ring buffers.
+
+    Rings: ``trades`` (aggTrade, trade), ``depth`` (diff depth, one row per level),
+    ``tickers`` (bookTicker), ``partial`` (partial depth and REST snapshots, one row per
+    level).  Capacities are powers of two.  ``max_levels`` bounds the levels one side of
+    one message may carry (the REST snapshot maximum is 5000).
+    """
+
+    def __cinit__(self, Py_ssize_t trades=1 << 16, Py_ssize_t depth=1 << 17,
+                  Py_ssize_t tickers=1 << 16, Py_ssize_t partial=1 << 14,
+                  Py_ssize_t max_levels=5000, uint32_t max_symbols=16384,
+                  Py_ssize_t control_maxlen=256, default_symbol=None):
+        for name, cap in (("trades", trades), ("depth", depth), ("tickers", tickers), ("partial", partial)):
+            if not is_pow2(cap):
+                raise ValueError(f"{name} capacity must be a power of two, got {cap}")
+        if max_levels < 1:
+            raise ValueError("max_levels must be >= 1")
+        self.trades = Ring(TRADE_DTYPE, trades)
+        self.depth = Ring(DEPTH_DTYPE, depth)
+        self.tickers = Ring(TICKER_DTYPE, tickers)
+        self.partial = Ring(PARTIAL_DTYPE, partial)
+        self.symbols = SymbolTable(max_symbols)
+        self.ctx.max_levels = max_levels
+        self.ctx.fp_inexact = 0
+        self.ctx.fp_none = FP_NONE
+        self.ctx.scratch_cap = SCRATCH_BYTES
+        self.ctx.scratch_used = 0
+        self.ctx.scratch = <uint8_t*>PyMem_Malloc(SCRATCH_BYTES)
+        self.stage = <Level*>PyMem_Malloc(8 * max_levels * sizeof(Level))
+        self.recent = <char*>PyMem_Malloc(2 * RECENT_SLOTS * RECENT_BYTES)
+        if not (self.stage and self.ctx.scratch and self.recent):
+            raise MemoryError()
+        memset(self.kind_count, 0, sizeof(self.kind_count))
+        memset(self.kind_bytes, 0, sizeof(self.kind_bytes))
+        memset(self.reject_count, 0, sizeof(self.reject_count))
+        memset(self.recent_len, 0, sizeof(self.recent_len))
+        memset(self.recent_full_len, 0, sizeof(self.recent_full_len))
+        memset(self.recent_code, 0, sizeof(self.recent_code))
+        self.recent_seq[0] = 0
+        self.recent_seq[1] = 0
+        self.on_control = None
+        self.control_messages = deque(maxlen=control_maxlen)
+        self.shutdown_count = 0
+        self.last_shutdown_time = -1
+        self.control_dropped = 0
+        self._cold_parser = simdjson.Parser()
+        self.default_symbol = 0
+        if default_symbol is not None:
+            self.set_default_symbol(default_symbol)
+
+    def __dealloc__(self):
+        PyMem_Free(self.stage)
+        PyMem_Free(self.ctx.scratch)
+        PyMem_Free(self.recent)
+
+    # ------------------------------------------------------------------ Python API
+
+    def decode(self, payload, int64_t recv_ns=0):
+        """Decodes one payload (bytes, bytearray or any contiguous buffer) -> Kind.
+
+        ``recv_ns`` is the receive time written into the rows; 0 reads the wall clock.
+        Never raises for a bad payload: it returns Kind.ERROR and counts the reason.
+        """
+        cdef Py_buffer view
+        cdef int k
+        if PyBytes_CheckExact(payload):
+            k = self.decode_ptr(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), recv_ns)
+        elif PyByteArray_CheckExact(payload):
+            k = self.decode_ptr(PyByteArray_AS_STRING(payload), PyByteArray_GET_SIZE(payload), recv_ns)
+        else:
+            PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+            try:
+                k = self.decode_ptr(<const char*>view.buf, view.len, recv_ns)
+            finally:
+                PyBuffer_Release(&view)
+        return <object>_KINDS[k]
+
+    def decode_lines(self, buffer, int64_t recv_ns=0):
+        """Decodes newline-separated payloads in one C-level loop; returns how many.
+
+        Empty lines are skipped.  One receive time (``recv_ns``, or the clock read once)
+        stamps the whole batch.
+        """
+        cdef Py_buffer view
+        PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
+        try:
+            return self._decode_lines(<const char*>view.buf, view.len, recv_ns)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef Py_ssize_t _decode_lines(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept:
+        cdef const char* end = p + n
+        cdef const char* nl
+        cdef Py_ssize_t count = 0
+        if recv_ns == 0:
+            recv_ns = ff_now_ns()
+        while p < end:
+            nl = <const char*>memchr(p, b'\n', end - p)
+            if nl == NULL:
+                nl = end
+            if nl > p and not (nl - p == 1 and p[0] == b'\r'):
+                self.decode_ptr(p, nl - p, recv_ns)
+                count += 1
+            p = nl + 1
+        return count
+
+    def set_default_symbol(self, name):
+        """Symbol for payloads that carry none (spot partial depth on a raw /ws stream)."""
+        self.default_symbol = self.symbols.id(name.upper() if isinstance(name, str) else name)
+
+    def symbol(self, Py_ssize_t i):
+        """Name of symbol id i."""
+        return self.symbols.name(i)
+
+    def symbol_id(self, name):
+        """Id of a symbol name (added if new)."""
+        return self.symbols.id(name)
+
+    @property
+    def counts(self):
+        """Payloads decoded, by Kind."""
+        return {kind: self.kind_count[<int>kind] for kind in Kind}
+
+    @property
+    def bytes_by_kind(self):
+        """Payload bytes decoded, by Kind."""
+        return {kind: self.kind_bytes[<int>kind] for kind in Kind}
+
+    @property
+    def errors(self):
+        """Rejected payloads, by Reject reason (every reason listed, zeros included)."""
+        return {r: self.reject_count[<int>r] for r in Reject}
+
+    @property
+    def inexact_fixed_point(self):
+        """Decimals whose *_fp field holds FP_NONE (no exact int64 at scale 1e-8)."""
+        return self.ctx.fp_inexact
+
+    def recent_rejected(self):
+        """The last rejected payloads, oldest first: (Reject, payload head, full length)."""
+        return self._recent(0)
+
+    def recent_unknown(self):
+        """The last UNKNOWN payloads, oldest first: (None, payload head, full length)."""
+        return [(None, b, n) for _, b, n in self._recent(1)]
+
+    cdef list _recent(self, int cls):
+        out = []
+        cdef uint64_t seq = self.recent_seq[cls]
+        cdef uint64_t i
+        cdef int slot
+        for i in range(seq - min(seq, RECENT_SLOTS), seq):
+            slot = cls * RECENT_SLOTS + <int>(i % RECENT_SLOTS)
+            out.append((Reject(self.recent_code[slot]) if cls == 0 else None,
+                        self.recent[slot * RECENT_BYTES:slot * RECENT_BYTES + self.recent_len[slot]],
+                        self.recent_full_len[slot]))
+        return out
+
+    def stats(self):
+        """Counters as plain Python values."""
+        return {
+            "counts": {k.name.lower(): v for k, v in self.counts.items()},
+            "bytes": {k.name.lower(): v for k, v in self.bytes_by_kind.items()},
+            "rejected": {r.name.lower(): v for r, v in self.errors.items() if v},
+            "inexact_fixed_point": self.ctx.fp_inexact,
+            "control_dropped": self.control_dropped,
+            "shutdowns": self.shutdown_count,
+            "symbols": len(self.symbols) - 1,
+            "rows": {"trades": self.trades.written, "depth": self.depth.written,
+                     "tickers": self.tickers.written, "partial": self.partial.written},
+        }
+
+    # ------------------------------------------------------------------ hot path
+
+    cdef int decode_ptr(self, const char* payload, Py_ssize_t n, int64_t recv_ns) noexcept:
+        cdef Fields outer, inner
+        cdef ff_scan s
+        cdef int r, k
+        cdef Fields* F
+        cdef bint envelope
+        self.ctx.scratch_used = 0
+        s.p = <const uint8_t*>payload
+        s.end = s.p + n
+        outer.seen = outer.bad = outer.keys = 0
+        inner.seen = inner.bad = inner.keys = 0
+        outer.ev = inner.ev = EV_NONE
+        for r in range(4):
+            outer.lv[r] = self.stage + r * self.ctx.max_levels
+            inner.lv[r] = self.stage + (4 + r) * self.ctx.max_levels
+            outer.nlv[r] = inner.nlv[r] = 0
+
+        ff_skip_ws(&s)
+        if s.p >= s.end:
+            return self._reject(payload, n, R_TRUNCATED)
+        if s.p[0] == b'{':
+            r = ffb_parse_object(&self.ctx, &s, &outer, &inner)
+        else:
+            r = ff_skip_value(&s)
+            if r == 0:
+                ff_skip_ws(&s)
+                if s.p != s.end:
+                    r = R_SYNTAX
+            if r:
+                return self._reject(payload, n, r)
+            return self._other(payload, n, K_UNKNOWN)
+        if r == 0:
+            ff_skip_ws(&s)
+            if s.p != s.end:
+                r = R_SYNTAX
+        if r:
+            return self._reject(payload, n, r)
+
+        if recv_ns == 0:
+            recv_ns = ff_now_ns()
+        envelope = (outer.seen & F_STREAM) and (outer.keys & F_DATA)
+        if envelope:
+            if not (outer.seen & F_DATA):
+                return self._other(payload, n, K_UNKNOWN)   # data is not an object (e.g. an array)
+            F = &inner
+            F.stream_ptr = outer.stream_ptr
+            F.stream_len = outer.stream_len
+        else:
+            F = &outer
+            F.stream_len = -1
+        k = self._emit(F, recv_ns)
+        if k >= K_ERROR:
+            return self._reject(payload, n, k - K_ERROR)
+        if k == K_CONTROL or k == K_UNKNOWN:
+            return self._other(payload, n, k)
+        self.kind_count[k] += 1
+        self.kind_bytes[k] += n
+        return k
+
+    cdef int _reject(self, const char* payload, Py_ssize_t n, int reason) noexcept:
+        self.kind_count[K_ERROR] += 1
+        self.kind_bytes[K_ERROR] += n
+        self.reject_count[reason] += 1
+        self._remember(0, payload, n, reason)
+        return K_ERROR
+
+    cdef int _other(self, const char* payload, Py_ssize_t n, int k) noexcept:
+        self.kind_count[k] += 1
+        self.kind_bytes[k] += n
+        if k == K_CONTROL:
+            self._cold_control(payload, n)
+        else:
+            self._remember(1, payload, n, 0)
+        return k
+
+    cdef void _remember(self, int cls, const char* payload, Py_ssize_t n, int code) noexcept:
+        cdef int slot = cls * RECENT_SLOTS + <int>(self.recent_seq[cls] % RECENT_SLOTS)
+        cdef Py_ssize_t m = n if n < RECENT_BYTES else RECENT_BYTES
+        memcpy(self.recent + slot * RECENT_BYTES, payload, m)
+        self.recent_len[slot] = <uint32_t>m
+        self.recent_full_len[slot] = <uint32_t>n if n < 0xFFFFFFFF else 0xFFFFFFFF
+        self.recent_code[slot] = <uint8_t>code
+        self.recent_seq[cls] += 1
+
+    cdef void _cold_control(self, const char* payload, Py_ssize_t n) noexcept:
+        # Cold path: subscription replies, errors, serverShutdown.  Rare, so it may allocate.
+        try:
+            msg = self._cold_parser.parse(PyBytes_FromStringAndSize(payload, n), True)
+            body = msg.get("data", msg) if isinstance(msg, dict) and "stream" in msg else msg
+            if isinstance(body, dict) and body.get("e") == "serverShutdown":
+                self.shutdown_count += 1
+                t = body.get("E")
+                self.last_shutdown_time = t if isinstance(t, int) else -1
+                log.warning("serverShutdown received (E=%s)", t)
+            self.control_messages.append(msg)
+            if self.on_control is not None:
+                self.on_control(msg)
+        except BaseException:
+            self.control_dropped += 1
+            log.exception("control message handling failed")
+
+    # ------------------------------------------------------------------ rows
+
+    cdef int _check(self, Fields* F, uint32_t req, uint32_t opt) noexcept:
+        """0 when every required field is valid and no used optional field is bad."""
+        cdef uint32_t badu = F.bad & (req | opt)
+        cdef int b
+        if badu:
+            return F.reason[lowest_bit(badu)]
+        cdef uint32_t missing = req & ~F.seen
+        if missing:
+            b = lowest_bit(missing)
+            return R_WRONG_TYPE if F.keys & ((<uint32_t>1) << b) else R_MISSING_FIELD
+        return 0
+
+    cdef int _emit(self, Fields* F, int64_t recv_ns) noexcept:
+        """Classifies the collected fields and writes rows.  Returns a Kind, or
+        K_ERROR + reason."""
+        cdef int r
+        cdef bint partial_stream = False
+        cdef int64_t sym
+        if F.stream_len > 0:
+            partial_stream = self._stream_is_partial(F.stream_ptr, F.stream_len)
+        if F.keys & F_EV:
+            if not (F.seen & F_EV):
+                return K_ERROR + (F.reason[lowest_bit(F_EV)] if F.bad & F_EV else R_WRONG_TYPE)
+            if F.ev == EV_AGGTRADE:
+                r = self._check(F, REQ_AGG, OPT_AGG)
+                return K_ERROR + r if r else self._emit_trade(F, recv_ns, True)
+            if F.ev == EV_TRADE:
+                r = self._check(F, REQ_TRADE, 0)
+                return K_ERROR + r if r else self._emit_trade(F, recv_ns, False)
+            if F.ev == EV_DEPTH:
+                r = self._check(F, REQ_DEPTH, OPT_DEPTH)
+                if r:
+                    return K_ERROR + r
+                sym = self.symbols.intern(<const char*>F.s_ptr, F.s_len)
+                if sym < 0:
+                    return K_ERROR + R_TOO_MANY_SYMBOLS
+                if partial_stream:
+                    return self._emit_partial(F, recv_ns, <uint32_t>sym, F.u, ST_B, ST_A)
+                return self._emit_depth(F, recv_ns, <uint32_t>sym)
+            if F.ev == EV_BOOKTICKER:
+                r = self._check(F, REQ_TICKER, OPT_TICKER)
+                return K_ERROR + r if r else self._emit_ticker(F, recv_ns)
+            if F.ev == EV_SHUTDOWN:
+                return K_CONTROL
+            return K_UNKNOWN
+        if F.keys & F_LUID:
+            r = self._check(F, REQ_PARTIAL, OPT_PARTIAL)
+            if r:
+                return K_ERROR + r
+            if F.stream_len > 0:
+                sym = self._stream_symbol(F.stream_ptr, F.stream_len)
+            else:
+                sym = self.default_symbol
+            if sym < 0:
+                return K_ERROR + R_TOO_MANY_SYMBOLS
+            return self._emit_partial(F, recv_ns, <uint32_t>sym, F.luid, ST_BIDS, ST_ASKS)
+        if (F.keys & F_U) and (F.keys & F_S):
+            r = self._check(F, REQ_TICKER, OPT_TICKER)
+            return K_ERROR + r if r else self._emit_ticker(F, recv_ns)
+        if F.keys & F_CTRL:
+            return K_CONTROL
+        return K_UNKNOWN
+
+    cdef bint _stream_is_partial(self, const uint8_t* p, Py_ssize_t n) noexcept:
+        # "<symbol>@depth<N>[@speed]" is partial depth; "<symbol>@depth[@speed]" is diff depth.
+        cdef const uint8_t* at = <const uint8_t*>memchr(p, b'@', n)
+        if at == NULL:
+            return False
+        cdef Py_ssize_t rest = n - (at - p) - 1
+        return rest >= 6 and memcmp(at + 1, b"depth", 5) == 0 and b'0' <= at[6] <= b'9'
+
+    cdef int64_t _stream_symbol(self, const uint8_t* p, Py_ssize_t n) noexcept:
+        # Stream names carry the symbol in lower case; rows use Binance's upper-case "s".
+        cdef const uint8_t* at = <const uint8_t*>memchr(p, b'@', n)
+        cdef Py_ssize_t m = (at - p) if at != NULL else n
+        cdef uint8_t buf[64]
+        cdef Py_ssize_t i
+        if m > 64:
+            return self.symbols.intern(<const char*>p, m)
+        for i in range(m):
+            buf[i] = p[i] - 32 if b'a' <= p[i] <= b'z' else p[i]
+        return self.symbols.intern(<const char*>buf, m)
+
+    cdef int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept:
+        cdef int64_t sym = self.symbols.intern(<const char*>F.s_ptr, F.s_len)
+        if sym < 0:
+            return K_ERROR + R_TOO_MANY_SYMBOLS
+        cdef TradeRow* row = <TradeRow*>self.trades.reserve(0)
+        row.recv_ns = recv_ns
+        row.event_time = F.E
+        row.trade_time = F.T
+        if agg:
+            row.trade_id = F.aid
+            row.first_id = F.first
+            row.last_id = F.last
+        else:
+            row.trade_id = row.first_id = row.last_id = F.tid
+        row.price = F.p.f
+        row.qty = F.q.f
+        row.price_fp = F.p.fp
+        row.qty_fp = F.q.fp
+        row.normal_qty = F.nq.f if F.seen & F_NQ else NAN
+        row.symbol = <uint32_t>sym
+        row.buyer_maker = F.m
+        row.is_agg = agg
+        self.trades.commit(1)
+        return K_TRADE
+
+    cdef int _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept:
+        cdef int64_t sym = self.symbols.intern(<const char*>F.s_ptr, F.s_len)
+        if sym < 0:
+            return K_ERROR + R_TOO_MANY_SYMBOLS
+        cdef TickerRow* row = <TickerRow*>self.tickers.reserve(0)
+        row.recv_ns = recv_ns
+        row.event_time = F.E if F.seen & F_E else -1
+        row.transact_time = F.T if F.seen & F_T else -1
+        row.update_id = F.u
+        row.bid_price = F.bp.f
+        row.bid_qty = F.bq.f
+        row.ask_price = F.ap.f
+        row.ask_qty = F.aq.f
+        row.bid_price_fp = F.bp.fp
+        row.bid_qty_fp = F.bq.fp
+        row.ask_price_fp = F.ap.fp
+        row.ask_qty_fp = F.aq.fp
+        row.symbol = <uint32_t>sym
+        self.tickers.commit(1)
+        return K_TICKER
+
+    cdef int _emit_depth(self, Fields* F, int64_t recv_ns, uint32_t sym) noexcept:
+        cdef Py_ssize_t nb = F.nlv[ST_B], na = F.nlv[ST_A]
+        cdef Py_ssize_t total = nb + na
+        cdef Py_ssize_t i, j = 0
+        cdef int side
+        cdef Level* lv
+        cdef DepthRow* row
+        if <uint64_t>total > self.depth.cap:
+            return K_ERROR + R_TOO_MANY_LEVELS
+        cdef int64_t T = F.T if F.seen & F_T else -1
+        cdef int64_t pu = F.pu if F.seen & F_PU else -1
+        if total == 0:
+            # No level changed, but the update ids still advance: keep the chain visible.
+            row = <DepthRow*>self.depth.reserve(0)
+            self._depth_head(row, F, recv_ns, sym, T, pu)
+            row.side = -1
+            row.price = row.qty = NAN
+            row.price_fp = row.qty_fp = FP_NONE
+            row.flags = ROW_LAST_OF_EVENT
+            self.depth.commit(1)
+            return K_DEPTH
+        for side in range(2):
+            lv = F.lv[ST_B + side]
+            for i in range(F.nlv[ST_B + side]):
+                row = <DepthRow*>self.depth.reserve(j)
+                self._depth_head(row, F, recv_ns, sym, T, pu)
+                row.side = <int8_t>side
+                row.price = lv[i].price.f
+                row.qty = lv[i].qty.f
+                row.price_fp = lv[i].price.fp
+                row.qty_fp = lv[i].qty.fp
+                row.flags = 0
+                j += 1
+        row.flags = ROW_LAST_OF_EVENT
+        self.depth.commit(total)
+        return K_DEPTH
+
+    cdef void _depth_head(self, DepthRow* row, Fields* F, int64_t recv_ns, uint32_t sym,
+                                 int64_t T, int64_t pu) noexcept:
+        row.recv_ns = recv_ns
+        row.event_time = F.E
+        row.transact_time = T
+        row.first_id = F.UU
+        row.last_id = F.u
+        row.prev_last_id = pu
+        row.symbol = sym
+
+    cdef int _emit_partial(self, Fields* F, int64_t recv_ns, uint32_t sym, int64_t last_id,
+                           int st_bids, int st_asks) noexcept:
+        cdef Py_ssize_t total = F.nlv[st_bids] + F.nlv[st_asks]
+        cdef Py_ssize_t i, j = 0
+        cdef int side
+        cdef Level* lv
+        cdef PartialRow* row
+        if <uint64_t>total > self.partial.cap:
+            return K_ERROR + R_TOO_MANY_LEVELS
+        cdef int64_t E = F.E if F.seen & F_E else -1
+        if total == 0:
+            row = <PartialRow*>self.partial.reserve(0)
+            row.recv_ns = recv_ns
+            row.event_time = E
+            row.last_id = last_id
+            row.symbol = sym
+            row.level = 0
+            row.side = -1
+            row.price = row.qty = NAN
+            row.price_fp = row.qty_fp = FP_NONE
+            row.flags = ROW_LAST_OF_EVENT
+            self.partial.commit(1)
+            return K_PARTIAL
+        for side in range(2):
+            lv = F.lv[st_asks if side else st_bids]
+            for i in range(F.nlv[st_asks if side else st_bids]):
+                row = <PartialRow*>self.partial.reserve(j)
+                row.recv_ns = recv_ns
+                row.event_time = E
+                row.last_id = last_id
+                row.symbol = sym
+                row.level = <uint16_t>i if i < 0xFFFF else 0xFFFF
+                row.side = <int8_t>side
+                row.price = lv[i].price.f
+                row.qty = lv[i].qty.f
+                row.price_fp = lv[i].price.fp
+                row.qty_fp = lv[i].qty.fp
+                row.flags = 0
+                j += 1
+        row.flags = ROW_LAST_OF_EVENT
+        self.partial.commit(total)
+        return K_PARTIAL

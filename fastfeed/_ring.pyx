@@ -1,0 +1,121 @@
+"""Preallocated numpy ring buffers with a monotonic 64-bit write sequence."""
+from collections import namedtuple
+
+import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
+
+ReadResult = namedtuple("ReadResult", ["rows", "cursor", "lost"])
+ReadResult.__doc__ = """Result of Ring.read: the rows since the cursor, the cursor to pass next
+time, and how many rows were overwritten before the reader got to them."""
+
+
+cdef class Ring:
+    """A fixed-capacity ring of numpy structured rows.
+
+    ``written`` counts every row ever committed; row ``seq`` lives at index
+    ``seq % capacity`` until ``capacity`` newer rows overwrite it.  Readers keep their own
+    cursor (a sequence number), so any number of readers can share one ring.
+    """
+
+    def __cinit__(self, dtype, Py_ssize_t capacity):
+        if capacity < 1 or capacity & (capacity - 1):
+            raise ValueError(f"ring capacity must be a power of two, got {capacity}")
+        arr = np.zeros(capacity, dtype=dtype)
+        self.base = <char*>cnp.PyArray_DATA(arr)
+        arr.flags.writeable = False   # C writes through base; Python readers get read-only views
+        self.array = arr
+        self.itemsize = arr.dtype.itemsize
+        self.cap = <uint64_t>capacity
+        self.mask = self.cap - 1
+        self._written = 0
+
+    @property
+    def written(self):
+        """Total rows ever written (monotonic)."""
+        return self._written
+
+    @property
+    def capacity(self):
+        return self.cap
+
+    @property
+    def dtype(self):
+        return self.array.dtype
+
+    @property
+    def oldest(self):
+        """Sequence number of the oldest row still held."""
+        return self._written - self.cap if self._written > self.cap else 0
+
+    def __len__(self):
+        return min(self._written, self.cap)
+
+    def tail(self, Py_ssize_t n):
+        """Copy of the last ``n`` rows (fewer if fewer are held), oldest first."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        cdef uint64_t avail = min(self._written, self.cap)
+        cdef uint64_t k = min(<uint64_t>n, avail)
+        return self._rows(self._written - k, self._written, True)
+
+    def read(self, cursor=0, limit=None):
+        """Rows committed since ``cursor``: returns ``ReadResult(rows, cursor, lost)``.
+
+        ``rows`` is a zero-copy read-only view when the rows sit contiguously in the
+        ring, and a copy when they wrap around its end.  A view stays valid only until
+        the writer runs again (the next decode; in a feed, the next event-loop turn):
+        copy what you keep.  ``lost`` is exactly how many rows since ``cursor`` were
+        overwritten before this read; the returned cursor already skips them.
+        ``limit`` caps the number of rows returned (the cursor then stops there).
+        """
+        cdef uint64_t w = self._written
+        if cursor < 0 or cursor > w:
+            raise ValueError(f"cursor {cursor} is outside 0..{w}")
+        cdef uint64_t cur = <uint64_t>cursor
+        cdef uint64_t oldest = w - self.cap if w > self.cap else 0
+        cdef uint64_t lost = 0
+        if cur < oldest:
+            lost = oldest - cur
+            cur = oldest
+        cdef uint64_t end = w
+        if limit is not None and end - cur > <uint64_t>limit:
+            end = cur + <uint64_t>limit
+        return ReadResult(self._rows(cur, end, False), end, lost)
+
+    def reader(self, start="now"):
+        """A RingReader positioned at the current end (``"now"``) or the oldest row."""
+        return RingReader(self, self._written if start == "now" else self.oldest)
+
+    cdef object _rows(self, uint64_t start, uint64_t end, bint copy):
+        cdef uint64_t i0 = start & self.mask
+        cdef uint64_t n = end - start
+        if i0 + n <= self.cap:
+            view = self.array[i0:i0 + n]
+            return view.copy() if copy else view
+        return np.concatenate((self.array[i0:], self.array[:i0 + n - self.cap]))
+
+    def __repr__(self):
+        return f"<Ring {self.array.dtype.names[:3]}... capacity={self.cap} written={self._written}>"
+
+
+class RingReader:
+    """A cursor over one ring that also totals what it lost to overwrites."""
+
+    __slots__ = ("ring", "cursor", "lost")
+
+    def __init__(self, ring, cursor=0):
+        self.ring = ring
+        self.cursor = cursor
+        self.lost = 0
+
+    def read(self, limit=None):
+        """New rows since the last read (a view or a copy, see Ring.read)."""
+        rows, self.cursor, lost = self.ring.read(self.cursor, limit)
+        self.lost += lost
+        return rows
+
+    @property
+    def pending(self):
+        return self.ring.written - self.cursor
