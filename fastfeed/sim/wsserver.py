@@ -177,6 +177,8 @@ class SimConnection(WSListener):
         self.server._unregister(self)
         if not self.closed.done():
             self.closed.set_result(None)
+        # Closed connections stay listed for tests; their TLS transport and buffers must not.
+        self.transport = None
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -288,7 +290,8 @@ class SimConnection(WSListener):
 
     def write_raw(self, data) -> None:
         """Write pre-framed bytes straight to the TLS transport (blast mode)."""
-        self.transport.underlying_transport.write(data)
+        if self.transport is not None:
+            self.transport.underlying_transport.write(data)
 
     async def wait_writable(self) -> None:
         await self._can_write.wait()

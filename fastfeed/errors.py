@@ -1,0 +1,45 @@
+"""fastfeed's exception hierarchy.  Everything the feed raises derives from :class:`FeedError`."""
+from __future__ import annotations
+
+from typing import Optional
+
+
+class FeedError(Exception):
+    """Base class of every fastfeed feed error."""
+
+
+class ConnectError(FeedError):
+    """TCP connect, DNS or timeout failure while opening a connection."""
+
+
+class HandshakeError(ConnectError):
+    """The server answered the WebSocket upgrade with an HTTP status other than 101."""
+
+    def __init__(self, status: Optional[int], message: str = "",
+                 retry_after: Optional[float] = None):
+        super().__init__(f"handshake refused: HTTP {status} {message}".strip())
+        self.status = status
+        self.retry_after = retry_after
+
+
+class TLSVerificationError(ConnectError):
+    """The server's certificate did not verify (unknown CA, wrong host name, expired)."""
+
+
+class SubscriptionError(FeedError):
+    """The exchange rejected a SUBSCRIBE/UNSUBSCRIBE (``code``, ``msg`` from its reply), or
+    the reply did not come within the acknowledgement timeout (``code`` is None)."""
+
+    def __init__(self, code: Optional[int], msg: str, request_id=None):
+        super().__init__(f"subscription error {code}: {msg}" + (f" (id {request_id})" if request_id is not None else ""))
+        self.code = code
+        self.msg = msg
+        self.request_id = request_id
+
+
+class ProtocolError(FeedError):
+    """The peer broke the WebSocket protocol (oversized frame, bad fragment sequence)."""
+
+
+__all__ = ["FeedError", "ConnectError", "HandshakeError", "TLSVerificationError",
+           "SubscriptionError", "ProtocolError"]

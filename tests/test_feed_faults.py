@@ -1,0 +1,163 @@
+"""The feed against every simulator fault: it recovers, nothing is duplicated, and every
+missing message sits behind a gap marker."""
+import asyncio
+import time
+
+import pytest
+
+from fastfeed.errors import SubscriptionError, TLSVerificationError
+from fastfeed.feed import EventReason
+from fastfeed.sim import ExchangeSimulator
+from feed_fixtures import check_depth, check_trades, make_feed, pump, until
+from sim_fixtures import run
+
+STREAMS = ["btcusdt@aggTrade", "btcusdt@depth@100ms", "ethusdt@aggTrade", "ethusdt@depth@100ms"]
+SIM = dict(seed=3, rate=200, interval_scale=0.2)
+
+
+def scenario(fault, *, sim_kw=None, feed_kw=None, settle=0.4, after=0.6, expect=None):
+    async def body():
+        async with ExchangeSimulator(**dict(SIM, **(sim_kw or {}))) as sim:
+            async with make_feed(sim, STREAMS, **(feed_kw or {})) as feed:
+                await pump(feed, settle)
+                before = dict(feed.stats()["reconnects"])
+                fault(sim)
+                await pump(feed, after)
+                if expect:
+                    await until(lambda: expect(feed, before), 10, "recovery", feed)
+                rows_before = feed.trades.written
+                await until(lambda: feed.trades.written > rows_before + 5, 5, "data after fault", feed)
+                check_trades(feed)
+                check_depth(feed)
+                return feed.stats(), sim
+    return run(body(), 60)
+
+
+def reconnected(feed, before):
+    return sum(feed.stats()["reconnects"].values()) > sum(before.values()) and feed._routes[0].conn is not None
+
+
+def test_reset():
+    st, _ = scenario(lambda s: s.faults.reset(), expect=reconnected)
+    assert st["reconnects"].get("connection lost", 0) >= 1
+
+
+def test_close_frame_answered_and_reconnect():
+    st, _ = scenario(lambda s: s.faults.close(1001, "bye"), expect=reconnected)
+    assert any(k.startswith("closed by server 1001") for k in st["reconnects"])
+
+
+def test_fragmented_messages_reassembled():
+    st, sim = scenario(lambda s: s.faults.fragment(count=20, parts=3))
+    assert sum(c["fragments"] for c in st["connections"]) >= 20 * 3
+    assert st["reconnects"] == {}
+
+
+def test_malformed_counted_not_fatal():
+    st, _ = scenario(lambda s: s.faults.malformed())
+    assert sum(st["rejected"].values()) >= 1 and st["reconnects"] == {}
+
+
+def test_oversize_is_protocol_error_and_recovers():
+    st, _ = scenario(lambda s: s.faults.oversize(4096), feed_kw=dict(max_frame_size=2048),
+                     expect=reconnected)
+
+
+def test_depth_gap_marked():
+    st, _ = scenario(lambda s: s.faults.depth_gap(count=2))
+    assert st["gaps"]["depth"] >= 1
+
+
+def test_depth_duplicate_and_stale_dropped():
+    st, _ = scenario(lambda s: (s.faults.depth_duplicate(count=3), s.faults.depth_stale(count=3)))
+    assert st["duplicates"]["depth"] >= 3
+
+
+def test_mute_trips_watchdog():
+    def fault(s):
+        s.faults.mute(True)
+        asyncio.get_running_loop().call_later(0.8, s.faults.mute, False)
+    st, _ = scenario(fault, feed_kw=dict(stream_timeout=0.5), expect=reconnected)
+    assert any(k.startswith("watchdog") for k in st["reconnects"])
+
+
+def test_ignore_pings_pong_timeout():
+    def fault(s):
+        s.faults.mute(True)
+        s.faults.ignore_pings(True)
+        asyncio.get_running_loop().call_later(1.0, s.faults.clear)
+    scenario(fault, feed_kw=dict(ping_interval=0.3, pong_timeout=0.3, stream_timeout=None),
+             expect=reconnected)
+
+
+def test_slow_server_no_loss():
+    scenario(lambda s: s.faults.slow(0.05))
+
+
+def test_handshake_503_then_recovers():
+    def fault(s):
+        s.faults.handshake(503, count=2)
+        s.faults.reset()
+    st, _ = scenario(fault, expect=reconnected)
+
+
+def test_rotation_lifetime_no_dup_no_gap():
+    async def body():
+        async with ExchangeSimulator(**SIM) as sim:
+            async with make_feed(sim, STREAMS) as feed:
+                await pump(feed, 0.3)
+                sim.faults.lifetime(1.0, notice=0.6)
+                await until(lambda: feed.stats()["reconnects"].get("rotation", 0) >= 2, 15, "2 rotations", feed)
+                await pump(feed, 0.3)
+                st = feed.stats()
+                assert st["gaps"]["aggTrade"] == 0 and st["gaps"]["depth"] == 0, st
+                assert st["duplicates"]["aggTrade"] + st["duplicates"]["depth"] > 0   # overlap happened
+                check_trades(feed)
+                check_depth(feed)
+                ev = feed.events.tail(feed.events.written)
+                assert (ev["reason"] == EventReason.ROTATE).sum() >= 2
+                assert (ev["reason"] == EventReason.GAP).sum() == 0
+    run(body(), 60)
+
+
+def test_untrusted_cert_tls_error_with_backoff():
+    async def body():
+        async with ExchangeSimulator(**SIM) as sim:
+            sim.faults.untrusted_cert(True)
+            feed = make_feed(sim, STREAMS, backoff_initial=0.05, backoff_max=0.4, start_timeout=1.5)
+            t0 = time.monotonic()
+            with pytest.raises(TLSVerificationError):
+                await feed.start()
+            n = feed.failures["TLSVerificationError"]
+            assert 2 <= n <= 25, n        # retried, not a hot loop
+    run(body(), 30)
+
+
+def test_live_subscribe_and_error_reply():
+    async def body():
+        async with ExchangeSimulator(**SIM) as sim:
+            async with make_feed(sim, STREAMS[:2], subscribe="live") as feed:
+                await until(lambda: feed.trades.written > 5, 5, "data")
+                await feed.subscribe(["ethusdt@aggTrade"])
+                eth = feed.decoder.symbols.id("ETHUSDT")
+                await until(lambda: (feed.trades.tail(feed.trades.written)["symbol"] == eth).any(), 5, "eth")
+                with pytest.raises(SubscriptionError) as ei:
+                    await feed.subscribe(["nosuch@@bad"])
+                assert ei.value.code is not None
+    run(body(), 30)
+
+
+def test_usdm_two_routes():
+    async def body():
+        async with ExchangeSimulator(market="usdm", **SIM) as sim:
+            async with make_feed(sim, ["btcusdt@aggTrade", "btcusdt@depth@100ms"]) as feed:
+                await until(lambda: feed.trades.written > 5 and feed.depth.written > 5, 10, "both routes", feed)
+                routes = sorted(c["route"] for c in feed.stats()["connections"])
+                assert routes == ["market", "public"]
+                sim.faults.reset()
+                await until(lambda: sum(feed.stats()["reconnects"].values()) >= 2, 10, "both reconnect", feed)
+                n = feed.trades.written
+                await until(lambda: feed.trades.written > n + 5, 10, "data again", feed)
+                check_trades(feed)
+                check_depth(feed)
+    run(body(), 30)
