@@ -160,6 +160,14 @@ class ExchangeSimulator:
     def all_connections(self) -> list[SimConnection]:
         return list(self._ws.all_connections)
 
+    def forget_closed(self) -> int:
+        """Drops the records of closed connections (a long run or a memory test would
+        otherwise keep every one); returns how many were dropped."""
+        live = [c for c in self._ws.all_connections if not c.closed.done()]
+        dropped = len(self._ws.all_connections) - len(live)
+        self._ws.all_connections[:] = live
+        return dropped
+
     def connection(self, conn_id: int) -> SimConnection:
         return next(c for c in self._ws.all_connections if c.id == conn_id)
 
