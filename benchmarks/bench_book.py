@@ -161,6 +161,17 @@ def run_fastfeed(w, per_event=False):
     return dt, bs.best_fp(1)
 
 
+def checked_events(w):
+    """The workload's events, each after the sequence check every contender pays for."""
+    last, first = w.lid, True
+    for U, u, pu, lv in w.events:
+        if not first and ((pu != last) if w.usdm else (U != last + 1)):
+            raise RuntimeError("gap")
+        first = False
+        last = u
+        yield lv
+
+
 def run_sorted(w):
     bids, asks = SortedDict(), SortedDict()
     for p, q in w.bids:
@@ -169,23 +180,15 @@ def run_sorted(w):
         asks[p] = q
     books = (bids, asks)
     sign = (-1, 1)
-    last = w.lid
     tops = []
-    usdm = w.usdm
-    first = True
     t0 = time.perf_counter_ns()
-    for U, u, pu, lv in w.events:
-        if first:
-            first = False
-        elif (pu != last) if usdm else (U != last + 1):
-            raise RuntimeError("gap")
+    for lv in checked_events(w):
         for side, p, q in lv:
             book = books[side]
             if q:
                 book[sign[side] * p] = q
             else:
                 book.pop(sign[side] * p, None)
-        last = u
         tops.append((bids.peekitem(0), asks.peekitem(0)))
     dt = time.perf_counter_ns() - t0
     (bp, bq), (ap, aq) = tops[-1]
@@ -199,16 +202,9 @@ def run_order_book(w, read_top=True):
     for p, q in w.asks:
         ob.asks[p] = q
     books = (ob.bids, ob.asks)
-    last = w.lid
     tops = []
-    usdm = w.usdm
-    first = True
     t0 = time.perf_counter_ns()
-    for U, u, pu, lv in w.events:
-        if first:
-            first = False
-        elif (pu != last) if usdm else (U != last + 1):
-            raise RuntimeError("gap")
+    for lv in checked_events(w):
         for side, p, q in lv:
             book = books[side]
             if q:
@@ -218,7 +214,6 @@ def run_order_book(w, read_top=True):
                     del book[p]
                 except KeyError:
                     pass
-        last = u
         if read_top:
             tops.append((ob.bids.index(0), ob.asks.index(0)))
     dt = time.perf_counter_ns() - t0

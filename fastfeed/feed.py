@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from picows import (WSAutoPingStrategy, WSError, WSInvalidStatusError, WSMsgType, ws_connect)
 
+from fastfeed._aio import cancel_and_wait
 from fastfeed._decoder import BinanceDecoder
 from fastfeed._listener import (EVENT_DTYPE, FeedListener, FeedSink, SLOT_NAMES,
                                 latency_bucket_bounds)
@@ -346,13 +347,7 @@ class BinanceFeed:
         if self._closing:
             return
         self._closing = True
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         for c in list(self._conns):
             await c.close()
             self._retire(c)

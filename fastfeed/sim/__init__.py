@@ -24,6 +24,8 @@ from collections import Counter
 from dataclasses import replace
 from typing import Optional, Union
 
+from fastfeed._aio import cancel_and_wait
+
 from .blast import BlastResult, FeedTemplates, PacedResult, blast_to, build_blast, paced_to
 from .config import SimConfig, add_arguments, config_from_args
 from .faults import Faults
@@ -104,13 +106,7 @@ class ExchangeSimulator:
         self._running = False
         for h in self._handles:
             h.cancel()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self._ws.stop()
         await self._rest.stop()
