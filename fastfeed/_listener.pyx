@@ -23,6 +23,10 @@ from fastfeed._rows cimport TradeRow, DepthRow, TickerRow, PartialRow
 
 import numpy as np
 
+import logging
+
+log = logging.getLogger("fastfeed.listener")
+
 cdef EventRow _e
 
 cdef Py_ssize_t _off(void* field, void* base):
@@ -283,7 +287,8 @@ cdef class FeedListener(WSListener):
             try:
                 sink.wake()
             except BaseException:
-                pass
+                # A failing wake callback must not break the read path, but must be seen.
+                log.exception("feed wake callback failed")
 
     cdef uint32_t _map(self, uint32_t s) noexcept:
         cdef uint32_t m
