@@ -14,3 +14,20 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task]) -> None:
             await t
         except (asyncio.CancelledError, Exception):
             pass
+
+
+class Service:
+    """``async with``: ``start()`` on entry, ``close()`` on exit (cancellation included)."""
+
+    async def start(self) -> None:  # pragma: no cover - every service defines it
+        raise NotImplementedError
+
+    async def close(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()

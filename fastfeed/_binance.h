@@ -40,7 +40,7 @@ typedef struct {
     ff_dec p, q, nq, bp, bq, ap, aq;
     const uint8_t *s_ptr; Py_ssize_t s_len;
     const uint8_t *stream_ptr; Py_ssize_t stream_len;
-    ff_level *lv[4]; Py_ssize_t nlv[4];
+    ff_level *stage; Py_ssize_t nlv[4];   /* 4 staging areas of ctx.max_levels: ffb_levels */
 } ff_fields;
 
 typedef struct {
@@ -50,6 +50,9 @@ typedef struct {
     uint64_t fp_inexact;
     int64_t fp_none;
 } ff_ctx;
+
+/* Staging area st (ST_B .. ST_ASKS) of F. */
+#define ffb_levels(c, F, st) ((F)->stage + (st) * (c)->max_levels)
 
 static inline int ffb_lowest_bit(uint32_t x) { return ff_ctz32(x); }
 
@@ -84,6 +87,24 @@ FF_INLINE int ffb_read_str(ff_ctx *c, ff_scan *s, const uint8_t **out, Py_ssize_
     return 0;
 }
 
+/* Both values of the plain decimal [st, q): m = all its digits, fc of them after the
+ * point, at most 19 in all. */
+FF_INLINE int ffb_dec_value(ff_ctx *c, const uint8_t *st, const uint8_t *q, uint64_t m,
+                            Py_ssize_t fc, ff_dec *d) {
+    int inexact = 0, r;
+    if (m <= (1ULL << 53)) {
+        d->f = (double)m / ff_pow10_f[fc];    /* exact operands: one correct rounding */
+        if (fc <= FF_FP_DECIMALS) {
+            int sh = FF_FP_DECIMALS - (int)fc;
+            if (m <= ff_int64_div10[sh]) { d->fp = (int64_t)(m * ff_pow10_u[sh]); return 0; }
+        }
+    }
+    /* rarer shapes: let the general parser decide both values */
+    r = ff_parse_decimal(st, q - st, &d->f, &d->fp, c->fp_none, &inexact);
+    c->fp_inexact += inexact;
+    return r;
+}
+
 /* A decimal string; s->p at its opening quote.  Field-level errors leave s->p after it. */
 FF_INLINE int ffb_read_dec(ff_ctx *c, ff_scan *s, ff_dec *d) {
     const uint8_t *st = s->p + 1, *end = s->end, *q;
@@ -95,19 +116,8 @@ FF_INLINE int ffb_read_dec(ff_ctx *c, ff_scan *s, ff_dec *d) {
     q = ff_digit_run(st, end, &iv, &ic);
     if (q < end && *q == '.') q = ff_digit_run(q + 1, end, &fv, &fc);
     if (q < end && *q == '"' && ic > 0 && ic + fc <= 19) {
-        uint64_t m = iv * ff_pow10_u[fc] + fv;
         s->p = q + 1;
-        if (m <= (1ULL << 53) && fc <= 22) {
-            d->f = (double)m / ff_pow10_f[fc];    /* exact operands: one correct rounding */
-            if (fc <= FF_FP_DECIMALS) {
-                int sh = FF_FP_DECIMALS - (int)fc;
-                if (m <= ff_int64_div10[sh]) { d->fp = (int64_t)(m * ff_pow10_u[sh]); return 0; }
-            }
-        }
-        /* rarer shapes: let the general parser decide both values */
-        r = ff_parse_decimal(st, q - st, &d->f, &d->fp, c->fp_none, &inexact);
-        c->fp_inexact += inexact;
-        return r;
+        return ffb_dec_value(c, st, q, iv * ff_pow10_u[fc] + fv, fc, d);
     }
     r = ffb_read_str(c, s, &st, &ln);
     if (r) return r;
@@ -154,16 +164,21 @@ FF_INLINE int ffb_field_str(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot,
     return 0;
 }
 
+/* The event type "e" names. */
+static inline int ffb_event_code(const uint8_t *p, Py_ssize_t n) {
+    if (n == 8 && memcmp(p, "aggTrade", 8) == 0) return EV_AGGTRADE;
+    if (n == 11 && memcmp(p, "depthUpdate", 11) == 0) return EV_DEPTH;
+    if (n == 5 && memcmp(p, "trade", 5) == 0) return EV_TRADE;
+    if (n == 10 && memcmp(p, "bookTicker", 10) == 0) return EV_BOOKTICKER;
+    if (n == 14 && memcmp(p, "serverShutdown", 14) == 0) return EV_SHUTDOWN;
+    return EV_OTHER;
+}
+
 static inline int ffb_field_event(ff_ctx *c, ff_scan *s, ff_fields *F) {
     const uint8_t *p; Py_ssize_t n;
     int r = ffb_field_str(c, s, F, F_EV, &p, &n);
     if (r || !(F->seen & F_EV)) return r;
-    if (n == 8 && memcmp(p, "aggTrade", 8) == 0) F->ev = EV_AGGTRADE;
-    else if (n == 5 && memcmp(p, "trade", 5) == 0) F->ev = EV_TRADE;
-    else if (n == 11 && memcmp(p, "depthUpdate", 11) == 0) F->ev = EV_DEPTH;
-    else if (n == 10 && memcmp(p, "bookTicker", 10) == 0) F->ev = EV_BOOKTICKER;
-    else if (n == 14 && memcmp(p, "serverShutdown", 14) == 0) F->ev = EV_SHUTDOWN;
-    else F->ev = EV_OTHER;
+    F->ev = ffb_event_code(p, n);
     return 0;
 }
 
@@ -171,7 +186,7 @@ static inline int ffb_field_event(ff_ctx *c, ff_scan *s, ff_fields *F) {
  * JSON to find its end, and mark the field bad. */
 static int ffb_field_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, int st) {
     const uint8_t *start = s->p;
-    ff_level *lv = F->lv[st];
+    ff_level *lv = ffb_levels(c, F, st);
     Py_ssize_t n = 0;
     int r = FF_WRONG_TYPE;
     ffb_mark_key(F, slot);

@@ -1,3 +1,4 @@
+import logging
 from enum import IntEnum
 from typing import Literal, NamedTuple, Sequence
 
@@ -69,6 +70,7 @@ class BookSet:
         events_capacity: int = 4096,
         auto_track: bool = True,
         resync_on_stale: bool = False,
+        logger: logging.Logger | str | None = None,
     ) -> None: ...
     # feeding
     def apply_depth_rows(self, rows: np.ndarray) -> None: ...

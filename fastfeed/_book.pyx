@@ -321,7 +321,8 @@ cdef class BookSet:
     """L2 books for the symbols of one market, fed by depth rows.  See the module docstring.
 
     ``BookSet(market="spot", max_levels=5000, buffer_rows=65536, max_symbols=16384,
-    tops_capacity=65536, events_capacity=4096, auto_track=True, resync_on_stale=False)``
+    tops_capacity=65536, events_capacity=4096, auto_track=True, resync_on_stale=False,
+    logger=None)``
 
     * ``market``: ``"spot"`` (``U == prev u + 1``) or ``"usdm"`` / ``"coinm"`` (``pu`` chain).
     * ``max_levels``: depth cap per side.  Memory: 32 bytes x max_levels per side.
@@ -330,12 +331,14 @@ cdef class BookSet:
       only symbols passed to ``track()`` are kept and other rows are counted and skipped.
     * ``resync_on_stale``: treat an event older than a valid book as a fault (resync)
       instead of ignoring it as section 6 says.
+    * ``logger``: a ``logging.Logger`` or its name for the book events (default
+      ``"fastfeed.book"``).
     """
 
     def __cinit__(self, str market="spot", Py_ssize_t max_levels=5000,
                   Py_ssize_t buffer_rows=65536, Py_ssize_t max_symbols=16384,
                   Py_ssize_t tops_capacity=65536, Py_ssize_t events_capacity=4096,
-                  bint auto_track=True, bint resync_on_stale=False):
+                  bint auto_track=True, bint resync_on_stale=False, logger=None):
         if market not in ("spot", "usdm", "coinm"):
             raise ValueError(f"market must be 'spot', 'usdm' or 'coinm', got {market!r}")
         if max_levels < 1:
@@ -353,7 +356,10 @@ cdef class BookSet:
         self.resync_on_stale = resync_on_stale
         self.tops = Ring(TOP_DTYPE, tops_capacity)
         self.events = Ring(BOOK_EVENT_DTYPE, events_capacity)
-        self._logger = logging.getLogger("fastfeed.book")
+        # a name or a Logger: shadow books (e.g. OrderBook's validation) log apart
+        if logger is None or isinstance(logger, str):
+            logger = logging.getLogger(logger or "fastfeed.book")
+        self._logger = logger
         self.books = <Book**>PyMem_Malloc(max_symbols * sizeof(Book*))
         self.queue = <uint32_t*>PyMem_Malloc(max_symbols * sizeof(uint32_t))
         if self.books == NULL or self.queue == NULL:
@@ -440,7 +446,7 @@ cdef class BookSet:
         Rows overwritten before this call cannot be known, so every book resyncs.
         """
         cdef uint64_t w = ring._written
-        cdef uint64_t oldest = w - ring.cap if w > ring.cap else 0
+        cdef uint64_t oldest = ring.oldest_seq()
         cdef uint64_t i0, cnt
         if cursor > w:
             cursor = w

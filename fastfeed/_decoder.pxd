@@ -53,7 +53,7 @@ cdef extern from "_binance.h":
         Py_ssize_t s_len
         const uint8_t* stream_ptr
         Py_ssize_t stream_len
-        Level* lv[4]
+        Level* stage        # 4 staging areas of ctx.max_levels (ST_B .. ST_ASKS)
         Py_ssize_t nlv[4]
     ctypedef struct ff_ctx:
         uint8_t* scratch
@@ -100,11 +100,16 @@ cdef class BinanceDecoder:
     cdef readonly int64_t last_shutdown_time
     cdef object _cold_parser
     cdef readonly uint64_t control_dropped  # control replies that did not parse on the cold path
+    cdef readonly uint64_t slow_count       # payloads that missed the straight-line plans
 
     # The hot entry point: the listener calls this at C level with the frame payload.
     cdef int decode_ptr(self, const char* payload, Py_ssize_t n, int64_t recv_ns) noexcept
 
     cdef Py_ssize_t _decode_lines(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept
+    cdef const char* _decode_line(self, const char* p, const char* end, int64_t recv_ns) noexcept
+    cdef void _begin(self, Fields* outer, Fields* inner) noexcept
+    cdef int _decode_slow(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner, int64_t recv_ns) noexcept
+    cdef int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner, int64_t recv_ns) noexcept
     cdef list _recent(self, int cls)
     cdef int _reject(self, const char* payload, Py_ssize_t n, int reason) noexcept
     cdef int _other(self, const char* payload, Py_ssize_t n, int k) noexcept

@@ -46,6 +46,7 @@ class BinanceDecoder:
     shutdown_count: int
     last_shutdown_time: int
     control_dropped: int
+    slow_count: int
     def __init__(self, trades: int = 65536, depth: int = 131072, tickers: int = 65536,
                  partial: int = 16384, max_levels: int = 5000, max_symbols: int = 16384,
                  control_maxlen: int = 256, default_symbol: str | None = None) -> None: ...

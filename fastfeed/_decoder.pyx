@@ -20,7 +20,7 @@ from libc.stdint cimport INT64_MIN, int8_t, int64_t, uint8_t, uint16_t, uint32_t
 from libc.string cimport memchr, memcmp, memcpy, memset
 
 from fastfeed._clock cimport ff_now_ns
-from fastfeed._json cimport (FF_IS_FATAL, ff_parse_decimal, ff_parse_int, ff_scan, ff_scan_string,
+from fastfeed._json cimport (FF_IS_FATAL, ff_bytes_eq, ff_hash, ff_parse_decimal, ff_parse_int, ff_scan, ff_scan_string,
                              ff_skip_literal, ff_skip_value, ff_skip_ws, ff_unescape)
 from fastfeed._ring cimport Ring
 from fastfeed._rows cimport (FP_NONE, ROW_LAST_OF_EVENT, DepthRow, PartialRow, TickerRow,
@@ -82,6 +82,17 @@ cdef enum:
     RECENT_BYTES = 512
 
 
+cdef extern from "_compact.h":
+    int ffp_payload(ff_ctx* c, ff_scan* s, Fields* F, Fields* inner) noexcept
+    int ffc_object(ff_ctx* c, ff_scan* s, Fields* F, Fields* inner) noexcept
+
+
+cdef inline void reset_fields(Fields* F) noexcept:
+    F.seen = F.bad = F.keys = 0
+    F.ev = EV_NONE
+    F.nlv[0] = F.nlv[1] = F.nlv[2] = F.nlv[3] = 0
+
+
 cdef inline int lowest_bit(uint32_t x) noexcept:
     cdef int i = 0
     while not (x & 1):
@@ -132,12 +143,10 @@ cdef class SymbolTable:
         if n == 0:
             return 0
         # Consecutive messages mostly carry the same symbol: check the last one first.
-        if self.lengths[self.last] == n and memcmp(self.arena + self.offsets[self.last], p, n) == 0:
+        if self.lengths[self.last] == n and ff_bytes_eq(<const uint8_t*>self.arena + self.offsets[self.last],
+                                                        <const uint8_t*>p, n):
             return self.last
-        cdef uint64_t h = 1469598103934665603ULL     # FNV-1a
-        cdef Py_ssize_t i
-        for i in range(n):
-            h = (h ^ <uint8_t>p[i]) * 1099511628211ULL
+        cdef uint64_t h = ff_hash(<const uint8_t*>p, n)
         cdef uint32_t mask = self.nslots - 1
         cdef uint32_t j = <uint32_t>(h ^ (h >> 32)) & mask
         cdef uint32_t sid
@@ -146,7 +155,7 @@ cdef class SymbolTable:
             if sid == 0:
                 break
             if (self.hashes[sid] == h and self.lengths[sid] == n
-                    and memcmp(self.arena + self.offsets[sid], p, n) == 0):
+                    and ff_bytes_eq(<const uint8_t*>self.arena + self.offsets[sid], <const uint8_t*>p, n)):
                 self.last = sid
                 return sid
             j = (j + 1) & mask
@@ -248,6 +257,7 @@ cdef class BinanceDecoder:
         self.shutdown_count = 0
         self.last_shutdown_time = -1
         self.control_dropped = 0
+        self.slow_count = 0
         self._cold_parser = simdjson.Parser()
         self.default_symbol = 0
         if default_symbol is not None:
@@ -300,13 +310,9 @@ cdef class BinanceDecoder:
         if recv_ns == 0:
             recv_ns = ff_now_ns()
         while p < end:
-            nl = <const char*>memchr(p, b'\n', end - p)
-            if nl == NULL:
-                nl = end
-            if nl > p and not (nl - p == 1 and p[0] == b'\r'):
-                self.decode_ptr(p, nl - p, recv_ns)
+            if p[0] != b'\n' and not (p[0] == b'\r' and (p + 1 == end or p[1] == b'\n')):
                 count += 1
-            p = nl + 1
+            p = self._decode_line(p, end, recv_ns)
         return count
 
     def set_default_symbol(self, name):
@@ -369,6 +375,7 @@ cdef class BinanceDecoder:
             "rejected": {r.name.lower(): v for r, v in self.errors.items() if v},
             "inexact_fixed_point": self.ctx.fp_inexact,
             "control_dropped": self.control_dropped,
+            "off_plan": self.slow_count,
             "shutdowns": self.shutdown_count,
             "symbols": len(self.symbols) - 1,
             "rows": {"trades": self.trades.written, "depth": self.depth.written,
@@ -380,25 +387,59 @@ cdef class BinanceDecoder:
     cdef int decode_ptr(self, const char* payload, Py_ssize_t n, int64_t recv_ns) noexcept:
         cdef Fields outer, inner
         cdef ff_scan s
-        cdef int r, k
-        cdef Fields* F
-        cdef bint envelope
-        self.ctx.scratch_used = 0
+        self._begin(&outer, &inner)
         s.p = <const uint8_t*>payload
         s.end = s.p + n
-        outer.seen = outer.bad = outer.keys = 0
-        inner.seen = inner.bad = inner.keys = 0
-        outer.ev = inner.ev = EV_NONE
-        for r in range(4):
-            outer.lv[r] = self.stage + r * self.ctx.max_levels
-            inner.lv[r] = self.stage + (4 + r) * self.ctx.max_levels
-            outer.nlv[r] = inner.nlv[r] = 0
+        if n > 0 and payload[0] == b'{' and ffp_payload(&self.ctx, &s, &outer, &inner) == 0 and s.p == s.end:
+            return self._finish(payload, n, &outer, &inner, recv_ns)
+        return self._decode_slow(payload, n, &outer, &inner, recv_ns)
 
+    cdef const char* _decode_line(self, const char* p, const char* end, int64_t recv_ns) noexcept:
+        """Decodes the line at p; returns where the next one starts.  A plan cannot cross
+        a newline (it takes no whitespace), so it runs before the line end is known."""
+        cdef Fields outer, inner
+        cdef ff_scan s
+        cdef const char* nl
+        self._begin(&outer, &inner)
+        s.p = <const uint8_t*>p
+        s.end = <const uint8_t*>end
+        if (p[0] == b'{' and ffp_payload(&self.ctx, &s, &outer, &inner) == 0
+                and (s.p == s.end or s.p[0] == b'\n')):
+            self._finish(p, <const char*>s.p - p, &outer, &inner, recv_ns)
+            return <const char*>s.p + 1
+        nl = <const char*>memchr(p, b'\n', end - p)
+        if nl == NULL:
+            nl = end
+        if nl > p and not (nl - p == 1 and p[0] == b'\r'):
+            self._decode_slow(p, nl - p, &outer, &inner, recv_ns)
+        return nl + 1
+
+    cdef void _begin(self, Fields* outer, Fields* inner) noexcept:
+        self.ctx.scratch_used = 0
+        reset_fields(outer)
+        reset_fields(inner)
+        outer.stage = self.stage
+        inner.stage = self.stage + 4 * self.ctx.max_levels
+
+    cdef int _decode_slow(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner,
+                          int64_t recv_ns) noexcept:
+        """Any order (ffc_object), then anything at all (ffb_parse_object), from scratch."""
+        cdef ff_scan s
+        cdef int r
+        self.slow_count += 1
+        self._begin(outer, inner)
+        s.p = <const uint8_t*>payload
+        s.end = s.p + n
         ff_skip_ws(&s)
         if s.p >= s.end:
             return self._reject(payload, n, R_TRUNCATED)
         if s.p[0] == b'{':
-            r = ffb_parse_object(&self.ctx, &s, &outer, &inner)
+            r = ffc_object(&self.ctx, &s, outer, inner)
+            if r != 0:
+                self._begin(outer, inner)
+                s.p = <const uint8_t*>payload
+                ff_skip_ws(&s)
+                r = ffb_parse_object(&self.ctx, &s, outer, inner)
         else:
             r = ff_skip_value(&s)
             if r == 0:
@@ -414,18 +455,23 @@ cdef class BinanceDecoder:
                 r = R_SYNTAX
         if r:
             return self._reject(payload, n, r)
+        return self._finish(payload, n, outer, inner, recv_ns)
 
+    cdef int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner,
+                     int64_t recv_ns) noexcept:
+        """Classifies one parsed payload, writes its rows and counts it."""
+        cdef int k
+        cdef Fields* F
         if recv_ns == 0:
             recv_ns = ff_now_ns()
-        envelope = (outer.seen & F_STREAM) and (outer.keys & F_DATA)
-        if envelope:
+        if (outer.seen & F_STREAM) and (outer.keys & F_DATA):
             if not (outer.seen & F_DATA):
                 return self._other(payload, n, K_UNKNOWN)   # data is not an object (e.g. an array)
-            F = &inner
+            F = inner
             F.stream_ptr = outer.stream_ptr
             F.stream_len = outer.stream_len
         else:
-            F = &outer
+            F = outer
             F.stream_len = -1
         k = self._emit(F, recv_ns)
         if k >= K_ERROR:
@@ -496,10 +542,7 @@ cdef class BinanceDecoder:
         """Classifies the collected fields and writes rows.  Returns a Kind, or
         K_ERROR + reason."""
         cdef int r
-        cdef bint partial_stream = False
         cdef int64_t sym
-        if F.stream_len > 0:
-            partial_stream = self._stream_is_partial(F.stream_ptr, F.stream_len)
         if F.keys & F_EV:
             if not (F.seen & F_EV):
                 return K_ERROR + (F.reason[lowest_bit(F_EV)] if F.bad & F_EV else R_WRONG_TYPE)
@@ -516,7 +559,7 @@ cdef class BinanceDecoder:
                 sym = self.symbols.intern(<const char*>F.s_ptr, F.s_len)
                 if sym < 0:
                     return K_ERROR + R_TOO_MANY_SYMBOLS
-                if partial_stream:
+                if F.stream_len > 0 and self._stream_is_partial(F.stream_ptr, F.stream_len):
                     return self._emit_partial(F, recv_ns, <uint32_t>sym, F.u, ST_B, ST_A)
                 return self._emit_depth(F, recv_ns, <uint32_t>sym)
             if F.ev == EV_BOOKTICKER:
@@ -631,7 +674,7 @@ cdef class BinanceDecoder:
             self.depth.commit(1)
             return K_DEPTH
         for side in range(2):
-            lv = F.lv[ST_B + side]
+            lv = F.stage + (ST_B + side) * self.ctx.max_levels
             for i in range(F.nlv[ST_B + side]):
                 row = <DepthRow*>self.depth.reserve(j)
                 self._depth_head(row, F, recv_ns, sym, T, pu)
@@ -680,7 +723,7 @@ cdef class BinanceDecoder:
             self.partial.commit(1)
             return K_PARTIAL
         for side in range(2):
-            lv = F.lv[st_asks if side else st_bids]
+            lv = F.stage + (st_asks if side else st_bids) * self.ctx.max_levels
             for i in range(F.nlv[st_asks if side else st_bids]):
                 row = <PartialRow*>self.partial.reserve(j)
                 row.recv_ns = recv_ns

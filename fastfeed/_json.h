@@ -312,11 +312,39 @@ static inline uint64_t ff_load8(const uint8_t *p) {
 #endif
     return v;
 }
-static inline int ff_all_digits8(uint64_t v) {
-    return (((v & 0xF0F0F0F0F0F0F0F0ULL) |
-             (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) == 0x3333333333333333ULL);
+static inline uint32_t ff_load4(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
-static inline uint32_t ff_digits8_value(uint64_t v) {
+
+/* a[:n] == b[:n] for short names without a library call; reads only inside both. */
+FF_INLINE int ff_bytes_eq(const uint8_t *a, const uint8_t *b, Py_ssize_t n) {
+    if (n >= 8) {
+        if (n > 16) return memcmp(a, b, n) == 0;
+        return ff_load8(a) == ff_load8(b) && ff_load8(a + n - 8) == ff_load8(b + n - 8);
+    }
+    if (n >= 4) return ff_load4(a) == ff_load4(b) && ff_load4(a + n - 4) == ff_load4(b + n - 4);
+    for (Py_ssize_t i = 0; i < n; i++) if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+/* A hash of a short name from at most two overlapping words (FNV-1a beyond 16 bytes). */
+FF_INLINE uint64_t ff_hash(const uint8_t *p, Py_ssize_t n) {
+    uint64_t a, b, h;
+    if (n > 16) {
+        h = 1469598103934665603ULL;
+        for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+        return h;
+    }
+    if (n >= 8) { a = ff_load8(p); b = ff_load8(p + n - 8); }
+    else if (n >= 4) { a = ff_load4(p); b = ff_load4(p + n - 4); }
+    else { a = n ? (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16 : 0; b = 0; }
+    h = ((a ^ 0x9E3779B97F4A7C15ULL) * 0xBF58476D1CE4E5B9ULL) ^ ((b + (uint64_t)n) * 0x94D049BB133111EBULL);
+    return h ^ (h >> 31);
+}
+
+FF_INLINE uint32_t ff_digits8_value(uint64_t v) {
     v -= 0x3030303030303030ULL;
     v = (v * 10) + (v >> 8);                       /* pairs */
     v = (((v & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
@@ -326,9 +354,14 @@ static inline uint32_t ff_digits8_value(uint64_t v) {
 
 /* Flags (non-zero bytes) marking which of 8 bytes are not ASCII digits.  A carry out of
  * a byte >= 0xFA only disturbs bytes after it, never the first non-digit's position. */
-static inline uint64_t ff_nondigit8(uint64_t v) {
+FF_INLINE uint64_t ff_nondigit8(uint64_t v) {
     return ((v & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL) |
            (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL);
+}
+
+/* The value of the first n (1..7) digits of word w: they move to the top, '0's fill in. */
+FF_INLINE uint32_t ff_digits_value(uint64_t w, unsigned n) {
+    return ff_digits8_value((w << (64 - 8 * n)) | (0x3030303030303030ULL >> (8 * n)));
 }
 
 /* A run of ASCII digits from p: returns where it stops.  *val holds its value when the
@@ -342,11 +375,7 @@ FF_INLINE const uint8_t *ff_digit_run(const uint8_t *p, const uint8_t *end, uint
         uint64_t x = ff_nondigit8(w);
         if (!x) { v = v * 100000000ULL + ff_digits8_value(w); p += 8; continue; }
         unsigned n = (unsigned)ff_ctz64(x) >> 3;
-        if (n) {
-            uint64_t aligned = (w << (64 - 8 * n)) | (0x3030303030303030ULL >> (8 * n));
-            v = v * ff_pow10_u[n] + ff_digits8_value(aligned);
-            p += n;
-        }
+        if (n) { v = v * ff_pow10_u[n] + ff_digits_value(w, n); p += n; }
         *val = v;
         *count = p - st;
         return p;

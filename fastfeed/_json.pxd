@@ -13,5 +13,7 @@ cdef extern from "_json.h":
     int ff_skip_key(ff_scan* s)
     int ff_skip_literal(ff_scan* s, const char* lit, Py_ssize_t n)
     int ff_parse_int(ff_scan* s, int64_t* out)
+    bint ff_bytes_eq(const uint8_t* a, const uint8_t* b, Py_ssize_t n)
+    uint64_t ff_hash(const uint8_t* p, Py_ssize_t n)
     int ff_parse_decimal(const uint8_t* p, Py_ssize_t n, double* out_f, int64_t* out_fp,
                          int64_t fp_none, int* inexact_fp)

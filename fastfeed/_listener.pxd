@@ -53,6 +53,7 @@ cdef class FeedSink:
     cdef uint64_t lat_neg
     cdef public int64_t event_unit_ns   # event_time unit: 1_000_000 (ms) or 1_000 (us)
     cdef uint64_t busy_ns, batches
+    cdef readonly uint64_t accepted_total  # messages accepted, all slots (a cheap poll)
     cdef bint dirty
     cdef public bint pending            # consumer has been woken and not yet cleared
     cdef public object wake             # callable() or None, called when pending flips on
@@ -64,11 +65,9 @@ cdef class FeedSink:
 
 cdef class FeedListener(WSListener):
     cdef readonly FeedSink sink
-    cdef readonly BinanceDecoder stage     # per-connection decoder; rows are copied to sink
+    cdef readonly BinanceDecoder stage     # per-connection decoder sharing the sink's rings
     cdef readonly uint32_t conn_id
     cdef public WSTransport transport
-    cdef uint32_t* symmap                  # stage symbol id -> sink symbol id (0 = unmapped)
-    cdef uint32_t nmap
     cdef uint8_t* overlap                  # [sym * N_SLOTS + slot]: this connection caught up
     cdef char* frag
     cdef Py_ssize_t frag_len, frag_cap
@@ -83,6 +82,5 @@ cdef class FeedListener(WSListener):
     cdef public bint active                # False: drop data (connection being retired)
 
     cdef void _message(self, const char* p, Py_ssize_t n) noexcept
-    cdef uint32_t _map(self, uint32_t s) noexcept
     cdef void _end_batch(self) noexcept
     cdef void _fail(self, str why, int code)

@@ -27,6 +27,7 @@ class FeedSink:
     def last_recv_ns(self, symbol: int, slot: int) -> int: ...
     def latency_histogram(self) -> tuple[list[int], int]: ...
     def counters(self) -> dict: ...
+    accepted_total: int
 
 class FeedListener(WSListener):
     sink: FeedSink
@@ -57,3 +58,10 @@ class CountingListener(WSListener):
     done: Optional[Callable[[], Any]]
     target: int
     def __init__(self) -> None: ...
+
+class DecodeListener(WSListener):
+    frames: int
+    decoder: BinanceDecoder
+    done: Optional[Callable[[], Any]]
+    target: int
+    def __init__(self, decoder: Optional[BinanceDecoder] = None) -> None: ...

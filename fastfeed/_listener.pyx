@@ -1,11 +1,12 @@
 # cython: language_level=3
 """C-level picows listener: frame payload -> per-connection decoder -> id filter -> feed rings.
 
-Each connection decodes into its own small *staging* decoder; the listener then copies the new
-rows into the feed's shared rings through :class:`FeedSink`, which keeps the last id of every
-(symbol, stream kind).  A row whose id is not newer than the last one is a duplicate (a second
-connection during rotation, a resent or stale event) and is dropped and counted; an id that
-skips ahead writes a gap marker into ``sink.events`` before the row.  No Python object is
+Each connection has its own decoder (control replies, counters) that shares the feed's rings
+and symbol table, so rows are decoded in place.  :class:`FeedSink` keeps the last id of every
+(symbol, stream kind).  A message whose id is not newer than the last one is a duplicate (a
+second connection during rotation, a resent or stale event): its rows are taken back
+(``Ring.rollback``) and counted; an id that skips ahead writes a gap marker into
+``sink.events`` positioned before the message's rows.  No Python object is
 created per message; Python is touched once per socket read at most (the wake callback), and
 on the cold path (control replies, close frames, errors).
 """
@@ -73,6 +74,17 @@ def latency_bucket_bounds():
     return out
 
 
+cdef inline void _set_pos(EventRow* r, int k, int64_t pos) noexcept:
+    if k == K_TRADE:
+        r.trades_pos = pos
+    elif k == K_DEPTH:
+        r.depth_pos = pos
+    elif k == K_TICKER:
+        r.tickers_pos = pos
+    else:
+        r.partial_pos = pos
+
+
 @cython.final
 cdef class FeedSink:
     """The feed's shared rings plus the id filter and counters every connection writes through.
@@ -99,6 +111,7 @@ cdef class FeedSink:
         self.lat_neg = 0
         self.event_unit_ns = 1000000
         self.busy_ns = self.batches = 0
+        self.accepted_total = 0
         self.dirty = self.pending = False
         self.wake = None
 
@@ -144,7 +157,7 @@ cdef class FeedSink:
         if d < 0:
             self.lat_neg += 1
         else:
-            self.lat[lat_bucket(<uint64_t>(d // 1000))] += 1
+            self.lat[lat_bucket(<uint64_t>d / <uint64_t>1000)] += 1   # unsigned: no sign fix-up
 
     def last_ids(self, uint32_t symbol):
         """Last accepted id of each stream slot of ``symbol`` (-1 = none)."""
@@ -186,12 +199,19 @@ cdef class FeedListener(WSListener):
         self.stage = stage
         self.conn_id = conn_id
         self.transport = None
-        self.nmap = stage.symbols.max_symbols + 1
-        self.symmap = <uint32_t*>PyMem_Calloc(self.nmap, sizeof(uint32_t))
+        # Decode in place: the stage decoder (this connection's control handling and counters)
+        # writes straight into the feed's rings with the feed's symbol table, so no row is
+        # copied; the id filter takes back what it rejects (Ring.rollback).  See
+        # docs/decisions/0202-feed-decode-in-place.md.
+        stage.trades = sink.decoder.trades
+        stage.depth = sink.decoder.depth
+        stage.tickers = sink.decoder.tickers
+        stage.partial = sink.decoder.partial
+        stage.symbols = sink.decoder.symbols
         self.overlap = <uint8_t*>PyMem_Calloc(sink.nsym * N_SLOTS, 1)
         self.frag_cap = max_message
         self.frag = <char*>PyMem_Malloc(max_message)
-        if not (self.symmap and self.overlap and self.frag):
+        if not (self.overlap and self.frag):
             raise MemoryError()
         self.frag_len = 0
         self.in_frag = False
@@ -205,7 +225,6 @@ cdef class FeedListener(WSListener):
         self.active = True
 
     def __dealloc__(self):
-        PyMem_Free(self.symmap)
         PyMem_Free(self.overlap)
         PyMem_Free(self.frag)
 
@@ -290,122 +309,102 @@ cdef class FeedListener(WSListener):
                 # A failing wake callback must not break the read path, but must be seen.
                 log.exception("feed wake callback failed")
 
-    cdef uint32_t _map(self, uint32_t s) noexcept:
-        cdef uint32_t m
-        cdef int64_t r
-        cdef SymbolTable st
-        if s >= self.nmap:
-            return 0
-        m = self.symmap[s]
-        if m == 0 and s != 0:
-            st = self.stage.symbols
-            r = self.sink.decoder.symbols.intern(st.arena + st.offsets[s], st.lengths[s])
-            m = <uint32_t>r if r > 0 else 0
-            self.symmap[s] = m
-        return m
-
     cdef void _message(self, const char* p, Py_ssize_t n) noexcept:
-        cdef int64_t now = ff_now_ns()
         cdef FeedSink sink = self.sink
-        cdef BinanceDecoder stage = self.stage
         cdef BinanceDecoder dec = sink.decoder
-        cdef Ring src
         cdef Ring dst
-        cdef uint64_t w0, w1, i
+        cdef uint64_t w0
         cdef int k, slot
         cdef uint32_t sym
-        cdef int64_t id, last, expected, et
+        cdef int64_t id, last, expected, et, got
         cdef Py_ssize_t idx
-        cdef bint gap = False
         cdef char* row
-        if self.batch_start == 0:
+        # One clock read per socket read: every frame of a read arrived together, and a
+        # second read per frame costs ~30-50 ns on a VM.
+        cdef int64_t now = self.batch_start
+        if now == 0:
+            now = ff_now_ns()
             self.batch_start = now
         self.last_msg_ns = now
         self.messages += 1
         self.bytes += <uint64_t>n
         if not self.active:
             return
-        cdef uint64_t b_tr = stage.trades._written, b_de = stage.depth._written
-        cdef uint64_t b_ti = stage.tickers._written, b_pa = stage.partial._written
-        k = stage.decode_ptr(p, n, now)
+        # The stage decoder shares the feed's rings (see __cinit__): rows land in place and
+        # are taken back below if the filter rejects them.
+        cdef uint64_t b_tr = dec.trades._written, b_de = dec.depth._written
+        cdef uint64_t b_ti = dec.tickers._written, b_pa = dec.partial._written
+        k = self.stage.decode_ptr(p, n, now)
         if k == K_TRADE:
-            src = stage.trades; dst = dec.trades; w0 = b_tr
+            dst = dec.trades; w0 = b_tr
         elif k == K_DEPTH:
-            src = stage.depth; dst = dec.depth; w0 = b_de
+            dst = dec.depth; w0 = b_de
         elif k == K_TICKER:
-            src = stage.tickers; dst = dec.tickers; w0 = b_ti
+            dst = dec.tickers; w0 = b_ti
         elif k == K_PARTIAL:
-            src = stage.partial; dst = dec.partial; w0 = b_pa
+            dst = dec.partial; w0 = b_pa
         else:
             return
-        w1 = src._written
         # every kind writes >= 1 row per message (depth writes a side=-1 row for empty diffs)
-        if w1 == w0:
+        if dst._written == w0:
             return
-        row = src.slot(w0)
+        row = dst.slot(w0)
         expected = -1
         et = 0
         if k == K_TRADE:
-            sym = self._map((<TradeRow*>row).symbol)
+            sym = (<TradeRow*>row).symbol
             slot = S_AGG if (<TradeRow*>row).is_agg else S_TRADE
             id = (<TradeRow*>row).trade_id
             et = (<TradeRow*>row).event_time
         elif k == K_DEPTH:
             id = (<DepthRow*>row).last_id
-            sym = self._map((<DepthRow*>row).symbol)
+            sym = (<DepthRow*>row).symbol
             slot = S_DEPTH
             et = (<DepthRow*>row).event_time
         elif k == K_TICKER:
-            sym = self._map((<TickerRow*>row).symbol)
+            sym = (<TickerRow*>row).symbol
             slot = S_TICKER
             id = (<TickerRow*>row).update_id
             et = (<TickerRow*>row).event_time
         else:
             id = (<PartialRow*>row).last_id
-            sym = self._map((<PartialRow*>row).symbol)
+            sym = (<PartialRow*>row).symbol
             slot = S_PARTIAL
+        if sym >= sink.nsym:
+            dst.rollback(w0)      # cannot happen: the symbol table is the sink's own
+            return
         idx = <Py_ssize_t>sym * N_SLOTS + slot
         last = sink.last_id[idx]
         if last >= 0 and id <= last:
             # already delivered (other connection during rotation, resent or stale event)
+            dst.rollback(w0)
             sink.dup[slot] += 1
             self.duplicates += 1
             self.overlap[idx] = 1
             return
         if last >= 0:
+            got = id
             if slot == S_AGG or slot == S_TRADE:
                 if id != last + 1:
                     expected = last + 1
             elif slot == S_DEPTH:
-                row = src.slot(w0)
+                got = (<DepthRow*>row).first_id
                 if (<DepthRow*>row).prev_last_id >= 0:
                     if (<DepthRow*>row).prev_last_id != last:
                         expected = last
-                elif (<DepthRow*>row).first_id > last + 1:
+                elif got > last + 1:
                     expected = last + 1
             if expected >= 0:
                 sink.gaps[slot] += 1
-                sink.mark_c(EV_GAP, self.conn_id, sym, <uint8_t>slot, expected,
-                            (<DepthRow*>src.slot(w0)).first_id if slot == S_DEPTH else id, now)
+                # the marker sits before this message's rows, which are already committed
+                sink.mark_c(EV_GAP, self.conn_id, sym, <uint8_t>slot, expected, got, now)
+                _set_pos(<EventRow*>sink.events.slot(sink.events._written - 1), k, <int64_t>w0)
             else:
                 self.overlap[idx] = 1
-        i = w0
-        while i < w1:
-            row = dst.reserve(0)
-            memcpy(row, src.slot(i), dst.itemsize)
-            if k == K_TRADE:
-                (<TradeRow*>row).symbol = sym
-            elif k == K_DEPTH:
-                (<DepthRow*>row).symbol = sym
-            elif k == K_TICKER:
-                (<TickerRow*>row).symbol = sym
-            else:
-                (<PartialRow*>row).symbol = sym
-            dst.commit(1)
-            i += 1
         sink.last_id[idx] = id
         sink.last_ns[idx] = now
         sink.accepted[slot] += 1
+        sink.accepted_total += 1
         sink.latency(now, et)
         sink.dirty = True
 
@@ -440,6 +439,35 @@ cdef class CountingListener(WSListener):
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         self.frames += 1
         self.bytes += <uint64_t>frame.payload_size
+        if self.target and self.frames >= self.target and self.done is not None:
+            d = self.done
+            self.done = None
+            d()
+
+
+cdef class DecodeListener(WSListener):
+    """Benchmark split: decodes every frame into one ``BinanceDecoder`` (clock read once per
+    socket read) with no id filter, feed or wake-ups; fastfeed's cost floor for a stream."""
+    cdef readonly uint64_t frames
+    cdef readonly BinanceDecoder decoder
+    cdef public object done
+    cdef public uint64_t target
+    cdef int64_t now
+
+    def __cinit__(self, BinanceDecoder decoder=None):
+        self.frames = 0
+        self.decoder = decoder if decoder is not None else BinanceDecoder()
+        self.done = None
+        self.target = 0
+        self.now = 0
+
+    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
+        if self.now == 0:
+            self.now = ff_now_ns()
+        self.decoder.decode_ptr(frame.payload_ptr, frame.payload_size, self.now)
+        if frame.last_in_buffer:
+            self.now = 0
+        self.frames += 1
         if self.target and self.frames >= self.target and self.done is not None:
             d = self.done
             self.done = None

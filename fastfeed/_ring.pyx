@@ -3,6 +3,7 @@ from collections import namedtuple
 
 import numpy as np
 cimport numpy as cnp
+from libc.string cimport memset
 
 cnp.import_array()
 
@@ -24,12 +25,16 @@ cdef class Ring:
             raise ValueError(f"ring capacity must be a power of two, got {capacity}")
         arr = np.zeros(capacity, dtype=dtype)
         self.base = <char*>cnp.PyArray_DATA(arr)
+        # np.zeros maps large rings lazily; touch every page now so the first pass of the
+        # writer takes no page faults (latency spikes, RSS growing under load).
+        memset(self.base, 0, capacity * arr.dtype.itemsize)
         arr.flags.writeable = False   # C writes through base; Python readers get read-only views
         self.array = arr
         self.itemsize = arr.dtype.itemsize
         self.cap = <uint64_t>capacity
         self.mask = self.cap - 1
         self._written = 0
+        self._floor = 0
 
     @property
     def written(self):
@@ -47,16 +52,16 @@ cdef class Ring:
     @property
     def oldest(self):
         """Sequence number of the oldest row still held."""
-        return self._written - self.cap if self._written > self.cap else 0
+        return self.oldest_seq()
 
     def __len__(self):
-        return min(self._written, self.cap)
+        return self._written - self.oldest_seq()
 
     def tail(self, Py_ssize_t n):
         """Copy of the last ``n`` rows (fewer if fewer are held), oldest first."""
         if n < 0:
             raise ValueError("n must be >= 0")
-        cdef uint64_t avail = min(self._written, self.cap)
+        cdef uint64_t avail = self._written - self.oldest_seq()
         cdef uint64_t k = min(<uint64_t>n, avail)
         return self._rows(self._written - k, self._written, True)
 
@@ -74,7 +79,7 @@ cdef class Ring:
         if cursor < 0 or cursor > w:
             raise ValueError(f"cursor {cursor} is outside 0..{w}")
         cdef uint64_t cur = <uint64_t>cursor
-        cdef uint64_t oldest = w - self.cap if w > self.cap else 0
+        cdef uint64_t oldest = self.oldest_seq()
         cdef uint64_t lost = 0
         if cur < oldest:
             lost = oldest - cur

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from picows import (WSAutoPingStrategy, WSError, WSInvalidStatusError, WSMsgType, ws_connect)
 
-from fastfeed._aio import cancel_and_wait
+from fastfeed._aio import Service, cancel_and_wait
 from fastfeed._decoder import BinanceDecoder
 from fastfeed._listener import (EVENT_DTYPE, FeedListener, FeedSink, SLOT_NAMES,
                                 latency_bucket_bounds)
@@ -93,9 +93,9 @@ class _Conn:
 
     def __init__(self, feed: "BinanceFeed", route: "_Route", conn_id: int):
         self.feed, self.route, self.id = feed, route, conn_id
-        # Small per-connection decoder: only holds the message being decoded (rows are
-        # copied into the feed's rings by the listener).
-        self.stage = BinanceDecoder(trades=64, depth=4096, tickers=64, partial=4096,
+        # Per-connection decoder: control replies and counters.  Its rings are replaced by
+        # the feed's when the listener is made (rows are decoded in place), so they are 1 row.
+        self.stage = BinanceDecoder(trades=1, depth=1, tickers=1, partial=1,
                                     max_levels=1000, control_maxlen=16)
         self.stage.on_control = self._on_control
         self.listener: Optional[FeedListener] = None
@@ -198,7 +198,7 @@ class _Route:
         self.rotating = False
 
 
-class BinanceFeed:
+class BinanceFeed(Service):
     """Binance market streams into numpy rings: ``async with BinanceFeed(streams) as feed``.
 
     Rings: ``feed.trades``, ``feed.depth``, ``feed.tickers``, ``feed.partial`` (the shared
@@ -296,13 +296,6 @@ class BinanceFeed:
         return self.sink.events
 
     # ------------------------------------------------------------------ lifecycle
-    async def __aenter__(self) -> "BinanceFeed":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
     async def start(self) -> None:
         """Start the route supervisors and wait until every route is subscribed."""
         self._event = asyncio.Event()

@@ -163,6 +163,34 @@ def test_decimals_equal_python_float(text):
     assert r["price_fp"] == (int(scaled) if exact else FP_NONE)
 
 
+def test_decimal_shapes_sweep():
+    # Every length and point position around the fast paths' 16-byte window, in Binance's
+    # own layout (straight-line plan) and with a leading space (general scanner).
+    import random
+    from decimal import Decimal
+    rng = random.Random(7)
+    dec = fastfeed.BinanceDecoder()
+    texts = []
+    for n in range(1, 19):
+        for dot in [None] + list(range(0, n + 1)):
+            for _ in range(3):
+                digits = "".join(rng.choice("0123456789") for _ in range(n))
+                texts.append(digits if dot is None else digits[:dot] + "." + digits[dot:])
+    for text in texts:
+        for pad in ("", " "):
+            payload = ('{"e":"trade","E":1,"s":"X","t":1,"p":%s"%s","q":"1","T":1,"m":false}'
+                       % (pad, text)).encode()
+            if text == ".":
+                assert dec.decode(payload) == Kind.ERROR
+                continue
+            assert dec.decode(payload) == Kind.TRADE, text
+            r = dec.trades.tail(1)[0]
+            assert r["price"].tobytes() == np.float64(float(text)).tobytes(), text
+            scaled = Decimal(text) * 10 ** 8
+            exact = scaled == scaled.to_integral_value() and -(2 ** 63) < scaled < 2 ** 63
+            assert r["price_fp"] == (int(scaled) if exact else FP_NONE), text
+
+
 def test_unicode_and_escaped_symbols():
     dec = fastfeed.BinanceDecoder()
     sym = "这是测试币456"

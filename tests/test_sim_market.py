@@ -154,3 +154,19 @@ def test_book_from_stream_and_snapshot_equals_ground_truth(market):
                     checked += 1
             assert checked >= 8
     run(main())
+
+
+def test_long_run_prices_stay_positive_and_near_start():
+    # A plain random walk reaches zero and below after a few hundred simulated seconds at a
+    # high rate (seen with SOLUSDT); the takers lean back once the price halves or doubles.
+    m = Market(["SOLUSDT"], "spot", seed=3, rate=400, start_us=T0)
+    book = m.book("SOLUSDT")
+    lo = hi = None
+    for k in range(1, 31):
+        m.advance_to(T0 + k * 10_000_000, wanted=lambda s: False)
+        bb, ba = book.bids.best(), book.asks.best()
+        assert bb is not None and ba is not None and 0 < bb < ba
+        lo = bb if lo is None else min(lo, bb)
+        hi = ba if hi is None else max(hi, ba)
+    assert min(book.bids.prices) > 0
+    assert lo > book.start_mid // 10 and hi < 10 * book.start_mid

@@ -12,7 +12,8 @@ Pure Python, independent of fastfeed's compiled core::
 Modules: :mod:`.market` (order books and event formatting, sans-IO), :mod:`.control`
 (SUBSCRIBE & co., sans-IO), :mod:`.wsserver` (picows server), :mod:`.rest` (aiohttp),
 :mod:`.faults`, :mod:`.blast` (benchmark modes), :mod:`.tls` (trustme certificates),
-:mod:`.config` (settings and command-line options).
+:mod:`.config` (settings and command-line options), :mod:`.remote` (the simulator in a child
+process, driven through a pipe: for measuring a client's memory alone).
 """
 from __future__ import annotations
 
@@ -185,6 +186,12 @@ class ExchangeSimulator:
     def snapshot(self, symbol: str, limit: Optional[int] = None):
         """``(lastUpdateId, bids, asks)`` of the current book."""
         return self.market.book(symbol).snapshot(limit)
+
+    @property
+    def rest_log(self) -> list:
+        """``(monotonic arrival time, path, symbol, status, Retry-After)`` of recent REST depth
+        requests (Retry-After in seconds, None when absent)."""
+        return list(self._rest.log)
 
     def last_update_id(self, symbol: str) -> int:
         return self.market.book(symbol).last_id

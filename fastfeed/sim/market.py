@@ -311,6 +311,8 @@ class SymbolBook:
         self.partial_prev: dict[str, int] = {}
         self.partial_first: dict[str, int] = {}
         mid = int(Decimal(spec.price).scaleb(self.pd)) // self.tick * self.tick
+        self.start_mid = mid
+        self._up = 0.5
         for i in range(levels):
             self.bids.set(mid - (i + 1) * self.tick, self._rand_qty())
             self.asks.set(mid + i * self.tick + self.tick, self._rand_qty())
@@ -358,8 +360,18 @@ class SymbolBook:
             batch.last = uid
 
     # ---- market actions
+    def _lean(self) -> float:
+        # A random walk left alone drifts to zero and below on long runs: once the price
+        # has halved or doubled, every action leans back toward the start.
+        bb, ba = self.bids.best(), self.asks.best()
+        if bb is None or ba is None:
+            return 0.5
+        mid = (bb + ba) // 2
+        return 0.75 if mid < self.start_mid // 2 else 0.25 if mid > 2 * self.start_mid else 0.5
+
     def act(self, E: int, out: list):
         """One random market action at time ``E`` (µs); appends real-time events to ``out``."""
+        self._up = self._lean()     # chance that an action pushes the price up
         r = self.rng.random()
         if r < 0.45:
             self._add()
@@ -377,7 +389,7 @@ class SymbolBook:
 
     def _add(self):
         rng = self.rng
-        is_bid = rng.random() < 0.5
+        is_bid = rng.random() < self._up
         side = self.bids if is_bid else self.asks
         bb, ba = self.bids.best(), self.asks.best()
         spread = (ba - bb) // self.tick
@@ -389,11 +401,13 @@ class SymbolBook:
             d = min(int(rng.expovariate(1 / 6.0)), self.levels)
             best = bb if is_bid else ba
             price = best - d * self.tick if is_bid else best + d * self.tick
+        if price < self.tick:
+            return                                  # prices stay positive
         self._change(side, price, side.qty.get(price, 0) + self._rand_qty())
 
     def _cancel(self):
         rng = self.rng
-        side = self.bids if rng.random() < 0.5 else self.asks
+        side = self.bids if rng.random() < 1.0 - self._up else self.asks
         if len(side) < 2:
             return
         k = min(int(rng.expovariate(1 / 8.0)), len(side) - 1)
@@ -404,7 +418,7 @@ class SymbolBook:
 
     def _trade(self, E: int, out: list):
         rng = self.rng
-        taker_buy = rng.random() < 0.5
+        taker_buy = rng.random() < self._up
         book = self.asks if taker_buy else self.bids
         want = self._rand_qty() * rng.randint(1, 3)
         T = E - 1000
@@ -440,10 +454,14 @@ class SymbolBook:
             if not side.prices:
                 other = self.asks if side.is_bid else self.bids
                 ref = other.best()
+                if side.is_bid and ref - self.tick < self.tick:
+                    continue                        # no bid at zero
                 self._change(side, ref - self.tick if side.is_bid else ref + self.tick, self._rand_qty())
             while len(side) < self.levels:
                 far = side.prices[0] - self.tick if side.is_bid else side.prices[-1] + self.tick
                 gap = self.rng.randint(0, 2) * self.tick
+                if side.is_bid and far - gap < self.tick:
+                    break                           # no bids at zero or below
                 self._change(side, far - gap if side.is_bid else far + gap, self._rand_qty())
             while len(side) > self.levels + self.levels // 4:
                 far = side.prices[0] if side.is_bid else side.prices[-1]

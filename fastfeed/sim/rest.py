@@ -10,6 +10,7 @@ import asyncio
 import json
 import math
 import time
+from collections import deque
 from decimal import Decimal
 from typing import TYPE_CHECKING, Optional
 
@@ -58,6 +59,10 @@ class RestServer:
         self.stale_back: Optional[int] = None
         self.delay = 0.0
         self.requests = 0
+        # (monotonic arrival time, path, symbol, status, Retry-After or None) of recent depth
+        # requests: lets a
+        # test check a client honoured Retry-After / a ban (bounded)
+        self.log: deque = deque(maxlen=100_000)
         self.runner: Optional[web.AppRunner] = None
         self.port = 0
         app = web.Application()
@@ -114,6 +119,14 @@ class RestServer:
 
     # ------------------------------------------------------------------ endpoints
     async def depth(self, request: web.Request) -> web.Response:
+        t = time.monotonic()
+        resp = await self._depth(request)
+        ra = resp.headers.get("Retry-After")
+        self.log.append((t, request.path, request.query.get("symbol", "").upper(), resp.status,
+                         float(ra) if ra is not None else None))
+        return resp
+
+    async def _depth(self, request: web.Request) -> web.Response:
         self.requests += 1
         spot = self.cfg.market == SPOT
         q = request.query
