@@ -11,8 +11,9 @@ Rows:
   msgspec            msgspec.json.Decoder(Struct) with typed fields
   pysimdjson         Parser.parse(bytes) and reading the fields the row needs
 
-Times are CPU time (process_time), best of --repeat runs; the ratio columns divide the
-peer's time by fastfeed's.  Machines are noisy: compare ratios, not absolute ns.
+Times are CPU time (process_time), best of --repeat rounds in which the contenders take turns
+(so a slow phase of a shared machine hits them alike); the ratio columns divide the peer's
+time by fastfeed's.  Machines are noisy: compare ratios, not absolute ns.
 """
 import argparse
 import json
@@ -112,25 +113,33 @@ def msgspec_decoders():
     }
 
 
-def best_cpu(fn, n, repeat, min_seconds):
-    """Best CPU ns per message over `repeat` timed runs, each at least min_seconds long."""
+def calibrate(fn, min_seconds):
+    """Loops of fn that take at least min_seconds of CPU (after one warm-up call)."""
     fn()
     loops = 1
     while True:
         t = time.process_time()
         for _ in range(loops):
             fn()
-        dt = time.process_time() - t
-        if dt >= min_seconds:
-            break
+        if time.process_time() - t >= min_seconds:
+            return loops
         loops *= 2
-    best = dt
-    for _ in range(repeat - 1):
-        t = time.process_time()
-        for _ in range(loops):
-            fn()
-        best = min(best, time.process_time() - t)
-    return best / loops / n * 1e9
+
+
+def best_cpu_interleaved(contenders, n, repeat, min_seconds):
+    """Best CPU ns per message of each contender.  The contenders take turns, one timed run
+    each per round, for `repeat` rounds: a slow phase of a shared machine then hits them
+    all alike instead of whichever happened to be running."""
+    loops = {name: calibrate(fn, min_seconds) for name, fn in contenders.items()}
+    best = {name: float("inf") for name in contenders}
+    for _ in range(repeat):
+        for name, fn in contenders.items():
+            k = loops[name]
+            t = time.process_time()
+            for _ in range(k):
+                fn()
+            best[name] = min(best[name], (time.process_time() - t) / k)
+    return {name: b / n * 1e9 for name, b in best.items()}
 
 
 def run(corpus, repeat, min_seconds):
@@ -146,23 +155,20 @@ def run(corpus, repeat, min_seconds):
         n = len(lines)
         dec = fastfeed.BinanceDecoder()
         decode = dec.decode
-        row = {"case": label, "n": n}
-        row["fastfeed C-level"] = best_cpu(lambda: dec.decode_lines(buf), n, repeat, min_seconds)
+        c = {"fastfeed C-level": lambda: dec.decode_lines(buf)}
 
         def per_call():
             for l in lines:
                 decode(l)
-        row["fastfeed decode()"] = best_cpu(per_call, n, repeat, min_seconds)
-        assert dec.counts[fastfeed.Kind.ERROR] == 0
-
+        c["fastfeed decode()"] = per_call
         loads = json.loads
-        row["json.loads"] = best_cpu(lambda: [loads(l) for l in lines], n, repeat, min_seconds)
+        c["json.loads"] = lambda: [loads(l) for l in lines]
         if orjson:
             oloads = orjson.loads
-            row["orjson.loads"] = best_cpu(lambda: [oloads(l) for l in lines], n, repeat, min_seconds)
+            c["orjson.loads"] = lambda: [oloads(l) for l in lines]
         if label in ms:
             d, fields = ms[label]
-            row["msgspec Struct"] = best_cpu(lambda: [fields(d.decode(l)) for l in lines], n, repeat, min_seconds)
+            c["msgspec Struct"] = lambda: [fields(d.decode(l)) for l in lines]
         if simdjson:
             parser = simdjson.Parser()
             keys = {"aggTrade": ("E", "p", "q", "T", "m"), "trade": ("E", "p", "q", "T", "m"),
@@ -177,7 +183,10 @@ def run(corpus, repeat, min_seconds):
                     for k in keys:
                         body[k]
                     del body, doc      # the parser refuses to reuse its buffer while proxies live
-            row["pysimdjson"] = best_cpu(sj, n, repeat, min_seconds)
+            c["pysimdjson"] = sj
+        row = {"case": label, "n": n}
+        row.update(best_cpu_interleaved(c, n, repeat, min_seconds))
+        assert dec.counts[fastfeed.Kind.ERROR] == 0
         results.append(row)
     return results
 

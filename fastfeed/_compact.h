@@ -438,6 +438,7 @@ static int ffp_trade(ff_ctx *c, ff_scan *s, ff_fields *F) {
 /* after {"e":"depthUpdate","E": */
 static int ffp_depth(ff_ctx *c, ff_scan *s, ff_fields *F) {
     uint32_t opt = 0;
+    F->keys = 0;                                        /* ffc_levels claims */
     FFP_INT(F->E);
     if (FFP_IS_KEY('T')) { s->p += 5; FFP_INT(F->T); opt |= F_T; }
     FFP_KEY('s'); FFP_STR(F->s_ptr, F->s_len);

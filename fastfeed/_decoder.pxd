@@ -107,9 +107,10 @@ cdef class BinanceDecoder:
 
     cdef Py_ssize_t _decode_lines(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept
     cdef const char* _decode_line(self, const char* p, const char* end, int64_t recv_ns) noexcept
+    cdef void _begin_plan(self, Fields* outer, Fields* inner) noexcept
     cdef void _begin(self, Fields* outer, Fields* inner) noexcept
     cdef int _decode_slow(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner, int64_t recv_ns) noexcept
-    cdef int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner, int64_t recv_ns) noexcept
+    cdef int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner, int64_t recv_ns, bint planned) noexcept
     cdef list _recent(self, int cls)
     cdef int _reject(self, const char* payload, Py_ssize_t n, int reason) noexcept
     cdef int _other(self, const char* payload, Py_ssize_t n, int k) noexcept

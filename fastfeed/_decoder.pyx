@@ -387,11 +387,11 @@ cdef class BinanceDecoder:
     cdef int decode_ptr(self, const char* payload, Py_ssize_t n, int64_t recv_ns) noexcept:
         cdef Fields outer, inner
         cdef ff_scan s
-        self._begin(&outer, &inner)
+        self._begin_plan(&outer, &inner)
         s.p = <const uint8_t*>payload
         s.end = s.p + n
         if n > 0 and payload[0] == b'{' and ffp_payload(&self.ctx, &s, &outer, &inner) == 0 and s.p == s.end:
-            return self._finish(payload, n, &outer, &inner, recv_ns)
+            return self._finish(payload, n, &outer, &inner, recv_ns, True)
         return self._decode_slow(payload, n, &outer, &inner, recv_ns)
 
     cdef const char* _decode_line(self, const char* p, const char* end, int64_t recv_ns) noexcept:
@@ -400,12 +400,12 @@ cdef class BinanceDecoder:
         cdef Fields outer, inner
         cdef ff_scan s
         cdef const char* nl
-        self._begin(&outer, &inner)
+        self._begin_plan(&outer, &inner)
         s.p = <const uint8_t*>p
         s.end = <const uint8_t*>end
         if (p[0] == b'{' and ffp_payload(&self.ctx, &s, &outer, &inner) == 0
                 and (s.p == s.end or s.p[0] == b'\n')):
-            self._finish(p, <const char*>s.p - p, &outer, &inner, recv_ns)
+            self._finish(p, <const char*>s.p - p, &outer, &inner, recv_ns, True)
             return <const char*>s.p + 1
         nl = <const char*>memchr(p, b'\n', end - p)
         if nl == NULL:
@@ -414,12 +414,17 @@ cdef class BinanceDecoder:
             self._decode_slow(p, nl - p, &outer, &inner, recv_ns)
         return nl + 1
 
-    cdef void _begin(self, Fields* outer, Fields* inner) noexcept:
+    cdef void _begin_plan(self, Fields* outer, Fields* inner) noexcept:
+        # A plan sets what it succeeds with (seen, keys, ev, nlv); it never marks a field bad.
         self.ctx.scratch_used = 0
-        reset_fields(outer)
-        reset_fields(inner)
+        outer.bad = inner.bad = 0
         outer.stage = self.stage
         inner.stage = self.stage + 4 * self.ctx.max_levels
+
+    cdef void _begin(self, Fields* outer, Fields* inner) noexcept:
+        self._begin_plan(outer, inner)
+        reset_fields(outer)
+        reset_fields(inner)
 
     cdef int _decode_slow(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner,
                           int64_t recv_ns) noexcept:
@@ -455,10 +460,10 @@ cdef class BinanceDecoder:
                 r = R_SYNTAX
         if r:
             return self._reject(payload, n, r)
-        return self._finish(payload, n, outer, inner, recv_ns)
+        return self._finish(payload, n, outer, inner, recv_ns, False)
 
     cdef int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner,
-                     int64_t recv_ns) noexcept:
+                     int64_t recv_ns, bint planned) noexcept:
         """Classifies one parsed payload, writes its rows and counts it."""
         cdef int k
         cdef Fields* F
@@ -473,7 +478,10 @@ cdef class BinanceDecoder:
         else:
             F = outer
             F.stream_len = -1
-        k = self._emit(F, recv_ns)
+        if planned and (F.ev == EV_AGGTRADE or F.ev == EV_TRADE) and (F.seen & F_EV):
+            k = self._emit_trade(F, recv_ns, F.ev == EV_AGGTRADE)   # a plan checked every field
+        else:
+            k = self._emit(F, recv_ns)
         if k >= K_ERROR:
             return self._reject(payload, n, k - K_ERROR)
         if k == K_CONTROL or k == K_UNKNOWN:

@@ -229,3 +229,23 @@ def test_receive_clock_is_read_when_not_given():
     dec.decode(AGG)
     t1 = time.time_ns()
     assert t0 - 1_000_000 <= dec.trades.tail(1)[0]["recv_ns"] <= t1 + 1_000_000
+
+
+@pytest.mark.parametrize("market", ["spot", "futures", "coinm"])
+def test_plans_after_rejects_leave_no_stale_state(market):
+    # A rejected payload leaves field flags behind in the scanner's state; a plan that ran
+    # next and trusted them would reject (or accept) the wrong message.
+    from corpus import corpus_dir
+    bad = [b'{"e":"depthUpdate","E":"x","s":1,"U":"a","u":[],"b":{},"a":3,"T":"q","pu":"z"}',
+           b'{"e":"aggTrade","E":"x","s":1,"a":"1","p":2,"q":[],"f":"1","l":"2","T":"q","m":1}',
+           b'{"u":"x","s":1,"b":2,"B":[],"a":{},"A":3}']
+    kinds = {"aggTrade": Kind.TRADE, "trade": Kind.TRADE, "depthUpdate": Kind.DEPTH,
+             "bookTicker": Kind.TICKER}
+    for name, kind in kinds.items():
+        for suffix in ("", "_combined"):
+            lines = (corpus_dir() / f"{market}_{name}{suffix}.jsonl").read_bytes().splitlines()[:50]
+            dec = fastfeed.BinanceDecoder()
+            for i, line in enumerate(lines):
+                assert dec.decode(bad[i % 3]) == Kind.ERROR
+                assert dec.decode(line) == kind, (name, suffix, line[:80])
+            assert dec.stats()["off_plan"] == len(lines)   # only the rejects missed the plans
