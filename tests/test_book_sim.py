@@ -454,24 +454,30 @@ def test_autopoll_tops_and_validation_detects_a_corrupted_book(caplog):
                             (fp(bids[0][0]), fp(bids[0][1]), fp(asks[0][0]), fp(asks[0][1]))
                         checked += 1
                     before = dict(ob.counters)
-                    # Corrupt BTCUSDT: a fake event continuing the chain changes the qty of
-                    # its 5th bid.  Nothing in the sequencing can notice; validation must.
+                    ob.validate_every = None    # pause the schedule; drive them by hand
                     sid = ob.symbol_id("BTCUSDT")
-                    bid = ob.books.levels(sid, 0)
-                    price, qty = int(bid[0][4]), int(bid[1][4])
-                    lid = ob.books.last_update_id(sid)
-                    fake = event_rows({"U": lid + 1, "u": lid + 1,
-                                       "b": [[str(Decimal(price).scaleb(-8)),
-                                              str(Decimal(qty + 10**5).scaleb(-8))]]}, sid)
-                    ob.books.apply_depth_rows(fake)
-                    assert ob.is_valid("BTCUSDT") and ob.last_update_id("BTCUSDT") == lid + 1
-                    ob.validate_every = None    # pause the schedule; drive one by hand
-                    await ob.validate("BTCUSDT")
-                    for _ in range(200):
-                        if ob.counters["compared"] > before["compared"]:
+                    # Corrupt BTCUSDT: a fake event continuing the chain changes the qty of
+                    # its 18th bid.  Nothing in the sequencing can notice; validation must.
+                    # The live market may rewrite that level before the comparison (then
+                    # the book is right again and nothing is reported): try a few times.
+                    for attempt in range(5):
+                        async with running_market(sim):
+                            await ob.wait_synced(timeout=10)
+                        bid = ob.books.levels(sid, 0)
+                        price, qty = int(bid[0][17]), int(bid[1][17])
+                        lid = ob.books.last_update_id(sid)
+                        fake = event_rows({"U": lid + 1, "u": lid + 1,
+                                           "b": [[str(Decimal(price).scaleb(-8)),
+                                                  str(Decimal(qty + 10**5).scaleb(-8))]]}, sid)
+                        ob.books.apply_depth_rows(fake)
+                        assert ob.is_valid("BTCUSDT") and ob.last_update_id("BTCUSDT") == lid + 1
+                        compared = ob.counters["compared"]
+                        await ob.validate("BTCUSDT")
+                        async with running_market(sim):     # a loaded machine may need seconds
+                            await until(lambda: ob.counters["compared"] > compared, 30,
+                                        "the validation after the corruption")
+                        if ob.counters["mismatches"]:
                             break
-                        sim.advance(0.02)
-                        await asyncio.sleep(0.005)
                     ev = ob.events.tail(ob.events.written)
                     resets = ev[(ev["symbol"] == sid) & (ev["code"] == Event.RESYNC)
                                 & (ev["reason"] == Event.RESET)]
@@ -481,11 +487,11 @@ def test_autopoll_tops_and_validation_detects_a_corrupted_book(caplog):
                         await ob.wait_synced(timeout=10)
                     return before, after, len(resets), checked, ob.stats()
 
-    before, after, resets, checked, st = run(main(), 60)
+    before, after, resets, checked, st = run(main(), 120)
     print(f"\nvalidation before corruption {before}, after {after}; budget {st['budget']}")
     assert checked > 50
     assert before["compared"] >= 6 and before.get("mismatches", 0) == 0
     assert before["matched"] == before["compared"]
-    assert after["mismatches"] == 1 and resets == 1
+    assert after.get("mismatches", 0) == 1 and resets == 1
     assert any(r.levelno == logging.ERROR and "differs from a fresh snapshot" in r.getMessage()
                for r in caplog.records)
