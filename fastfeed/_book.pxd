@@ -57,12 +57,16 @@ cdef enum:
 
 # One side of a book: keys ascending with the best level at the END, stored in the middle
 # of an allocation twice the cap so an insert or delete memmoves the shorter half.
-# Bids key = price, asks key = -price: one code path serves both sides.
+# Bids key = price, asks key = -price: one code path serves both sides.  A level removed
+# from the middle stays as a tombstone (qty 0, key kept, so the keys stay sorted) that a
+# later insert nearby takes over instead of moving half the side; both ends are always live.
 ctypedef struct Side:
     int64_t* keys
     int64_t* qtys
-    Py_ssize_t off          # index of the worst held level
-    Py_ssize_t n            # levels held
+    Py_ssize_t off          # index of the worst held slot
+    Py_ssize_t n            # slots held: live levels and tombstones
+    Py_ssize_t live         # levels held
+    Py_ssize_t tomb         # tombstones among the slots
     Py_ssize_t cap          # max levels (the depth cap)
     Py_ssize_t alloc        # 2 * cap
     int64_t bound           # keys >= bound are exact; INT64_MIN: the whole side is exact

@@ -204,9 +204,67 @@ cdef inline void _recentre(Side* s) noexcept:
     s.off = new_off
 
 
+cdef inline void _compact(Side* s) noexcept:
+    # Squeeze the tombstones out, then recentre.
+    cdef int64_t* k = s.keys + s.off
+    cdef int64_t* q = s.qtys + s.off
+    cdef Py_ssize_t i, j = 0
+    for i in range(s.n):
+        if q[i] != 0:
+            k[j] = k[i]
+            q[j] = q[i]
+            j += 1
+    s.n = j
+    s.tomb = 0
+    _recentre(s)
+
+
+cdef inline void _trim(Side* s) noexcept:
+    # Both ends stay live: the best and the worst level are read in O(1).
+    while s.n and s.qtys[s.off + s.n - 1] == 0:
+        s.n -= 1
+        s.tomb -= 1
+    while s.n and s.qtys[s.off] == 0:
+        s.off += 1
+        s.n -= 1
+        s.tomb -= 1
+
+
+cdef enum:
+    TOMB_REACH = 32         # how far an insert looks for a tombstone to take over
+
+
 cdef inline void _side_insert(Side* s, Py_ssize_t i, int64_t key, int64_t qty) noexcept:
-    # Insert before held index i, moving whichever part (above or below i) is shorter.
-    cdef Py_ssize_t n = s.n, p
+    # Insert before slot i (keys[i-1] < key < keys[i]).  A tombstone within reach takes the
+    # shift; otherwise move whichever part (above or below i) is shorter.
+    cdef Py_ssize_t n = s.n, p, t, lim
+    cdef int64_t* q = s.qtys + s.off
+    s.live += 1
+    if s.tomb and (n - i if n - i < i else i) > 8:     # near an end, the plain move is shorter
+        lim = i + TOMB_REACH if i + TOMB_REACH < n else n
+        t = i
+        while t < lim and q[t] != 0:
+            t += 1
+        if t < lim:                          # shift [i, t) up one slot onto the tombstone
+            p = s.off + i
+            memmove(s.keys + p + 1, s.keys + p, (t - i) * sizeof(int64_t))
+            memmove(s.qtys + p + 1, s.qtys + p, (t - i) * sizeof(int64_t))
+            s.keys[p] = key
+            s.qtys[p] = qty
+            s.tomb -= 1
+            return
+        lim = i - TOMB_REACH if i > TOMB_REACH else 0
+        t = i - 1
+        while t >= lim and q[t] != 0:
+            t -= 1
+        if t >= lim:                         # shift (t, i) down one slot onto it
+            p = s.off + t
+            memmove(s.keys + p, s.keys + p + 1, (i - 1 - t) * sizeof(int64_t))
+            memmove(s.qtys + p, s.qtys + p + 1, (i - 1 - t) * sizeof(int64_t))
+            s.keys[s.off + i - 1] = key
+            s.qtys[s.off + i - 1] = qty
+            s.tomb -= 1
+            return
     if n - i <= i:
         if s.off + n == s.alloc:
             _recentre(s)
@@ -226,15 +284,19 @@ cdef inline void _side_insert(Side* s, Py_ssize_t i, int64_t key, int64_t qty) n
 
 
 cdef inline void _side_remove(Side* s, Py_ssize_t i) noexcept:
-    cdef Py_ssize_t n = s.n, p = s.off + i
-    if n - 1 - i <= i:
-        memmove(s.keys + p, s.keys + p + 1, (n - 1 - i) * sizeof(int64_t))
-        memmove(s.qtys + p, s.qtys + p + 1, (n - 1 - i) * sizeof(int64_t))
-    else:
-        memmove(s.keys + s.off + 1, s.keys + s.off, i * sizeof(int64_t))
-        memmove(s.qtys + s.off + 1, s.qtys + s.off, i * sizeof(int64_t))
+    s.live -= 1
+    if i == s.n - 1:
+        s.n -= 1
+    elif i == 0:
         s.off += 1
-    s.n = n - 1
+        s.n -= 1
+    else:
+        s.qtys[s.off + i] = 0
+        s.tomb += 1
+    _trim(s)
+    # Tombstones cost a little on every search and top-N read: keep them a minority.
+    if s.tomb > 64 and 4 * s.tomb > s.live:
+        _compact(s)
 
 
 cdef inline int _side_set(Side* s, int64_t key, int64_t qty) noexcept:
@@ -243,14 +305,29 @@ cdef inline int _side_set(Side* s, int64_t key, int64_t qty) noexcept:
     cdef Py_ssize_t n = s.n
     cdef Py_ssize_t i = _lower_bound(k, n, key)
     if i < n and k[i] == key:
-        if qty != 0:
+        if s.qtys[s.off + i] == 0:          # a tombstone: the level is not held
+            if qty == 0:
+                return SET_MISSING
+            if s.live == s.cap:
+                _compact(s)                  # then insert it the ordinary way, below
+                k = s.keys + s.off
+                n = s.n
+                i = _lower_bound(k, n, key)
+            else:
+                s.qtys[s.off + i] = qty
+                s.tomb -= 1
+                s.live += 1
+                return SET_INSERTED
+        elif qty != 0:
             s.qtys[s.off + i] = qty
             return SET_UPDATED
-        _side_remove(s, i)
-        return SET_REMOVED
+        else:
+            _side_remove(s, i)
+            return SET_REMOVED
     if qty == 0:
         return SET_MISSING      # Binance: removing a level you do not hold is normal
-    if n == s.cap:
+    cdef int res = SET_INSERTED
+    if s.live == s.cap:
         if i == 0:
             # worse than every held level of a full side: forget it, and that region
             if key >= s.bound:
@@ -258,16 +335,24 @@ cdef inline int _side_set(Side* s, int64_t key, int64_t qty) noexcept:
             return SET_DROPPED
         if k[0] >= s.bound:
             s.bound = k[0] + 1
-        s.off += 1
+        s.off += 1                          # evict the worst level (always live)
         s.n -= 1
-        _side_insert(s, i - 1, key, qty)
-        return SET_EVICTED
+        s.live -= 1
+        _trim(s)
+        i = _lower_bound(s.keys + s.off, s.n, key)
+        res = SET_EVICTED
+    if s.tomb and (s.n >= s.cap or s.off == 0 or s.off + s.n == s.alloc):
+        # slots (live + tombstones) stay within the allocation
+        _compact(s)
+        i = _lower_bound(s.keys + s.off, s.n, key)
     _side_insert(s, i, key, qty)
-    return SET_INSERTED
+    return res
 
 
 cdef inline void _side_clear(Side* s) noexcept:
     s.n = 0
+    s.live = 0
+    s.tomb = 0
     s.off = s.cap
     s.bound = INT64_MIN
 
@@ -978,7 +1063,8 @@ cdef class BookSet:
 
     cdef void _load_side(self, Side* s, cnp.ndarray keys, cnp.ndarray qtys, int64_t bound):
         cdef Py_ssize_t n = keys.shape[0]
-        s.n = n
+        s.n = s.live = n
+        s.tomb = 0
         s.off = (s.alloc - n) >> 1
         if n:
             memcpy(s.keys + s.off, cnp.PyArray_DATA(keys), n * sizeof(int64_t))
@@ -1025,8 +1111,8 @@ cdef class BookSet:
             b = self._get(symbol)
             d = {COUNTER_NAMES[c]: b.counters[c] for c in range(N_COUNTERS)}
             d["state"] = State(b.state).name
-            d["bid_levels"] = b.side[0].n
-            d["ask_levels"] = b.side[1].n
+            d["bid_levels"] = b.side[0].live
+            d["ask_levels"] = b.side[1].live
             return d
         d = dict.fromkeys(COUNTER_NAMES, 0)
         for i in range(self.max_symbols):
@@ -1071,7 +1157,7 @@ cdef class BookSet:
         cdef Book* b = self._get(symbol)
         if side not in (0, 1):
             raise ValueError("side must be 0 (bids) or 1 (asks)")
-        return self._side_arrays(b, side, b.side[side].n)
+        return self._side_arrays(b, side, b.side[side].live)
 
     def bounds_fp(self, symbol):
         """``bounds()`` in fixed point (1e8): ints, or None for a side exact all the way."""
@@ -1093,20 +1179,24 @@ cdef class BookSet:
         return tuple(None if x is None else x / 1e8 for x in self.bounds_fp(symbol))
 
     cdef tuple _side_arrays(self, Book* b, int side, Py_ssize_t n):
+        # The best n live levels, best first (tombstones skipped).
         cdef Side* s = &b.side[side]
-        if n > s.n:
-            n = s.n
+        if n > s.live:
+            n = s.live
         if n < 0:
             n = 0
         cdef cnp.ndarray p = np.empty(n, dtype=np.int64)
         cdef cnp.ndarray q = np.empty(n, dtype=np.int64)
         cdef int64_t* pp = <int64_t*>cnp.PyArray_DATA(p)
         cdef int64_t* qp = <int64_t*>cnp.PyArray_DATA(q)
-        cdef Py_ssize_t i, top = s.off + s.n - 1
+        cdef Py_ssize_t i = 0, j = s.off + s.n - 1
         cdef int64_t sign = 1 if side == 0 else -1
-        for i in range(n):
-            pp[i] = sign * s.keys[top - i] * b.price_div
-            qp[i] = s.qtys[top - i] * b.qty_div
+        while i < n:
+            if s.qtys[j] != 0:
+                pp[i] = sign * s.keys[j] * b.price_div
+                qp[i] = s.qtys[j] * b.qty_div
+                i += 1
+            j -= 1
         return p, q
 
     def __repr__(self):

@@ -119,3 +119,43 @@ def test_random_streams_three_symbols(seed, max_levels):
         t = tops[(tops["symbol"] == s) & (tops["code"] <= Event.SYNCED)]
         assert len(t) == bs.stats(s)["events"]
         assert (np.diff(t["update_id"]) > 0).all()
+
+
+@pytest.mark.parametrize("max_levels", [300, 5000])
+def test_deep_book_churn_matches_truth(max_levels):
+    # A deep book (1200 levels a side) changed all over, as Binance spot depth does: deletes
+    # in the middle leave tombstones, inserts take them over, compaction runs; the held
+    # levels must equal the truth after every event (within the exact region when capped).
+    rng = random.Random(77 + max_levels)
+    bs = BookSet("spot", max_levels=max_levels)
+    bs.track(1)
+    mid = 100_000
+    bids = {mid - i: rng.randint(1, 10**6) for i in range(1, 1200)}
+    asks = {mid + i: rng.randint(1, 10**6) for i in range(1, 1200)}
+    assert bs.apply_snapshot(1, 1000, fmt(bids), fmt(asks), limit=5000) == SnapshotResult.WAITING
+    events = random_events(rng, 1500, 1000, [dict(bids), dict(asks)], mid=mid, spread=1100)
+    for k, e in enumerate(events):
+        bs.apply_depth_rows(event_rows(e, 1))
+        if bs.state(1) == State.SYNCING:             # a capped side ran out of exact levels
+            assert max_levels < 5000 and bs.last_reason(1) == Event.DEPLETED
+            bs.apply_snapshot(1, e["u"], fmt(dict(e["truth"][0])), fmt(dict(e["truth"][1])),
+                              limit=5000)
+        assert bs.last_update_id(1) == e["u"]
+        if k % 3:
+            continue
+        for side in (0, 1):
+            got = levels_ticks(bs, 1, side)
+            ref = e["truth"][side]
+            bound = bs.bounds_fp(1)[side]
+            assert len(got) <= max_levels
+            if bound is None:
+                assert got == ref
+            else:
+                exact = [x for x in ref
+                         if (x[0] * 10**6 >= bound if side == 0 else x[0] * 10**6 <= bound)]
+                assert got[:len(exact)] == exact
+                refd = dict(ref)
+                assert all(refd.get(p) == q for p, q in got[len(exact):])
+        st = bs.stats(1)
+        assert st["bid_levels"] == len(levels_ticks(bs, 1, 0))
+    assert bs.stats()["crossed"] == 0

@@ -369,7 +369,7 @@ def test_books_equal_ground_truth_under_faults(caplog):
         assert not nxt or nxt[0] >= t + ra, f"request {nxt[0] - t:.3f}s after a 429 (Retry-After {ra})"
     assert not any(e[3] == 418 for e in log), "the client got itself banned"
     assert st["snapshots"]["failures"].get("429", 0) == len(limited)
-    assert r["crosschecks"] >= ck.codes[Event.SYNCED] + 50   # every sync, and more
+    assert r["crosschecks"] >= ck.codes[Event.SYNCED] + 20   # every sync, and some between
     assert any("429" in rec.getMessage() for rec in caplog.records)
 
 
