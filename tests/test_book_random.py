@@ -51,6 +51,21 @@ def levels_ticks(bs, sym, side):
     return list(zip((p // 10**6).tolist(), (q // 10**5).tolist()))
 
 
+def assert_side_matches(bs, sym, side, ref, max_levels, need_exact=True):
+    """The held levels equal the truth: all of them, or, on a side cut by the depth cap,
+    the exact region in full and the rest level by level."""
+    got = levels_ticks(bs, sym, side)
+    bound = bs.bounds_fp(sym)[side]
+    assert len(got) <= max_levels
+    if bound is None:
+        assert got == ref
+        return
+    exact = [x for x in ref if (x[0] * 10**6 >= bound if side == 0 else x[0] * 10**6 <= bound)]
+    assert (exact or not need_exact) and got[:len(exact)] == exact
+    refd = dict(ref)
+    assert all(refd.get(p) == q for p, q in got[len(exact):])
+
+
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("max_levels", [4, 64, 5000])
 def test_random_streams_three_symbols(seed, max_levels):
@@ -94,18 +109,7 @@ def test_random_streams_three_symbols(seed, max_levels):
             assert bs.state(s) in (State.VALID, State.BRIDGING)
             assert bs.last_update_id(s) == e["u"]
             for side in (0, 1):
-                got = levels_ticks(bs, s, side)
-                ref = e["truth"][side]
-                bound = bs.bounds_fp(s)[side]
-                assert len(got) <= max_levels
-                if bound is None:
-                    assert got == ref
-                else:
-                    exact = [x for x in ref
-                             if (x[0] * 10**6 >= bound if side == 0 else x[0] * 10**6 <= bound)]
-                    assert exact and got[:len(exact)] == exact
-                    refd = dict(ref)
-                    assert all(refd.get(p) == q for p, q in got[len(exact):])
+                assert_side_matches(bs, s, side, e["truth"][side], max_levels)
             checked += 1
     assert checked > 100
     assert bs.stats()["crossed"] == 0
@@ -144,18 +148,7 @@ def test_deep_book_churn_matches_truth(max_levels):
         if k % 3:
             continue
         for side in (0, 1):
-            got = levels_ticks(bs, 1, side)
-            ref = e["truth"][side]
-            bound = bs.bounds_fp(1)[side]
-            assert len(got) <= max_levels
-            if bound is None:
-                assert got == ref
-            else:
-                exact = [x for x in ref
-                         if (x[0] * 10**6 >= bound if side == 0 else x[0] * 10**6 <= bound)]
-                assert got[:len(exact)] == exact
-                refd = dict(ref)
-                assert all(refd.get(p) == q for p, q in got[len(exact):])
+            assert_side_matches(bs, 1, side, e["truth"][side], max_levels, need_exact=False)
         st = bs.stats(1)
         assert st["bid_levels"] == len(levels_ticks(bs, 1, 0))
     assert bs.stats()["crossed"] == 0

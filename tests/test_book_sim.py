@@ -495,3 +495,46 @@ def test_autopoll_tops_and_validation_detects_a_corrupted_book(caplog):
     assert after.get("mismatches", 0) == 1 and resets == 1
     assert any(r.levelno == logging.ERROR and "differs from a fresh snapshot" in r.getMessage()
                for r in caplog.records)
+
+
+# --------------------------------------------------------------------------- USD-M
+
+def test_usdm_books_sync_through_fapi_follow_pu_and_resync_a_gap():
+    # The same driver on USD-M: snapshots from /fapi/v1/depth, the pu chain (ids advance by
+    # more than one per change there), a gap on one symbol resynced while the other stays
+    # valid; afterwards every book equals the simulator's truth at its update id.
+    async def main():
+        sim = ExchangeSimulator(market="usdm", symbols=SYMS[:2], seed=5, clock="manual",
+                                rate=200.0, levels=40, interval_scale=0.2)
+        async with sim:
+            streams = [f"{s.lower()}@depth@100ms" for s in SYMS[:2]]
+            async with make_feed(sim, streams, stream_timeout=None) as feed:
+                async with OrderBook(feed, rest_url=sim.rest_url, ssl=sim.client_ssl_context(),
+                                     retry_initial=0.02, first_event_wait=0.1) as ob:
+                    async with running_market(sim):
+                        await ob.wait_synced(timeout=15)
+                    other = ob.books.stats(ob.symbol_id(SYMS[1]))["events"]
+                    sim.faults.depth_gap(f"{SYMS[0].lower()}@depth@100ms")
+                    async with running_market(sim):
+                        await until(lambda: ob.books.stats(ob.symbol_id(SYMS[0]))["gaps"] == 1,
+                                    15, "the gap")
+                        await ob.wait_synced(timeout=15)
+                    await deliver(sim, feed)
+                    ob.poll()
+                    truths = {}
+                    for s in SYMS[:2]:
+                        assert ob.is_valid(s)
+                        bids, asks = sim.book_at(s, ob.last_update_id(s))
+                        truths[s] = (bids, asks)
+                    return sim.rest_log, ob, truths, other
+
+    log, ob, truths, other = run(main(), 90)
+    assert all(e[1] == "/fapi/v1/depth" for e in log if "depth" in e[1]) and log
+    for s, (bids, asks) in truths.items():
+        sid = ob.symbol_id(s)
+        for side, want in ((0, bids), (1, asks)):
+            p, q = ob.books.levels(sid, side)
+            assert list(zip(p.tolist(), q.tolist())) == [(fp(x), fp(y)) for x, y in want], s
+    st0, st1 = ob.books.stats(ob.symbol_id(SYMS[0])), ob.books.stats(ob.symbol_id(SYMS[1]))
+    assert st0["gaps"] == 1 and st0["resyncs"] == 1 and st0["snapshots"] >= 2
+    assert st1["gaps"] == 0 and st1["resyncs"] == 0 and st1["events"] > other
