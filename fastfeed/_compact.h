@@ -14,6 +14,11 @@
 
 #define FFC_BAIL (-1)
 
+#if (defined(__SSE2__) || defined(_M_X64)) && !defined(FF_NO_SIMD)
+#define FFC_SSE2 1
+#include <emmintrin.h>
+#endif
+
 /* Bytes of an 8-byte word that end a plain string run: '"', '\\', < 0x20, >= 0x80.
  * Only the lowest flag is exact (borrows may flag bytes above a real hit). */
 static inline uint64_t ffc_special8(uint64_t v) {
@@ -55,9 +60,7 @@ FF_INLINE int ffc_skip_scalar(ff_scan *s) {
 
 /* Up to 16 ASCII digits at p, which must have 16 readable bytes: returns how many (16
  * means "16 or more": not handled here) and, below 16, their value. */
-#if defined(__SSE2__) || defined(_M_X64)
-#include <emmintrin.h>
-
+#if FFC_SSE2
 /* 16 x 0xFF then 16 x 0: loading at 16 - n keeps the first n bytes. */
 static const uint8_t ffc_keep[32] = {
     255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
@@ -99,20 +102,11 @@ FF_INLINE unsigned ffc_run(const uint8_t *p, uint64_t *val) {
     return n;
 }
 #else
-/* Portable SWAR: eight digits per word. */
+/* Portable: the lexer's SWAR digit run, stopped at 16. */
 FF_INLINE unsigned ffc_run(const uint8_t *p, uint64_t *val) {
-    uint64_t w1 = ff_load8(p), x1 = ff_nondigit8(w1);
-    if (x1) {
-        unsigned n = (unsigned)ff_ctz64(x1) >> 3;
-        *val = n ? ff_digits_value(w1, n) : 0;
-        return n;
-    }
-    uint64_t w2 = ff_load8(p + 8), x2 = ff_nondigit8(w2);
-    if (!x2) { *val = 0; return 16; }
-    unsigned n2 = (unsigned)ff_ctz64(x2) >> 3;
-    uint64_t v = ff_digits8_value(w1);
-    *val = n2 ? v * ff_pow10_u[n2] + ff_digits_value(w2, n2) : v;
-    return 8 + n2;
+    Py_ssize_t n;
+    ff_digit_run(p, p + 16, val, &n);
+    return (unsigned)n;
 }
 #endif
 
@@ -129,7 +123,7 @@ FF_INLINE int ffc_uint(ff_scan *s, int64_t *out) {
 }
 
 /* A plain decimal string "digits[.digits]"; s->p at its quote. */
-#if defined(__SSE2__) || defined(_M_X64)
+#if FFC_SSE2
 /* One 16-byte pass for the whole decimal (up to 15 characters, the shape of every Binance
  * price and quantity): find the point and the closing quote, slide the integer digits one
  * slot right over the point, and fold all the digits at once as ffc_run does. */
@@ -164,17 +158,9 @@ FF_INLINE int ffc_decimal(ff_ctx *c, ff_scan *s, ff_dec *d) {
     return ffb_dec_value(c, st, st + e, m, fc, d) ? FFC_BAIL : 0;
 }
 #else
+/* Portable: the general scanner's decimal reader (SWAR digit runs). */
 FF_INLINE int ffc_decimal(ff_ctx *c, ff_scan *s, ff_dec *d) {
-    const uint8_t *st = s->p + 1, *q;
-    uint64_t iv, fv = 0;
-    unsigned ic, fc = 0;
-    if (s->end - st < 34) return ffb_read_dec(c, s, d) ? FFC_BAIL : 0;
-    ic = ffc_run(st, &iv);
-    q = st + ic;
-    if (*q == '.') { fc = ffc_run(q + 1, &fv); q += 1 + fc; }
-    if (*q != '"' || ic == 0 || ic == 16 || fc == 16 || ic + fc > 19) return FFC_BAIL;
-    s->p = q + 1;
-    return ffb_dec_value(c, st, q, iv * ff_pow10_u[fc] + fv, fc, d) ? FFC_BAIL : 0;
+    return ffb_read_dec(c, s, d) ? FFC_BAIL : 0;
 }
 #endif
 
@@ -199,11 +185,26 @@ FF_INLINE int ffc_dec(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t claim, uint3
     return 0;
 }
 
+/* true / false, followed by at least one byte (the object's ',' or '}'). */
+FF_INLINE int ffc_read_bool(ff_scan *s, int *v) {
+    if (s->end - s->p >= 8) {
+        /* Branch-free: buyer_maker is a coin flip that a predictor cannot learn. */
+        uint64_t w = ff_load8(s->p);
+        int t = (w & 0xFFFFFFFFULL) == 0x65757274ULL;          /* "true" */
+        int f = (w & 0xFFFFFFFFFFULL) == 0x65736C6166ULL;      /* "false" */
+        if (!(t | f)) return FFC_BAIL;
+        *v = t;
+        s->p += 5 - t;
+        return 0;
+    }
+    if (s->end - s->p >= 5 && memcmp(s->p, "true", 4) == 0) { *v = 1; s->p += 4; return 0; }
+    if (s->end - s->p >= 6 && memcmp(s->p, "false", 5) == 0) { *v = 0; s->p += 5; return 0; }
+    return FFC_BAIL;
+}
+
 FF_INLINE int ffc_bool(ff_scan *s, ff_fields *F, uint32_t slot, int *v) {
     FFC_CLAIM(F, slot);
-    if (s->end - s->p >= 5 && memcmp(s->p, "true", 4) == 0) { *v = 1; s->p += 4; }
-    else if (s->end - s->p >= 6 && memcmp(s->p, "false", 5) == 0) { *v = 0; s->p += 5; }
-    else return FFC_BAIL;
+    FFC_TRY(ffc_read_bool(s, v));
     F->seen |= slot;
     return 0;
 }
@@ -372,22 +373,6 @@ static int ffc_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
 #define FFP_SKIP() FFC_TRY(ffc_skip_scalar(s))
 #define FFP_END() do { if (s->p >= s->end || *s->p != '}') return FFC_BAIL; s->p++; } while (0)
 
-FF_INLINE int ffp_bool(ff_scan *s, int *v) {
-    if (s->end - s->p >= 8) {
-        /* Branch-free: buyer_maker is a coin flip that a predictor cannot learn. */
-        uint64_t w = ff_load8(s->p);
-        int t = (w & 0xFFFFFFFFULL) == 0x65757274ULL;          /* "true" */
-        int f = (w & 0xFFFFFFFFFFULL) == 0x65736C6166ULL;      /* "false" */
-        if (!(t | f)) return FFC_BAIL;
-        *v = t;
-        s->p += 5 - t;
-        return 0;
-    }
-    if (FFP_IS_LIT("true")) { *v = 1; s->p += 4; return 0; }
-    if (FFP_IS_LIT("false")) { *v = 0; s->p += 5; return 0; }
-    return FFC_BAIL;
-}
-
 /* after {"e":"aggTrade","E": */
 static int ffp_aggtrade(ff_ctx *c, ff_scan *s, ff_fields *F) {
     FFP_INT(F->E);
@@ -401,7 +386,7 @@ static int ffp_aggtrade(ff_ctx *c, ff_scan *s, ff_fields *F) {
     FFP_KEY('f'); FFP_INT(F->first);
     FFP_KEY('l'); FFP_INT(F->last);
     FFP_KEY('T'); FFP_INT(F->T);
-    FFP_KEY('m'); FFC_TRY(ffp_bool(s, &F->m));
+    FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
     if (FFP_IS_KEY('M')) { s->p += 5; FFP_SKIP(); }
     FFP_END();
     F->ev = EV_AGGTRADE;
@@ -419,14 +404,14 @@ static int ffp_trade(ff_ctx *c, ff_scan *s, ff_fields *F) {
         FFP_KEY('p'); FFP_DEC(F->p);
         FFP_KEY('q'); FFP_DEC(F->q);
         if (FFP_IS_KEY('X')) { s->p += 5; FFP_SKIP(); }
-        FFP_KEY('m'); FFC_TRY(ffp_bool(s, &F->m));
+        FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
     } else {                                            /* spot */
         FFP_KEY('s'); FFP_STR(F->s_ptr, F->s_len);
         FFP_KEY('t'); FFP_INT(F->tid);
         FFP_KEY('p'); FFP_DEC(F->p);
         FFP_KEY('q'); FFP_DEC(F->q);
         FFP_KEY('T'); FFP_INT(F->T);
-        FFP_KEY('m'); FFC_TRY(ffp_bool(s, &F->m));
+        FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
         if (FFP_IS_KEY('M')) { s->p += 5; FFP_SKIP(); }
     }
     FFP_END();
