@@ -2,7 +2,9 @@
 
 Every ``fastfeed/**/*.pyx`` becomes an extension of the same dotted name, so adding a
 module needs no edit here.  ``FASTFEED_ANNOTATE=1`` writes ``cython -a`` HTML next to
-each source; ``FASTFEED_DEBUG=1`` builds without optimisation.
+each source; ``FASTFEED_DEBUG=1`` builds without optimisation; ``FASTFEED_NO_SIMD=1`` builds
+the portable decoder (no SSE2: what non-x86 wheels run), which ``scripts/check_portable.sh``
+tests on x86-64.
 """
 import os
 import sys
@@ -14,6 +16,9 @@ from setuptools import Extension, setup
 
 HERE = Path(__file__).parent
 DEBUG = os.environ.get("FASTFEED_DEBUG") == "1"
+MACROS = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+if os.environ.get("FASTFEED_NO_SIMD") == "1":
+    MACROS.append(("FF_NO_SIMD", "1"))
 
 if sys.platform == "win32":
     compile_args = ["/O2"] if not DEBUG else ["/Od"]
@@ -31,7 +36,7 @@ def extensions():
                 ".".join(rel.parts),
                 [str(pyx.relative_to(HERE))],
                 include_dirs=[numpy.get_include(), str(HERE / "fastfeed")],
-                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                define_macros=MACROS,
                 extra_compile_args=compile_args,
             )
         )

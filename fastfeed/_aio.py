@@ -1,5 +1,6 @@
 """Small asyncio helpers shared by the feed and the simulator (plain Python, no Cython)."""
 import asyncio
+import random
 from typing import Iterable
 
 
@@ -14,6 +15,32 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task]) -> None:
             await t
         except (asyncio.CancelledError, Exception):
             pass
+
+
+class Backoff:
+    """Capped exponential backoff with jitter, shared by every retry loop in fastfeed.
+
+    The k-th delay of a run of failures is drawn from ``[d/2, d]`` with
+    ``d = min(cap, initial * 2**(k-1))``.  Half of each step is kept as a floor: a full-jitter
+    draw from ``[0, d]`` can come out near zero several times in a row, which against an
+    exchange's connection-attempt limit is a hot loop in disguise.  ``reset()`` after a success.
+    """
+
+    def __init__(self, initial: float, cap: float, rng: random.Random = None):
+        if initial <= 0 or cap < initial:
+            raise ValueError(f"backoff needs 0 < initial <= cap, got {initial}, {cap}")
+        self.initial, self.cap = initial, cap
+        self.rng = rng or random.Random()
+        self.failures = 0
+
+    def next(self) -> float:
+        """Counts one more failure and returns the delay before the next attempt."""
+        self.failures += 1
+        d = min(self.cap, self.initial * 2.0 ** min(self.failures - 1, 62))
+        return d * self.rng.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.failures = 0
 
 
 class Service:

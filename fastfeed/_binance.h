@@ -24,6 +24,7 @@ enum {
 #define KEY_A (F_AID | F_AL | F_AP)
 #define KEY_B (F_BL | F_BP)
 enum { FF_TOO_MANY_LEVELS = 8, FF_TOO_LONG = 10 };
+enum { FF_SYM_UNKNOWN = -1, FF_SYM_PLAIN = -2 };
 enum { ST_B = 0, ST_A = 1, ST_BIDS = 2, ST_ASKS = 3 };
 
 typedef struct { double f; int64_t fp; } ff_dec;
@@ -39,9 +40,19 @@ typedef struct {
     int m;
     ff_dec p, q, nq, bp, bq, ap, aq;
     const uint8_t *s_ptr; Py_ssize_t s_len;
+    int64_t sym;        /* symbol id when a plan matched a cached name (ff_ctx.sym_cache), else
+                         * FF_SYM_PLAIN (a plan scanned a plain name) or FF_SYM_UNKNOWN */
+    int sym_slot;       /* with FF_SYM_PLAIN: the cache slot for the name */
     const uint8_t *stream_ptr; Py_ssize_t stream_len;
     ff_level *stage; Py_ssize_t nlv[4];   /* 4 staging areas of ctx.max_levels: ffb_levels */
 } ff_fields;
+
+#define FF_SYM_SLOTS 8
+typedef struct {
+    uint8_t pat[16];
+    uint32_t need;      /* compare mask: the name's bytes and its quote; 0 = empty slot */
+    int64_t id;
+} ff_symslot;
 
 typedef struct {
     uint8_t *scratch;           /* escape-decoding arena, reset per payload */
@@ -49,6 +60,11 @@ typedef struct {
     Py_ssize_t max_levels;      /* per staging area */
     uint64_t fp_inexact;
     int64_t fp_none;
+    /* Symbols the plans met, as they appear in payloads: name, '"', zero padding.  A plan
+     * compares the bytes at "s" with one slot (picked by a hash of their first 8) at once,
+     * instead of scanning the string and looking the name up. */
+    ff_symslot sym_cache[FF_SYM_SLOTS];
+    const void *sym_owner;      /* the symbol table the cached ids belong to */
 } ff_ctx;
 
 /* Staging area st (ST_B .. ST_ASKS) of F. */

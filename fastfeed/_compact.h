@@ -16,7 +16,10 @@
 
 #if (defined(__SSE2__) || defined(_M_X64)) && !defined(FF_NO_SIMD)
 #define FFC_SSE2 1
+#define FFC_SIMD_NAME "sse2"
 #include <emmintrin.h>
+#else
+#define FFC_SIMD_NAME "portable"
 #endif
 
 /* Bytes of an 8-byte word that end a plain string run: '"', '\\', < 0x20, >= 0x80.
@@ -42,6 +45,63 @@ found:
     *n = p - st;
     s->p = p + 1;
     return 0;
+}
+
+/* The symbol "s"; s->p at its opening quote.  The cache slot for the next bytes is checked
+ * first with one compare of the name and its closing quote; a miss scans the string. */
+FF_INLINE unsigned ffc_symslot(const uint8_t *name) {
+    return (unsigned)((ff_load8(name) * 0x9E3779B97F4A7C15ULL) >> 61);   /* FF_SYM_SLOTS = 8 */
+}
+
+FF_INLINE int ffc_symbol(ff_ctx *c, ff_scan *s, ff_fields *F) {
+    if (*s->p != '"') return FFC_BAIL;
+    if (s->end - s->p >= 17) {
+        unsigned k = ffc_symslot(s->p + 1);
+        const ff_symslot *e = &c->sym_cache[k];
+#if FFC_SSE2
+        __m128i v = _mm_loadu_si128((const __m128i *)(s->p + 1));
+        unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_loadu_si128((const __m128i *)e->pat)));
+        int hit = e->need && (eq & e->need) == e->need;
+#else
+        uint32_t n1 = e->need ? (uint32_t)ff_ctz32(e->need + 1) : 0;   /* name + quote */
+        int hit = n1 && memcmp(s->p + 1, e->pat, n1) == 0;
+#endif
+        if (hit) {
+            uint32_t n = (uint32_t)ff_ctz32(e->need + 1) - 1;
+            F->s_ptr = s->p + 1;
+            F->s_len = n;
+            F->sym = e->id;
+            s->p += n + 2;
+            return 0;
+        }
+        F->sym = FF_SYM_PLAIN;
+        F->sym_slot = (int)k;
+    } else {
+        F->sym = FF_SYM_UNKNOWN;
+    }
+    return ffc_str(s, &F->s_ptr, &F->s_len);
+}
+
+static inline void ffc_forget_symbols(ff_ctx *c) {
+    memset(c->sym_cache, 0, sizeof(c->sym_cache));
+    c->sym_owner = NULL;
+}
+
+/* Caches a plain name that a plan met (FF_SYM_PLAIN: ffc_str accepted it, so it has no
+ * quote, escape, control or non-ASCII byte) with its id in the table ``owner``. */
+static inline void ffc_remember_symbol(ff_ctx *c, const ff_fields *F, int64_t id, const void *owner) {
+    Py_ssize_t n = F->s_len;
+    if (c->sym_owner != owner) {                        /* another table: forget every id */
+        ffc_forget_symbols(c);
+        c->sym_owner = owner;
+    }
+    if (n < 1 || n > 15) return;
+    ff_symslot *e = &c->sym_cache[F->sym_slot];
+    memset(e->pat, 0, sizeof(e->pat));
+    memcpy(e->pat, F->s_ptr, (size_t)n);
+    e->pat[n] = '"';
+    e->need = (2u << n) - 1;
+    e->id = id;
 }
 
 /* One plain scalar for a key fastfeed does not use ("M", "X", "ps", ...). */
@@ -122,47 +182,54 @@ FF_INLINE int ffc_uint(ff_scan *s, int64_t *out) {
     return 0;
 }
 
-/* A plain decimal string "digits[.digits]"; s->p at its quote. */
+/* A plain decimal string "digits[.digits]" at q (its opening quote): returns where it ends
+ * (after the closing quote), or NULL to bail. */
+FF_INLINE const uint8_t *ffc_decimal_at(ff_ctx *c, const uint8_t *q, const uint8_t *end, ff_dec *d) {
+    const uint8_t *st = q + 1;
 #if FFC_SSE2
-/* One 16-byte pass for the whole decimal (up to 15 characters, the shape of every Binance
- * price and quantity): find the point and the closing quote, slide the integer digits one
- * slot right over the point, and fold all the digits at once as ffc_run does. */
-FF_INLINE int ffc_decimal(ff_ctx *c, ff_scan *s, ff_dec *d) {
-    const uint8_t *st = s->p + 1;
-    if (s->end - st < 16) return ffb_read_dec(c, s, d) ? FFC_BAIL : 0;
-    const __m128i nine = _mm_set1_epi8(9);
-    __m128i raw = _mm_loadu_si128((const __m128i *)st);
-    __m128i t = _mm_sub_epi8(raw, _mm_set1_epi8('0'));
-    unsigned dig = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(t, nine), nine));
-    unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(raw, _mm_set1_epi8('.')));
-    unsigned other = ~(dig | dot) & 0xFFFF;
-    if (!other) return FFC_BAIL;                        /* 16+ characters: general path */
-    unsigned e = (unsigned)ff_ctz32(other);             /* the closing quote, if all is well */
-    if (st[e] != '"') return FFC_BAIL;
-    dot &= (1u << e) - 1;
-    unsigned ic = e, fc = 0;
-    if (dot) {
-        if (dot & (dot - 1)) return FFC_BAIL;           /* two points */
-        ic = (unsigned)ff_ctz32(dot);
-        fc = e - ic - 1;
-        __m128i keep = _mm_loadu_si128((const __m128i *)(ffc_keep + 16 - (ic + 1)));
-        t = _mm_or_si128(_mm_and_si128(keep, _mm_slli_si128(t, 1)), _mm_andnot_si128(keep, t));
-    } else {
-        t = _mm_slli_si128(t, 1);                       /* same layout: a zero slot first */
+    /* One 16-byte pass for the whole decimal (up to 15 characters, the shape of every
+     * Binance price and quantity): find the point and the closing quote, slide the integer
+     * digits one slot right over the point, and fold all the digits at once as ffc_run does. */
+    if (end - st >= 16) {
+        const __m128i nine = _mm_set1_epi8(9);
+        __m128i raw = _mm_loadu_si128((const __m128i *)st);
+        __m128i t = _mm_sub_epi8(raw, _mm_set1_epi8('0'));
+        unsigned dig = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(t, nine), nine));
+        unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(raw, _mm_set1_epi8('.')));
+        unsigned other = ~(dig | dot) & 0xFFFF;
+        if (!other) return NULL;                        /* 16+ characters: general path */
+        unsigned e = (unsigned)ff_ctz32(other);         /* the closing quote, if all is well */
+        if (st[e] != '"') return NULL;
+        dot &= (1u << e) - 1;
+        unsigned ic = e, fc = 0;
+        if (dot) {
+            if (dot & (dot - 1)) return NULL;           /* two points */
+            ic = (unsigned)ff_ctz32(dot);
+            fc = e - ic - 1;
+            __m128i keep = _mm_loadu_si128((const __m128i *)(ffc_keep + 16 - (ic + 1)));
+            t = _mm_or_si128(_mm_and_si128(keep, _mm_slli_si128(t, 1)), _mm_andnot_si128(keep, t));
+        } else {
+            t = _mm_slli_si128(t, 1);                   /* same layout: a zero slot first */
+        }
+        if (ic == 0) return NULL;                       /* ".5": the general path decides */
+        /* slots 1 .. last-1: the digits; slot 0 zero; past them, zero */
+        unsigned last = dot ? e : e + 1;
+        uint64_t m = ffc_fold16(t, last);
+        return ffb_dec_value(c, st, st + e, m, fc, d) ? NULL : st + e + 1;
     }
-    if (ic == 0) return FFC_BAIL;                       /* ".5": the general path decides */
-    /* slots 1 .. e-(dot?0:-1): the digits; slot 0 zero; past them, zero */
-    unsigned last = dot ? e : e + 1;                    /* one past the last digit slot */
-    uint64_t m = ffc_fold16(t, last);
-    s->p = st + e + 1;
-    return ffb_dec_value(c, st, st + e, m, fc, d) ? FFC_BAIL : 0;
-}
-#else
-/* Portable: the general scanner's decimal reader (SWAR digit runs). */
-FF_INLINE int ffc_decimal(ff_ctx *c, ff_scan *s, ff_dec *d) {
-    return ffb_read_dec(c, s, d) ? FFC_BAIL : 0;
-}
 #endif
+    /* Portable, and near the end of the buffer: the general scanner's reader (SWAR runs). */
+    ff_scan t = {q, end};
+    return ffb_read_dec(c, &t, d) ? NULL : t.p;
+}
+
+/* The same on an ff_scan; s->p at the quote. */
+FF_INLINE int ffc_decimal(ff_ctx *c, ff_scan *s, ff_dec *d) {
+    const uint8_t *r = ffc_decimal_at(c, s->p, s->end, d);
+    if (!r) return FFC_BAIL;
+    s->p = r;
+    return 0;
+}
 
 /* Claims a key's slots; a key seen before goes to the general path (last one wins there). */
 #define FFC_CLAIM(F, slots) do { if ((F)->keys & (slots)) return FFC_BAIL; (F)->keys |= (slots); } while (0)
@@ -222,26 +289,24 @@ static inline int ffc_event(ff_scan *s, ff_fields *F) {
 /* [["price","qty"],...] with no whitespace, into staging area st. */
 static inline int ffc_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t claim, uint32_t slot, int st) {
     ff_level *lv = ffb_levels(c, F, st);
-    Py_ssize_t n = 0;
-    const uint8_t *end = s->end;
+    Py_ssize_t n = 0, max = c->max_levels;
+    const uint8_t *p = s->p + 1, *end = s->end;         /* past '[' */
     FFC_CLAIM(F, claim);
-    s->p++;                                             /* '[' */
-    if (s->p < end && *s->p == ']') { s->p++; goto done; }
+    if (p < end && *p == ']') { p++; goto done; }
     for (;;) {
-        if (end - s->p < 2 || s->p[0] != '[' || s->p[1] != '"' || n >= c->max_levels) return FFC_BAIL;
-        s->p++;
-        FFC_TRY(ffc_decimal(c, s, &lv[n].price));
-        if (end - s->p < 2 || s->p[0] != ',' || s->p[1] != '"') return FFC_BAIL;
-        s->p++;
-        FFC_TRY(ffc_decimal(c, s, &lv[n].qty));
-        if (end - s->p < 2 || s->p[0] != ']') return FFC_BAIL;
+        if (end - p < 2 || p[0] != '[' || p[1] != '"' || n >= max) return FFC_BAIL;
+        p = ffc_decimal_at(c, p + 1, end, &lv[n].price);
+        if (!p || end - p < 2 || p[0] != ',' || p[1] != '"') return FFC_BAIL;
+        p = ffc_decimal_at(c, p + 1, end, &lv[n].qty);
+        if (!p || end - p < 2 || p[0] != ']') return FFC_BAIL;
         n++;
-        s->p += 2;
-        if (s->p[-1] == ',') continue;
-        if (s->p[-1] == ']') break;
+        p += 2;
+        if (p[-1] == ',') continue;
+        if (p[-1] == ']') break;
         return FFC_BAIL;
     }
 done:
+    s->p = p;
     F->nlv[st] = n;
     F->seen |= slot;
     return 0;
@@ -370,6 +435,7 @@ static int ffc_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
 #define FFP_INT(dst) FFC_TRY(ffc_uint(s, &(dst)))
 #define FFP_DEC(dst) do { if (*s->p != '"') return FFC_BAIL; FFC_TRY(ffc_decimal(c, s, &(dst))); } while (0)
 #define FFP_STR(ptr, len) do { if (*s->p != '"') return FFC_BAIL; FFC_TRY(ffc_str(s, &(ptr), &(len))); } while (0)
+#define FFP_SYM() FFC_TRY(ffc_symbol(c, s, F))
 #define FFP_SKIP() FFC_TRY(ffc_skip_scalar(s))
 #define FFP_END() do { if (s->p >= s->end || *s->p != '}') return FFC_BAIL; s->p++; } while (0)
 
@@ -377,9 +443,9 @@ static int ffc_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
 static int ffp_aggtrade(ff_ctx *c, ff_scan *s, ff_fields *F) {
     FFP_INT(F->E);
     if (FFP_IS_KEY('s')) {                              /* spot */
-        s->p += 5; FFP_STR(F->s_ptr, F->s_len); FFP_KEY('a'); FFP_INT(F->aid);
+        s->p += 5; FFP_SYM(); FFP_KEY('a'); FFP_INT(F->aid);
     } else {                                            /* futures */
-        FFP_KEY('a'); FFP_INT(F->aid); FFP_KEY('s'); FFP_STR(F->s_ptr, F->s_len);
+        FFP_KEY('a'); FFP_INT(F->aid); FFP_KEY('s'); FFP_SYM();
     }
     FFP_KEY('p'); FFP_DEC(F->p);
     FFP_KEY('q'); FFP_DEC(F->q);
@@ -399,14 +465,14 @@ static int ffp_aggtrade(ff_ctx *c, ff_scan *s, ff_fields *F) {
 static int ffp_trade(ff_ctx *c, ff_scan *s, ff_fields *F) {
     FFP_INT(F->E);
     if (FFP_IS_KEY('T')) {                              /* futures */
-        s->p += 5; FFP_INT(F->T); FFP_KEY('s'); FFP_STR(F->s_ptr, F->s_len);
+        s->p += 5; FFP_INT(F->T); FFP_KEY('s'); FFP_SYM();
         FFP_KEY('t'); FFP_INT(F->tid);
         FFP_KEY('p'); FFP_DEC(F->p);
         FFP_KEY('q'); FFP_DEC(F->q);
         if (FFP_IS_KEY('X')) { s->p += 5; FFP_SKIP(); }
         FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
     } else {                                            /* spot */
-        FFP_KEY('s'); FFP_STR(F->s_ptr, F->s_len);
+        FFP_KEY('s'); FFP_SYM();
         FFP_KEY('t'); FFP_INT(F->tid);
         FFP_KEY('p'); FFP_DEC(F->p);
         FFP_KEY('q'); FFP_DEC(F->q);
@@ -426,7 +492,7 @@ static int ffp_depth(ff_ctx *c, ff_scan *s, ff_fields *F) {
     F->keys = 0;                                        /* ffc_levels claims */
     FFP_INT(F->E);
     if (FFP_IS_KEY('T')) { s->p += 5; FFP_INT(F->T); opt |= F_T; }
-    FFP_KEY('s'); FFP_STR(F->s_ptr, F->s_len);
+    FFP_KEY('s'); FFP_SYM();
     if (FFP_IS_LIT(",\"ps\":")) { s->p += 6; FFP_SKIP(); }
     FFP_KEY('U'); FFP_INT(F->UU);
     FFP_KEY('u'); FFP_INT(F->u);
@@ -446,7 +512,7 @@ static int ffp_depth(ff_ctx *c, ff_scan *s, ff_fields *F) {
 static int ffp_ticker(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t seen) {
     FFP_INT(F->u);
     if (FFP_IS_LIT(",\"e\":\"bookTicker\"")) { s->p += 17; F->ev = EV_BOOKTICKER; seen |= F_EV; }
-    FFP_KEY('s'); FFP_STR(F->s_ptr, F->s_len);
+    FFP_KEY('s'); FFP_SYM();
     if (FFP_IS_LIT(",\"ps\":")) { s->p += 6; FFP_SKIP(); }
     FFP_KEY('b'); FFP_DEC(F->bp);
     FFP_KEY('B'); FFP_DEC(F->bq);

@@ -51,6 +51,8 @@ cdef extern from "_binance.h":
         ff_dec p, q, nq, bp, bq, ap, aq
         const uint8_t* s_ptr
         Py_ssize_t s_len
+        int64_t sym         # id from the plans' symbol cache, or FF_SYM_PLAIN / FF_SYM_UNKNOWN
+        int sym_slot
         const uint8_t* stream_ptr
         Py_ssize_t stream_len
         Level* stage        # 4 staging areas of ctx.max_levels (ST_B .. ST_ASKS)
@@ -61,6 +63,7 @@ cdef extern from "_binance.h":
         Py_ssize_t max_levels
         uint64_t fp_inexact
         int64_t fp_none
+        const void* sym_owner
     int ffb_parse_object(ff_ctx* c, ff_scan* s, Fields* F, Fields* inner) noexcept
 
 @cython.final
@@ -120,6 +123,7 @@ cdef class BinanceDecoder:
     cdef int _emit(self, Fields* F, int64_t recv_ns) noexcept
     cdef bint _stream_is_partial(self, const uint8_t* p, Py_ssize_t n) noexcept
     cdef int64_t _stream_symbol(self, const uint8_t* p, Py_ssize_t n) noexcept
+    cdef int64_t _symbol(self, Fields* F) noexcept
     cdef int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept
     cdef int _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept
     cdef int _emit_depth(self, Fields* F, int64_t recv_ns, uint32_t sym) noexcept

@@ -4,6 +4,8 @@ from typing import Any, Callable
 
 from fastfeed._ring import Ring
 
+SIMD: str  # "sse2" or "portable": the digit kernels this build uses
+
 class Kind(enum.IntEnum):
     TRADE = 0
     DEPTH = 1

@@ -57,6 +57,10 @@ class Reject(enum.IntEnum):
 
 cdef tuple _KINDS = tuple(Kind)
 
+#: Which digit kernels this build uses: "sse2" (x86-64) or "portable" (SWAR; other CPUs, or
+#: a build with FASTFEED_NO_SIMD=1).  Both give identical results.
+SIMD = FFC_SIMD_NAME.decode()
+
 cdef extern from "_binance.h":
     enum:
         EV_NONE, EV_AGGTRADE, EV_TRADE, EV_DEPTH, EV_BOOKTICKER, EV_SHUTDOWN, EV_OTHER
@@ -83,6 +87,11 @@ cdef enum:
 
 
 cdef extern from "_compact.h":
+    enum:
+        FF_SYM_UNKNOWN, FF_SYM_PLAIN
+    const char* FFC_SIMD_NAME
+    void ffc_forget_symbols(ff_ctx* c) noexcept
+    void ffc_remember_symbol(ff_ctx* c, const Fields* F, int64_t id, const void* owner) noexcept
     int ffp_payload(ff_ctx* c, ff_scan* s, Fields* F, Fields* inner) noexcept
     int ffc_object(ff_ctx* c, ff_scan* s, Fields* F, Fields* inner) noexcept
 
@@ -90,6 +99,7 @@ cdef extern from "_compact.h":
 cdef inline void reset_fields(Fields* F) noexcept:
     F.seen = F.bad = F.keys = 0
     F.ev = EV_NONE
+    F.sym = FF_SYM_UNKNOWN
     F.nlv[0] = F.nlv[1] = F.nlv[2] = F.nlv[3] = 0
 
 
@@ -237,6 +247,7 @@ cdef class BinanceDecoder:
         self.ctx.max_levels = max_levels
         self.ctx.fp_inexact = 0
         self.ctx.fp_none = FP_NONE
+        ffc_forget_symbols(&self.ctx)
         self.ctx.scratch_cap = SCRATCH_BYTES
         self.ctx.scratch_used = 0
         self.ctx.scratch = <uint8_t*>PyMem_Malloc(SCRATCH_BYTES)
@@ -564,7 +575,7 @@ cdef class BinanceDecoder:
                 r = self._check(F, REQ_DEPTH, OPT_DEPTH)
                 if r:
                     return K_ERROR + r
-                sym = self.symbols.intern(<const char*>F.s_ptr, F.s_len)
+                sym = self._symbol(F)
                 if sym < 0:
                     return K_ERROR + R_TOO_MANY_SYMBOLS
                 if F.stream_len > 0 and self._stream_is_partial(F.stream_ptr, F.stream_len):
@@ -614,8 +625,18 @@ cdef class BinanceDecoder:
             buf[i] = p[i] - 32 if b'a' <= p[i] <= b'z' else p[i]
         return self.symbols.intern(<const char*>buf, m)
 
-    cdef int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept:
+    cdef int64_t _symbol(self, Fields* F) noexcept:
+        """The id of F's symbol "s": from the plans' cache when they matched it, else looked
+        up (and cached when a plan read it, so that it is a plain name); -1 when the table is full."""
+        if F.sym >= 0 and self.ctx.sym_owner == <void*>self.symbols:
+            return F.sym
         cdef int64_t sym = self.symbols.intern(<const char*>F.s_ptr, F.s_len)
+        if F.sym == FF_SYM_PLAIN and sym >= 0:
+            ffc_remember_symbol(&self.ctx, F, sym, <void*>self.symbols)
+        return sym
+
+    cdef int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept:
+        cdef int64_t sym = self._symbol(F)
         if sym < 0:
             return K_ERROR + R_TOO_MANY_SYMBOLS
         cdef TradeRow* row = <TradeRow*>self.trades.reserve(0)
@@ -640,7 +661,7 @@ cdef class BinanceDecoder:
         return K_TRADE
 
     cdef int _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept:
-        cdef int64_t sym = self.symbols.intern(<const char*>F.s_ptr, F.s_len)
+        cdef int64_t sym = self._symbol(F)
         if sym < 0:
             return K_ERROR + R_TOO_MANY_SYMBOLS
         cdef TickerRow* row = <TickerRow*>self.tickers.reserve(0)

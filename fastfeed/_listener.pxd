@@ -54,6 +54,7 @@ cdef class FeedSink:
     cdef public int64_t event_unit_ns   # event_time unit: 1_000_000 (ms) or 1_000 (us)
     cdef uint64_t busy_ns, batches
     cdef readonly uint64_t accepted_total  # messages accepted, all slots (a cheap poll)
+    cdef readonly uint64_t unroutable      # messages dropped: symbol id outside the filter's table
     cdef bint dirty
     cdef public bint pending            # consumer has been woken and not yet cleared
     cdef public object wake             # callable() or None, called when pending flips on
@@ -82,5 +83,6 @@ cdef class FeedListener(WSListener):
     cdef public bint active                # False: drop data (connection being retired)
 
     cdef void _message(self, const char* p, Py_ssize_t n) noexcept
+    cdef void _drop_unroutable(self, int k, uint32_t sym) noexcept
     cdef void _end_batch(self) noexcept
     cdef void _fail(self, str why, int code)

@@ -28,6 +28,7 @@ class FeedSink:
     def latency_histogram(self) -> tuple[list[int], int]: ...
     def counters(self) -> dict: ...
     accepted_total: int
+    unroutable: int
 
 class FeedListener(WSListener):
     sink: FeedSink

@@ -112,6 +112,7 @@ cdef class FeedSink:
         self.event_unit_ns = 1000000
         self.busy_ns = self.batches = 0
         self.accepted_total = 0
+        self.unroutable = 0
         self.dirty = self.pending = False
         self.wake = None
 
@@ -183,6 +184,7 @@ cdef class FeedSink:
             "gaps": {SLOT_NAMES[i]: self.gaps[i] for i in range(N_SLOTS)},
             "busy_ns": self.busy_ns,
             "batches": self.batches,
+            "unroutable": self.unroutable,
         }
 
 
@@ -371,7 +373,10 @@ cdef class FeedListener(WSListener):
             sym = (<PartialRow*>row).symbol
             slot = S_PARTIAL
         if sym >= sink.nsym:
-            dst.rollback(w0)      # cannot happen: the symbol table is the sink's own
+            # Cannot happen (the stage decodes with the sink's own table, whose ids stay
+            # below nsym), but a row the filter cannot place is dropped loudly.
+            dst.rollback(w0)
+            self._drop_unroutable(k, sym)
             return
         idx = <Py_ssize_t>sym * N_SLOTS + slot
         last = sink.last_id[idx]
@@ -407,6 +412,14 @@ cdef class FeedListener(WSListener):
         sink.accepted_total += 1
         sink.latency(now, et)
         sink.dirty = True
+
+    cdef void _drop_unroutable(self, int k, uint32_t sym) noexcept:
+        self.sink.unroutable += 1
+        try:
+            log.error("conn %d: dropped a message (kind %d) with symbol id %d outside the feed's "
+                      "table of %d", self.conn_id, k, sym, self.sink.nsym)
+        except BaseException:
+            pass
 
     # ------------------------------------------------------------------ Python side
     def caught_up(self, uint32_t symbol, int slot):

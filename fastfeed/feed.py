@@ -3,7 +3,7 @@
 One :class:`BinanceFeed` owns one set of rings (``feed.decoder``) and one or two *routes*
 (spot: one connection; USD-M: ``/public`` for depth/bookTicker and ``/market`` for trades).
 Each route is supervised by a task that connects, subscribes, watches health, reconnects with
-capped exponential backoff and full jitter (inside the exchange's connection-attempt limit), and
+capped exponential backoff with jitter (inside the exchange's connection-attempt limit), and
 rotates to a replacement connection on ``serverShutdown`` or before the 24 h lifetime.  Every
 connection writes through one :class:`~fastfeed._listener.FeedSink`, whose id filter makes
 the rotation seamless (see docs/decisions/0201-feed-bridge-by-id-filter.md).
@@ -17,7 +17,6 @@ import itertools
 import json
 import logging
 import os
-import random
 import socket
 import ssl as _ssl
 import time
@@ -25,7 +24,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from picows import (WSAutoPingStrategy, WSError, WSInvalidStatusError, WSMsgType, ws_connect)
 
-from fastfeed._aio import Service, cancel_and_wait
+from fastfeed._aio import Backoff, Service, cancel_and_wait
 from fastfeed._decoder import BinanceDecoder
 from fastfeed._listener import (EVENT_DTYPE, FeedListener, FeedSink, SLOT_NAMES,
                                 latency_bucket_bounds)
@@ -529,7 +528,7 @@ class BinanceFeed(Service):
             self._event.set()   # lets start() notice
 
     async def _route_loop(self, route: _Route) -> None:
-        backoff = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         while not self._closing:
             err: Optional[BaseException] = None
             try:
@@ -544,20 +543,21 @@ class BinanceFeed(Service):
             except FeedError as e:
                 err = e
             if err is not None:
-                delay = random.uniform(0, backoff)          # full jitter
+                delay = backoff.next()
                 if isinstance(err, HandshakeError) and err.retry_after:
                     delay = max(delay, err.retry_after)
                 log.warning("route %s: %s; retry in %.2fs", route.name, err, delay)
                 self._fail(route, err)
                 await asyncio.sleep(delay)
-                backoff = min(backoff * 2, self.backoff_max)
                 continue
             route.conn = conn
             route.ready.set()
             self._event.set()
             reason = await self._serve(route, conn)
-            if conn.listener is not None and conn.listener.messages > 0:
-                backoff = self.backoff_initial   # it worked: start over
+            lis = conn.listener
+            if lis is not None and lis.messages > 0 and \
+                    time.time_ns() - lis.connected_ns >= self.backoff_max * 1e9:
+                backoff.reset()   # it worked for a while: start over
             self.reconnects[reason.split(":")[0]] += 1
             self.sink.mark(EventReason.DISCONNECT, conn.id)
             log.warning("conn %d (%s): %s; reconnecting", conn.id, route.name, reason)
@@ -565,7 +565,9 @@ class BinanceFeed(Service):
             await conn.close()
             self._retire(conn)
             route.conn = None
-            await asyncio.sleep(random.uniform(0, self.backoff_initial))
+            # Backoff here too: a connection that keeps dying young must not become a
+            # reconnect loop against the exchange's connection-attempt limit.
+            await asyncio.sleep(backoff.next())
 
     async def _serve(self, route: _Route, conn: _Conn) -> str:
         """Wait on ``conn`` until it must go; rotations happen in here.  Returns the reason
@@ -587,15 +589,14 @@ class BinanceFeed(Service):
         log.info("conn %d (%s): rotating (%s)", old.id, route.name, reason)
         deadline = time.monotonic() + self.rotation_timeout
         new = None
-        backoff = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         try:
             while new is None and time.monotonic() < deadline and not self._closing:
                 try:
                     new = await self._open(route)
                 except FeedError as e:
                     self._fail(route, e)
-                    await asyncio.sleep(min(random.uniform(0, backoff), max(0.0, deadline - time.monotonic())))
-                    backoff = min(backoff * 2, self.backoff_max)
+                    await asyncio.sleep(min(backoff.next(), max(0.0, deadline - time.monotonic())))
             if new is None:
                 return None
             slots = self._slots(route)
@@ -702,6 +703,7 @@ class BinanceFeed(Service):
             "rows": {n: r.written for n, r in rings.items()},
             "overwritten": {n: max(0, r.written - r.capacity) for n, r in rings.items()},
             "accepted": sc["accepted"], "duplicates": sc["duplicates"], "gaps": sc["gaps"],
+            "unroutable": sc["unroutable"],
             "reconnects": dict(self.reconnects), "connect_failures": dict(self.failures),
             "events": self.sink.events.written,
             "age_s": ages,

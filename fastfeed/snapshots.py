@@ -23,13 +23,12 @@ import collections
 import json
 import logging
 import math
-import random
 import ssl as _ssl
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from fastfeed._aio import Service, cancel_and_wait
+from fastfeed._aio import Backoff, Service, cancel_and_wait
 
 log = logging.getLogger("fastfeed.book.snapshots")
 
@@ -350,7 +349,7 @@ class SnapshotDriver:
         self.on_synced = on_synced
         # symbol -> [priority, queued_at, not_before]; bounded by the tracked symbols
         self.pending: dict[int, list] = {}
-        self._fails: collections.Counter = collections.Counter()   # consecutive, per symbol
+        self._backoff: dict[int, Backoff] = {}   # per symbol, while its fetches keep failing
         self.counters: collections.Counter = collections.Counter()
         self.failures: collections.Counter = collections.Counter()  # by reason
         self._wake: Optional[asyncio.Event] = None
@@ -385,14 +384,15 @@ class SnapshotDriver:
             self._wake.set()
 
     def _retry(self, sym: int, reason: str) -> None:
-        self._fails[sym] += 1
-        k = self._fails[sym]
-        d = min(self.retry_max, self.retry_initial * 2 ** (k - 1)) * random.uniform(0.5, 1.0)
+        b = self._backoff.get(sym)
+        if b is None:
+            b = self._backoff[sym] = Backoff(self.retry_initial, self.retry_max)
+        d = b.next()
         now = time.monotonic()
         old = self.pending.get(sym)
         prio = old[0] if old else (0 if self.books.stats(sym)["events"] > 0 else 1)
         self.pending[sym] = [prio, old[1] if old else now, now + d]
-        log.debug("symbol %s: retry in %.2fs after %s (attempt %d)", self.name_of(sym), d, reason, k)
+        log.debug("symbol %s: retry in %.2fs after %s (attempt %d)", self.name_of(sym), d, reason, b.failures)
 
     async def _next(self) -> int:
         while True:
@@ -497,7 +497,7 @@ class SnapshotDriver:
             self.notify()
             self._retry(sym, "replay failed")
         else:
-            self._fails.pop(sym, None)
+            self._backoff.pop(sym, None)
             if res == SnapshotResult.SYNCED and self.on_synced is not None:
                 self.on_synced(sym)
 

@@ -249,3 +249,29 @@ def test_plans_after_rejects_leave_no_stale_state(market):
                 assert dec.decode(bad[i % 3]) == Kind.ERROR
                 assert dec.decode(line) == kind, (name, suffix, line[:80])
             assert dec.stats()["off_plan"] == len(lines)   # only the rejects missed the plans
+
+
+def test_symbol_cache_many_names_prefixes_and_escapes():
+    # The plans cache symbols by their payload bytes (8 slots, picked by a hash of the first
+    # 8 bytes).  Names that share prefixes, collide in a slot, are too long to cache, or
+    # differ only after the quote must still get their own ids, in every order.
+    import random
+    names = (["BTCUSDT", "BTCUSD", "BTCUSDTX", "BTCSTUSDT", "ETHBTC", "E", "ETH", "A" * 15,
+              "B" * 16, "1000SHIBUSDT", "BTCUSD_PERP", "ETHUSD_260327", "这是测试币456"]
+             + ["S%03d" % i for i in range(40)])
+    rng = random.Random(7)
+    seq = [rng.choice(names) for _ in range(3000)] + ["BTCUSDT"] * 5 + ["BTCUSD"] * 5
+    dec = fastfeed.BinanceDecoder(trades=1 << 13)
+    for i, name in enumerate(seq):
+        # An escaped spelling of a cached name must map to the same id (general path).
+        s = "".join("\\u%04x" % ord(c) for c in name) if i % 97 == 0 else name
+        p = ('{"e":"aggTrade","E":1,"s":"%s","a":%d,"p":"1.5","q":"2","f":1,"l":1,"T":1,"m":true,"M":true}'
+             % (s, i)).encode()
+        assert dec.decode(p, 1) == Kind.TRADE
+    rows = dec.trades.tail(len(seq))
+    assert [dec.symbol(int(x)) for x in rows["symbol"]] == seq
+    assert list(rows["trade_id"]) == list(range(len(seq)))
+    # A quote inside an escaped name never reaches the cache: the same bytes unescaped are
+    # not a plain name and the payload spelled raw is not valid JSON.
+    assert dec.decode(b'{"e":"aggTrade","E":1,"s":"A\\"B","a":1,"p":"1","q":"1","f":1,"l":1,"T":1,"m":true}') == Kind.TRADE
+    assert dec.decode(b'{"e":"aggTrade","E":1,"s":"A"B","a":1,"p":"1","q":"1","f":1,"l":1,"T":1,"m":true}') == Kind.ERROR

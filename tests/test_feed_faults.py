@@ -97,7 +97,8 @@ def test_dropped_duplicates_never_readable_in_a_wrapped_ring():
                             bad.append((int(sym), u.tolist()))
                 assert feed.stats()["duplicates"]["depth"] >= 60, feed.stats()
                 assert not bad, bad[:2]
-                assert feed.depth.written > feed.depth.capacity and checks > 60
+                # checked after many wakes (several duplicates can share one socket read)
+                assert feed.depth.written > feed.depth.capacity and checks >= 30, checks
     run(body(), 60)
 
 
