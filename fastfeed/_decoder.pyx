@@ -86,6 +86,9 @@ cdef enum:
     RECENT_BYTES = 512
 
 
+cdef extern from "_json.h":
+    void ff_prefetch_w(const void* p) noexcept   # a hint: never faults, no effect on results
+
 cdef extern from "_compact.h":
     enum:
         FF_SYM_UNKNOWN, FF_SYM_PLAIN
@@ -640,6 +643,9 @@ cdef class BinanceDecoder:
         if sym < 0:
             return K_ERROR + R_TOO_MANY_SYMBOLS
         cdef TradeRow* row = <TradeRow*>self.trades.reserve(0)
+        # The ring is larger than the caches: ask for the slot 8 rows ahead now, so that
+        # its write does not wait for the line to come in (~7% of an aggTrade's decode).
+        ff_prefetch_w(self.trades.reserve(8))
         row.recv_ns = recv_ns
         row.event_time = F.E
         row.trade_time = F.T
@@ -665,6 +671,7 @@ cdef class BinanceDecoder:
         if sym < 0:
             return K_ERROR + R_TOO_MANY_SYMBOLS
         cdef TickerRow* row = <TickerRow*>self.tickers.reserve(0)
+        ff_prefetch_w(self.tickers.reserve(8))
         row.recv_ns = recv_ns
         row.event_time = F.E if F.seen & F_E else -1
         row.transact_time = F.T if F.seen & F_T else -1
@@ -706,6 +713,7 @@ cdef class BinanceDecoder:
             lv = F.stage + (ST_B + side) * self.ctx.max_levels
             for i in range(F.nlv[ST_B + side]):
                 row = <DepthRow*>self.depth.reserve(j)
+                ff_prefetch_w(self.depth.reserve(j + 8))
                 self._depth_head(row, F, recv_ns, sym, T, pu)
                 row.side = <int8_t>side
                 row.price = lv[i].price.f
