@@ -50,7 +50,7 @@ typedef struct {
 #define FF_SYM_SLOTS 8
 typedef struct {
     uint8_t pat[16];
-    uint32_t need;      /* compare mask: the name's bytes and its quote; 0 = empty slot */
+    uint32_t len;       /* the name's length (1..15; the compare covers it and its quote); 0 = empty */
     int64_t id;
 } ff_symslot;
 

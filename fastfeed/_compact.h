@@ -58,16 +58,16 @@ FF_INLINE int ffc_symbol(ff_ctx *c, ff_scan *s, ff_fields *F) {
     if (s->end - s->p >= 17) {
         unsigned k = ffc_symslot(s->p + 1);
         const ff_symslot *e = &c->sym_cache[k];
+        uint32_t n = e->len;
 #if FFC_SSE2
         __m128i v = _mm_loadu_si128((const __m128i *)(s->p + 1));
         unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_loadu_si128((const __m128i *)e->pat)));
-        int hit = e->need && (eq & e->need) == e->need;
+        unsigned need = (2u << n) - 1;                  /* the name and its quote */
+        int hit = n && (eq & need) == need;
 #else
-        uint32_t n1 = e->need ? (uint32_t)ff_ctz32(e->need + 1) : 0;   /* name + quote */
-        int hit = n1 && memcmp(s->p + 1, e->pat, n1) == 0;
+        int hit = n && memcmp(s->p + 1, e->pat, n + 1) == 0;
 #endif
         if (hit) {
-            uint32_t n = (uint32_t)ff_ctz32(e->need + 1) - 1;
             F->s_ptr = s->p + 1;
             F->s_len = n;
             F->sym = e->id;
@@ -100,7 +100,7 @@ static inline void ffc_remember_symbol(ff_ctx *c, const ff_fields *F, int64_t id
     memset(e->pat, 0, sizeof(e->pat));
     memcpy(e->pat, F->s_ptr, (size_t)n);
     e->pat[n] = '"';
-    e->need = (2u << n) - 1;
+    e->len = (uint32_t)n;
     e->id = id;
 }
 

@@ -142,18 +142,23 @@ class FeedTemplates:
             yield tmpl, vals, orig
 
 
-def build_blast(templates: FeedTemplates, n: int, us: bool = False, combined: bool = True,
-                chunk_size: int = 1 << 20) -> tuple[list[bytes], int]:
-    """Pre-encode ``n`` frames into chunks of about ``chunk_size`` bytes -> (chunks, bytes)."""
+def blast_payloads(templates: FeedTemplates, n: int, us: bool = False, combined: bool = True):
+    """Yield the ``n`` payloads of a blast (no frame headers), stamped with the current time."""
     compiled = templates.compile(us, combined, stamp=False)
     now_us = time.time_ns() // 1000
     E = now_us if us else now_us // 1000
     T = E - (1000 if us else 1)
-    chunks, cur, size, total = [], [], 0, 0
     for tmpl, vals, _orig in templates.payloads(compiled, n, 0):
         vals[b"E"] = E
         vals[b"T"] = T
-        p = tmpl % vals
+        yield tmpl % vals
+
+
+def build_blast(templates: FeedTemplates, n: int, us: bool = False, combined: bool = True,
+                chunk_size: int = 1 << 20) -> tuple[list[bytes], int]:
+    """Pre-encode ``n`` frames into chunks of about ``chunk_size`` bytes -> (chunks, bytes)."""
+    chunks, cur, size, total = [], [], 0, 0
+    for p in blast_payloads(templates, n, us, combined):
         fr = frame_header(len(p)) + p
         cur.append(fr)
         size += len(fr)
