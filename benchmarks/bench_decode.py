@@ -2,14 +2,19 @@
 would pick instead, all measured in one run, printed as ns per message and ratios.
 
     python benchmarks/bench_decode.py [--corpus DIR] [--repeat 7] [--min-seconds 0.2]
+                                      [--level-sweep] [--keep-results]
 
 Rows:
   fastfeed C-level   BinanceDecoder.decode_lines(buffer): the C loop the listener and
                      replay use (one Python call per buffer, not per message)
   fastfeed decode()  one Python call per message
-  json / orjson      .loads(bytes) into dicts (no field conversion)
+  json / orjson      .loads(bytes) into dicts (no field conversion), each dropped before
+                     the next, as a feed loop does
   msgspec            msgspec.json.Decoder(Struct) with typed fields
   pysimdjson         Parser.parse(bytes) and reading the fields the row needs
+
+--level-sweep adds depthUpdates of 0 to 60 levels against orjson: fixed and per-level costs.
+--keep-results makes the peers keep every result of a pass (docs/decisions/0005: flattering).
 
 Times are CPU time (process_time), best of --repeat rounds in which the contenders take turns
 (so a slow phase of a shared machine hits them alike); the ratio columns divide the peer's
@@ -113,6 +118,18 @@ def msgspec_decoders():
     }
 
 
+def drop_each(parse, lines, keep=False):
+    """One pass of parse over lines, each result dropped before the next parse (or, with
+    keep, all kept in a list until the pass ends: the form used before decision 0005)."""
+    if keep:
+        return lambda: [parse(l) for l in lines]
+
+    def run():
+        for l in lines:
+            parse(l)
+    return run
+
+
 def calibrate(fn, min_seconds):
     """Loops of fn that take at least min_seconds of CPU (after one warm-up call)."""
     fn()
@@ -142,7 +159,7 @@ def best_cpu_interleaved(contenders, n, repeat, min_seconds):
     return {name: b / n * 1e9 for name, b in best.items()}
 
 
-def run(corpus, repeat, min_seconds):
+def run(corpus, repeat, min_seconds, keep=False):
     ms = msgspec_decoders()
     results = []
     for label, fname in CASES:
@@ -154,21 +171,16 @@ def run(corpus, repeat, min_seconds):
         buf = b"\n".join(lines)
         n = len(lines)
         dec = fastfeed.BinanceDecoder()
-        decode = dec.decode
-        c = {"fastfeed C-level": lambda: dec.decode_lines(buf)}
-
-        def per_call():
-            for l in lines:
-                decode(l)
-        c["fastfeed decode()"] = per_call
-        loads = json.loads
-        c["json.loads"] = lambda: [loads(l) for l in lines]
+        c = {"fastfeed C-level": lambda: dec.decode_lines(buf),
+             "fastfeed decode()": drop_each(dec.decode, lines)}
+        # Peers parse and drop one message at a time, as a feed loop does (decision 0005):
+        # keeping every result alive costs them fresh memory and GC passes a loop never pays.
+        c["json.loads"] = drop_each(json.loads, lines, keep)
         if orjson:
-            oloads = orjson.loads
-            c["orjson.loads"] = lambda: [oloads(l) for l in lines]
+            c["orjson.loads"] = drop_each(orjson.loads, lines, keep)
         if label in ms:
             d, fields = ms[label]
-            c["msgspec Struct"] = lambda: [fields(d.decode(l)) for l in lines]
+            c["msgspec Struct"] = drop_each(lambda l: fields(d.decode(l)), lines, keep)
         if simdjson:
             parser = simdjson.Parser()
             keys = {"aggTrade": ("E", "p", "q", "T", "m"), "trade": ("E", "p", "q", "T", "m"),
@@ -209,15 +221,63 @@ def print_table(results):
               f"{ratio('orjson.loads', p):>17s}{ratio('json.loads', c):>10s}{ratio('pysimdjson', c):>12s}")
 
 
+def depth_with_levels(template, k, rng):
+    """The corpus depthUpdate ``template`` (a dict) with k levels in Binance's decimal shapes."""
+    def level(base):
+        return [f"{base + rng.random() * 100:.2f}000000", f"{rng.random() * 5:.8f}"]
+    d = dict(template)
+    d["b"] = [level(16500) for _ in range(k // 2)]
+    d["a"] = [level(16600) for _ in range(k - k // 2)]
+    return json.dumps(d, separators=(",", ":")).encode()
+
+
+def level_sweep(corpus, repeat, min_seconds, counts=(0, 2, 6, 20, 60)):
+    """fastfeed against orjson on depthUpdates with k levels each: the fixed cost per message
+    and the cost per level, for each side."""
+    import random
+    path = corpus / "spot_depthUpdate.jsonl"
+    template = json.loads(path.read_bytes().split(b"\n", 1)[0])
+    rng = random.Random(1)
+    print("\ndepthUpdate by level count (2,000 synthetic messages each; ns per message, CPU, best of rounds)")
+    print(f"{'levels':>6s}{'fastfeed C-level':>18s}{'orjson.loads':>14s}{'orjson/C':>10s}")
+    rows = []
+    for k in counts:
+        lines = [depth_with_levels(template, k, rng) for _ in range(2000)]
+        buf = b"\n".join(lines)
+        dec = fastfeed.BinanceDecoder()
+        c = {"ff": lambda: dec.decode_lines(buf)}
+        if orjson:
+            c["orjson"] = drop_each(orjson.loads, lines)
+        r = best_cpu_interleaved(c, len(lines), repeat, min_seconds)
+        assert dec.counts[fastfeed.Kind.ERROR] == 0 and dec.stats()["off_plan"] == 0
+        rows.append((k, r))
+        oj = r.get("orjson")
+        print(f"{k:6d}{r['ff']:18.0f}" + (f"{oj:14.0f}{oj / r['ff']:9.1f}x" if oj else ""))
+    (k0, r0), (k1, r1) = rows[-2], rows[-1]
+    per_ff = (r1["ff"] - r0["ff"]) / (k1 - k0)
+    line = f"per level ({k0} -> {k1} levels): fastfeed {per_ff:.1f} ns"
+    if orjson:
+        per_oj = (r1["orjson"] - r0["orjson"]) / (k1 - k0)
+        line += f", orjson {per_oj:.1f} ns: the ratio tends to {per_oj / per_ff:.1f}x as levels grow"
+    print(line)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=default_corpus())
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--min-seconds", type=float, default=0.2)
+    ap.add_argument("--keep-results", action="store_true",
+                    help="peers keep every result of a pass alive in a list (the flattering form "
+                         "used before docs/decisions/0005; for comparison only)")
+    ap.add_argument("--level-sweep", action="store_true",
+                    help="also time depthUpdates with 0, 2, 6, 20 and 60 levels against orjson")
     args = ap.parse_args()
     if not args.corpus.is_dir():
         sys.exit(f"corpus not found: {args.corpus} (set FASTFEED_CORPUS)")
-    print_table(run(args.corpus, args.repeat, args.min_seconds))
+    print_table(run(args.corpus, args.repeat, args.min_seconds, args.keep_results))
+    if args.level_sweep:
+        level_sweep(args.corpus, args.repeat, args.min_seconds)
 
 
 if __name__ == "__main__":

@@ -103,11 +103,17 @@ FF_INLINE int ffb_read_str(ff_ctx *c, ff_scan *s, const uint8_t **out, Py_ssize_
     return 0;
 }
 
+static int ffb_dec_general(ff_ctx *c, const uint8_t *st, const uint8_t *q, ff_dec *d) {
+    int inexact = 0;
+    int r = ff_parse_decimal(st, q - st, &d->f, &d->fp, c->fp_none, &inexact);
+    c->fp_inexact += inexact;
+    return r;
+}
+
 /* Both values of the plain decimal [st, q): m = all its digits, fc of them after the
  * point, at most 19 in all. */
 FF_INLINE int ffb_dec_value(ff_ctx *c, const uint8_t *st, const uint8_t *q, uint64_t m,
                             Py_ssize_t fc, ff_dec *d) {
-    int inexact = 0, r;
     if (m <= (1ULL << 53)) {
         d->f = (double)m / ff_pow10_f[fc];    /* exact operands: one correct rounding */
         if (fc <= FF_FP_DECIMALS) {
@@ -115,10 +121,9 @@ FF_INLINE int ffb_dec_value(ff_ctx *c, const uint8_t *st, const uint8_t *q, uint
             if (m <= ff_int64_div10[sh]) { d->fp = (int64_t)(m * ff_pow10_u[sh]); return 0; }
         }
     }
-    /* rarer shapes: let the general parser decide both values */
-    r = ff_parse_decimal(st, q - st, &d->f, &d->fp, c->fp_none, &inexact);
-    c->fp_inexact += inexact;
-    return r;
+    /* rarer shapes (a call, so the hot path keeps no stack slot for them): the general
+     * parser decides both values */
+    return ffb_dec_general(c, st, q, d);
 }
 
 /* A decimal string; s->p at its opening quote.  Field-level errors leave s->p after it. */

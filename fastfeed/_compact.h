@@ -104,11 +104,25 @@ static inline void ffc_remember_symbol(ff_ctx *c, const ff_fields *F, int64_t id
     e->id = id;
 }
 
+/* The lexer's readers on a copy of s: the plans keep their ff_scan in registers, which
+ * passing its address to a function that is not inlined would prevent. */
+static int ffc_skip_scalar_at(ff_scan *s);
+FF_INLINE int ffc_skip_copy(ff_scan *s) {
+    ff_scan t = *s;
+    if (ffc_skip_scalar_at(&t)) return FFC_BAIL;
+    s->p = t.p;
+    return 0;
+}
+
 /* One plain scalar for a key fastfeed does not use ("M", "X", "ps", ...). */
 FF_INLINE int ffc_skip_scalar(ff_scan *s) {
     const uint8_t *st; Py_ssize_t n;
+    if (*s->p == '"') return ffc_str(s, &st, &n);
+    return ffc_skip_copy(s);
+}
+
+static int ffc_skip_scalar_at(ff_scan *s) {
     switch (*s->p) {
-    case '"': return ffc_str(s, &st, &n);
     case 't': return ff_skip_literal(s, "true", 4) ? FFC_BAIL : 0;
     case 'f': return ff_skip_literal(s, "false", 5) ? FFC_BAIL : 0;
     case 'n': return ff_skip_literal(s, "null", 4) ? FFC_BAIL : 0;
@@ -172,9 +186,18 @@ FF_INLINE unsigned ffc_run(const uint8_t *p, uint64_t *val) {
 
 /* A non-negative integer of up to 15 digits; what follows it (',' or '}', not '.' or
  * 'e') is the caller's structure check.  Near the end of the buffer, the careful reader. */
+static int ffc_uint_near_end(ff_scan *s, int64_t *out) {
+    return ff_parse_int(s, out) ? FFC_BAIL : 0;
+}
+
 FF_INLINE int ffc_uint(ff_scan *s, int64_t *out) {
     uint64_t v;
-    if (s->end - s->p < 16) return ff_parse_int(s, out) ? FFC_BAIL : 0;
+    if (s->end - s->p < 16) {
+        ff_scan t = *s;                                 /* on a copy: see ffc_skip_copy */
+        if (ffc_uint_near_end(&t, out)) return FFC_BAIL;
+        s->p = t.p;
+        return 0;
+    }
     unsigned n = ffc_run(s->p, &v);
     if (n == 0 || n == 16 || (n > 1 && s->p[0] == '0')) return FFC_BAIL;
     s->p += n;
@@ -286,6 +309,11 @@ static inline int ffc_event(ff_scan *s, ff_fields *F) {
     return 0;
 }
 
+/* Two bytes as one native word, and the word two given bytes make. */
+FF_INLINE uint16_t ffc_load2(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+FF_INLINE uint16_t ffc_pair(uint8_t a, uint8_t b) { const uint8_t t[2] = {a, b}; return ffc_load2(t); }
+#define FFC_PAIR(a, b) ffc_pair((uint8_t)(a), (uint8_t)(b))
+
 /* [["price","qty"],...] with no whitespace, into staging area st. */
 static inline int ffc_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t claim, uint32_t slot, int st) {
     ff_level *lv = ffb_levels(c, F, st);
@@ -293,16 +321,19 @@ static inline int ffc_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t claim
     const uint8_t *p = s->p + 1, *end = s->end;         /* past '[' */
     FFC_CLAIM(F, claim);
     if (p < end && *p == ']') { p++; goto done; }
+    /* Two-byte structure checks as one compare each: '["' opens a level, '","' sits
+     * between its strings, '],' or ']]' closes it. */
     for (;;) {
-        if (end - p < 2 || p[0] != '[' || p[1] != '"' || n >= max) return FFC_BAIL;
+        if (end - p < 2 || ffc_load2(p) != FFC_PAIR('[', '"') || n >= max) return FFC_BAIL;
         p = ffc_decimal_at(c, p + 1, end, &lv[n].price);
-        if (!p || end - p < 2 || p[0] != ',' || p[1] != '"') return FFC_BAIL;
+        if (!p || end - p < 2 || ffc_load2(p) != FFC_PAIR(',', '"')) return FFC_BAIL;
         p = ffc_decimal_at(c, p + 1, end, &lv[n].qty);
-        if (!p || end - p < 2 || p[0] != ']') return FFC_BAIL;
+        if (!p || end - p < 2) return FFC_BAIL;
         n++;
+        uint16_t close = ffc_load2(p);
         p += 2;
-        if (p[-1] == ',') continue;
-        if (p[-1] == ']') break;
+        if (close == FFC_PAIR(']', ',')) continue;
+        if (close == FFC_PAIR(']', ']')) break;
         return FFC_BAIL;
     }
 done:
@@ -424,23 +455,54 @@ static int ffc_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
 
 /* ---- Straight-line plans: Binance's exact key orders (as recorded in the corpus), each
  * key checked by name with one word compare, no per-key dispatch.  A plan that meets
- * anything else bails to ffc_object (any order), which bails to the general scanner. */
+ * anything else bails to ffc_object (any order), which bails to the general scanner.
+ *
+ * Each plan works on its own copy of the caller's ff_scan (FFP_OPEN), which no function
+ * that is not inlined ever sees, so the position lives in a register instead of making a
+ * store and a reload per field; FFP_DONE hands it back. */
 
+/* Literal bytes as the words ff_load8 reads, folded to constants by the compiler. */
+FF_INLINE uint64_t ffp_w8(const char *lit) { return ff_load8((const uint8_t *)lit); }
+/* The first n (1..8) bytes of lit, zero-padded, as ff_load8 reads them. */
+FF_INLINE uint64_t ffp_head8(const char *lit, size_t n) {
+    uint64_t v = 0;
+    for (size_t k = 0; k < n; k++) v |= (uint64_t)(uint8_t)lit[k] << (8 * k);
+    return v;
+}
+/* p[0..n) == lit[0..n) for a constant n <= 24, in word compares (a library memcmp call
+ * would cost more than the compare); p must have n rounded up to 8 readable bytes. */
+FF_INLINE int ffp_eq(const uint8_t *p, const char *lit, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        if (ff_load8(p + i) != ffp_w8(lit + i)) return 0;
+    if (i < n) {
+        uint64_t keep = ~0ULL >> (64 - 8 * (n - i));  /* ff_load8's first bytes are its low ones */
+        if ((ff_load8(p + i) & keep) != ffp_head8(lit + i, n - i)) return 0;
+    }
+    return 1;
+}
+#define FFP_ROUND8(n) (((n) + 7) & ~(size_t)7)
+
+#define FFP_OPEN(io) ff_scan sc_ = *(io), *const s = &sc_
+#define FFP_DONE(io) do { (io)->p = s->p; return 0; } while (0)
 #define FFP_NEED(n) do { if (s->end - s->p < (n)) return FFC_BAIL; } while (0)
 #define FFP_NEXT(ch) ((FFC_NEXT5 | ((uint64_t)(uint8_t)(ch) << 16)))
 #define FFP_IS_KEY(ch) (s->end - s->p >= 8 && (ff_load8(s->p) & 0xFFFFFFFFFFULL) == FFP_NEXT(ch))
 #define FFP_KEY(ch) do { if (!FFP_IS_KEY(ch)) return FFC_BAIL; s->p += 5; } while (0)
-#define FFP_IS_LIT(lit) (s->end - s->p >= (Py_ssize_t)sizeof(lit) && memcmp(s->p, lit, sizeof(lit) - 1) == 0)
+#define FFP_IS_LIT(lit) (s->end - s->p >= (Py_ssize_t)FFP_ROUND8(sizeof(lit)) && ffp_eq(s->p, lit, sizeof(lit) - 1))
 #define FFP_LIT(lit) do { if (!FFP_IS_LIT(lit)) return FFC_BAIL; s->p += sizeof(lit) - 1; } while (0)
 #define FFP_INT(dst) FFC_TRY(ffc_uint(s, &(dst)))
 #define FFP_DEC(dst) do { if (*s->p != '"') return FFC_BAIL; FFC_TRY(ffc_decimal(c, s, &(dst))); } while (0)
 #define FFP_STR(ptr, len) do { if (*s->p != '"') return FFC_BAIL; FFC_TRY(ffc_str(s, &(ptr), &(len))); } while (0)
 #define FFP_SYM() FFC_TRY(ffc_symbol(c, s, F))
 #define FFP_SKIP() FFC_TRY(ffc_skip_scalar(s))
+/* "M" (aggTrade, spot trade) is always true or false; anything else goes to ffc_object. */
+#define FFP_SKIP_BOOL() do { int ignored_; FFC_TRY(ffc_read_bool(s, &ignored_)); } while (0)
 #define FFP_END() do { if (s->p >= s->end || *s->p != '}') return FFC_BAIL; s->p++; } while (0)
 
 /* after {"e":"aggTrade","E": */
-static int ffp_aggtrade(ff_ctx *c, ff_scan *s, ff_fields *F) {
+static int ffp_aggtrade(ff_ctx *c, ff_scan *io, ff_fields *F) {
+    FFP_OPEN(io);
     FFP_INT(F->E);
     if (FFP_IS_KEY('s')) {                              /* spot */
         s->p += 5; FFP_SYM(); FFP_KEY('a'); FFP_INT(F->aid);
@@ -453,16 +515,17 @@ static int ffp_aggtrade(ff_ctx *c, ff_scan *s, ff_fields *F) {
     FFP_KEY('l'); FFP_INT(F->last);
     FFP_KEY('T'); FFP_INT(F->T);
     FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
-    if (FFP_IS_KEY('M')) { s->p += 5; FFP_SKIP(); }
+    if (FFP_IS_KEY('M')) { s->p += 5; FFP_SKIP_BOOL(); }
     FFP_END();
     F->ev = EV_AGGTRADE;
     F->seen = F_EV | F_E | F_S | F_AID | F_P | F_Q | F_FIRST | F_LAST | F_T | F_M;
     F->keys = F->seen | KEY_A;
-    return 0;
+    FFP_DONE(io);
 }
 
 /* after {"e":"trade","E": */
-static int ffp_trade(ff_ctx *c, ff_scan *s, ff_fields *F) {
+static int ffp_trade(ff_ctx *c, ff_scan *io, ff_fields *F) {
+    FFP_OPEN(io);
     FFP_INT(F->E);
     if (FFP_IS_KEY('T')) {                              /* futures */
         s->p += 5; FFP_INT(F->T); FFP_KEY('s'); FFP_SYM();
@@ -478,16 +541,17 @@ static int ffp_trade(ff_ctx *c, ff_scan *s, ff_fields *F) {
         FFP_KEY('q'); FFP_DEC(F->q);
         FFP_KEY('T'); FFP_INT(F->T);
         FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
-        if (FFP_IS_KEY('M')) { s->p += 5; FFP_SKIP(); }
+        if (FFP_IS_KEY('M')) { s->p += 5; FFP_SKIP_BOOL(); }
     }
     FFP_END();
     F->ev = EV_TRADE;
     F->keys = F->seen = F_EV | F_E | F_S | F_TID | F_P | F_Q | F_T | F_M;
-    return 0;
+    FFP_DONE(io);
 }
 
 /* after {"e":"depthUpdate","E": */
-static int ffp_depth(ff_ctx *c, ff_scan *s, ff_fields *F) {
+static int ffp_depth(ff_ctx *c, ff_scan *io, ff_fields *F) {
+    FFP_OPEN(io);
     uint32_t opt = 0;
     F->keys = 0;                                        /* ffc_levels claims */
     FFP_INT(F->E);
@@ -505,11 +569,12 @@ static int ffp_depth(ff_ctx *c, ff_scan *s, ff_fields *F) {
     F->ev = EV_DEPTH;
     F->seen = F_EV | F_E | F_S | F_UU | F_U | F_BL | F_AL | opt;
     F->keys = F->seen | KEY_A | KEY_B;
-    return 0;
+    FFP_DONE(io);
 }
 
 /* bookTicker after "u": -- spot {"u":..}, coin-M {"u":..,"e":..}, USD-M {"e":..,"u":..} */
-static int ffp_ticker(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t seen) {
+static int ffp_ticker(ff_ctx *c, ff_scan *io, ff_fields *F, uint32_t seen) {
+    FFP_OPEN(io);
     FFP_INT(F->u);
     if (FFP_IS_LIT(",\"e\":\"bookTicker\"")) { s->p += 17; F->ev = EV_BOOKTICKER; seen |= F_EV; }
     FFP_KEY('s'); FFP_SYM();
@@ -523,38 +588,42 @@ static int ffp_ticker(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t seen) {
     FFP_END();
     F->seen = seen | F_U | F_S | F_BP | F_BQ | F_AP | F_AQ;
     F->keys = F->seen | KEY_A | KEY_B;
-    return 0;
+    FFP_DONE(io);
 }
 
-/* One market-data object in Binance's layout, s->p at '{'. */
-static int ffp_message(ff_ctx *c, ff_scan *s, ff_fields *F) {
-    s->p++;
-    if (FFP_IS_LIT("\"e\":\"")) {
-        s->p += 5;
-        if (FFP_IS_LIT("aggTrade\",\"E\":")) { s->p += 14; return ffp_aggtrade(c, s, F); }
-        if (FFP_IS_LIT("depthUpdate\",\"E\":")) { s->p += 17; return ffp_depth(c, s, F); }
-        if (FFP_IS_LIT("trade\",\"E\":")) { s->p += 11; return ffp_trade(c, s, F); }
-        if (FFP_IS_LIT("bookTicker\",\"u\":")) {
-            s->p += 16; F->ev = EV_BOOKTICKER; return ffp_ticker(c, s, F, F_EV);
+/* One market-data object in Binance's layout, s->p at '{'.  The event name and the key after
+ * it fill the first 17 to 23 bytes: a few word compares (shared between the tests) pick the plan. */
+FF_INLINE int ffp_message(ff_ctx *c, ff_scan *s, ff_fields *F) {
+    const uint8_t *p = s->p;
+    if (s->end - p >= 24) {
+        if (ffp_eq(p, "{\"e\":\"aggTrade\",\"E\":", 20)) { s->p = p + 20; return ffp_aggtrade(c, s, F); }
+        if (ffp_eq(p, "{\"e\":\"depthUpdate\",\"E\":", 23)) { s->p = p + 23; return ffp_depth(c, s, F); }
+        if (ffp_eq(p, "{\"e\":\"trade\",\"E\":", 17)) { s->p = p + 17; return ffp_trade(c, s, F); }
+        if (ffp_eq(p, "{\"e\":\"bookTicker\",\"u\":", 22)) {
+            s->p = p + 22; F->ev = EV_BOOKTICKER; return ffp_ticker(c, s, F, F_EV);
         }
-        return FFC_BAIL;
     }
-    if (FFP_IS_LIT("\"u\":")) { s->p += 4; return ffp_ticker(c, s, F, 0); }
+    if (s->end - p >= 8 && ffp_eq(p, "{\"u\":", 5)) { s->p = p + 5; return ffp_ticker(c, s, F, 0); }
     return FFC_BAIL;
 }
 
+/* {"stream":..,"data":message}, s->p at '{'. */
+static int ffp_combined(ff_ctx *c, ff_scan *io, ff_fields *F, ff_fields *inner) {
+    FFP_OPEN(io);
+    s->p += 10;
+    FFP_STR(F->stream_ptr, F->stream_len);
+    FFP_LIT(",\"data\":{");
+    s->p--;
+    FFC_TRY(ffp_message(c, s, inner));
+    FFP_END();
+    F->seen = F->keys = F_STREAM | F_DATA;
+    FFP_DONE(io);
+}
+
 /* A whole payload: a message, or {"stream":..,"data":message}.  0 or FFC_BAIL. */
-static int ffp_payload(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
-    if (FFP_IS_LIT("{\"stream\":\"")) {
-        s->p += 10;
-        FFP_STR(F->stream_ptr, F->stream_len);
-        FFP_LIT(",\"data\":{");
-        s->p--;
-        FFC_TRY(ffp_message(c, s, inner));
-        FFP_END();
-        F->seen = F->keys = F_STREAM | F_DATA;
-        return 0;
-    }
+static inline int ffp_payload(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
+    if (s->end - s->p >= 16 && ffp_eq(s->p, "{\"stream\":\"", 11))
+        return ffp_combined(c, s, F, inner);
     return ffp_message(c, s, F);
 }
 

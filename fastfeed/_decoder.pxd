@@ -109,11 +109,11 @@ cdef class BinanceDecoder:
     cdef int decode_ptr(self, const char* payload, Py_ssize_t n, int64_t recv_ns) noexcept
 
     cdef Py_ssize_t _decode_lines(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept
-    cdef const char* _decode_line(self, const char* p, const char* end, int64_t recv_ns) noexcept
+    cdef inline const char* _decode_line(self, const char* p, const char* end, int64_t recv_ns) noexcept
     cdef void _begin_plan(self, Fields* outer, Fields* inner) noexcept
     cdef void _begin(self, Fields* outer, Fields* inner) noexcept
     cdef int _decode_slow(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner, int64_t recv_ns) noexcept
-    cdef int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner, int64_t recv_ns, bint planned) noexcept
+    cdef inline int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner, int64_t recv_ns, bint planned) noexcept
     cdef list _recent(self, int cls)
     cdef int _reject(self, const char* payload, Py_ssize_t n, int reason) noexcept
     cdef int _other(self, const char* payload, Py_ssize_t n, int k) noexcept
@@ -124,7 +124,7 @@ cdef class BinanceDecoder:
     cdef bint _stream_is_partial(self, const uint8_t* p, Py_ssize_t n) noexcept
     cdef int64_t _stream_symbol(self, const uint8_t* p, Py_ssize_t n) noexcept
     cdef int64_t _symbol(self, Fields* F) noexcept
-    cdef int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept
+    cdef inline int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept
     cdef int _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept
     cdef int _emit_depth(self, Fields* F, int64_t recv_ns, uint32_t sym) noexcept
     cdef void _depth_head(self, DepthRow* row, Fields* F, int64_t recv_ns, uint32_t sym, int64_t T, int64_t pu) noexcept

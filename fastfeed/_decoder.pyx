@@ -408,7 +408,7 @@ cdef class BinanceDecoder:
             return self._finish(payload, n, &outer, &inner, recv_ns, True)
         return self._decode_slow(payload, n, &outer, &inner, recv_ns)
 
-    cdef const char* _decode_line(self, const char* p, const char* end, int64_t recv_ns) noexcept:
+    cdef inline const char* _decode_line(self, const char* p, const char* end, int64_t recv_ns) noexcept:
         """Decodes the line at p; returns where the next one starts.  A plan cannot cross
         a newline (it takes no whitespace), so it runs before the line end is known."""
         cdef Fields outer, inner
@@ -476,7 +476,7 @@ cdef class BinanceDecoder:
             return self._reject(payload, n, r)
         return self._finish(payload, n, outer, inner, recv_ns, False)
 
-    cdef int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner,
+    cdef inline int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner,
                      int64_t recv_ns, bint planned) noexcept:
         """Classifies one parsed payload, writes its rows and counts it."""
         cdef int k
@@ -638,7 +638,7 @@ cdef class BinanceDecoder:
             ffc_remember_symbol(&self.ctx, F, sym, <void*>self.symbols)
         return sym
 
-    cdef int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept:
+    cdef inline int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept:
         cdef int64_t sym = self._symbol(F)
         if sym < 0:
             return K_ERROR + R_TOO_MANY_SYMBOLS

@@ -27,6 +27,18 @@ def test_aggtrade_fields():
     assert dec.symbol(int(r["symbol"])) == "BNBBTC"
 
 
+@pytest.mark.parametrize("m_value", [b"false", b"true", b"null", b"1", b'"x"', b"[]"])
+def test_plan_reads_m_as_a_bool_and_leaves_other_values_to_the_next_pass(m_value):
+    # The plans read "M" as true/false; any other JSON value there is still a valid
+    # aggTrade, decoded off the plan with the same row.
+    dec, kind = decode_one(AGG.replace(b'"M":true', b'"M":' + m_value))
+    assert kind == Kind.TRADE
+    r = dec.trades.tail(1)[0]
+    assert (r["trade_id"], r["first_id"], r["last_id"], r["trade_time"]) == (12345, 100, 105, 1672515782136)
+    assert r["buyer_maker"] and r["price_fp"] == 100_000
+    assert dec.stats()["off_plan"] == (0 if m_value in (b"true", b"false") else 1)
+
+
 @pytest.mark.parametrize("payload,reason", [
     (b'', Reject.TRUNCATED),
     (AGG[:-1], Reject.TRUNCATED),
