@@ -379,10 +379,12 @@ def test_ban_418_pauses_every_request_and_logs_error(caplog):
     caplog.set_level(logging.WARNING)
 
     async def main():
-        # limit 100 per 1 s window: two snapshots; the third is over the limit and, with
-        # ban_after=0, an immediate 418 for 2 s.
+        # A snapshot weighs 50 and the limit is 75 per 1 s window: one snapshot per window.
+        # The three first requests leave within milliseconds, so two of them share a window
+        # even when a window boundary falls between them (windows are fixed, like the
+        # exchange's minutes); with ban_after=0 the second is an immediate 418 for 2 s.
         sim = ExchangeSimulator(symbols=SYMS[:3], seed=3, rate=100.0, levels=40,
-                                weight_limit=100, weight_window=1.0, ban_after=0, ban_seconds=1.5)
+                                weight_limit=75, weight_window=1.0, ban_after=0, ban_seconds=1.5)
         async with sim:
             streams = [f"{s.lower()}@depth@100ms" for s in SYMS[:3]]
             async with make_feed(sim, streams) as feed:
