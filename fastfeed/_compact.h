@@ -104,32 +104,34 @@ static inline void ffc_remember_symbol(ff_ctx *c, const ff_fields *F, int64_t id
     e->id = id;
 }
 
-/* The lexer's readers on a copy of s: the plans keep their ff_scan in registers, which
- * passing its address to a function that is not inlined would prevent. */
-static int ffc_skip_scalar_at(ff_scan *s);
-FF_INLINE int ffc_skip_copy(ff_scan *s) {
-    ff_scan t = *s;
-    if (ffc_skip_scalar_at(&t)) return FFC_BAIL;
-    s->p = t.p;
+/* Readers that return where they stopped (NULL: bail) hand it back with this.  The ones
+ * that are not inlined take the scan by value: the plans keep their own ff_scan in
+ * registers, which passing its address to such a function would prevent. */
+FF_INLINE int ffc_to(ff_scan *s, const uint8_t *stop) {
+    if (!stop) return FFC_BAIL;
+    s->p = stop;
     return 0;
+}
+
+/* A literal or a number: the lexer's readers (rare in Binance's payloads, not inlined). */
+static const uint8_t *ffc_skip_other(ff_scan t) {
+    int r;
+    switch (*t.p) {
+    case 't': r = ff_skip_literal(&t, "true", 4); break;
+    case 'f': r = ff_skip_literal(&t, "false", 5); break;
+    case 'n': r = ff_skip_literal(&t, "null", 4); break;
+    default:
+        if (*t.p != '-' && !ff_is_digit(*t.p)) return NULL;
+        r = ff_skip_number(&t);
+    }
+    return r ? NULL : t.p;
 }
 
 /* One plain scalar for a key fastfeed does not use ("M", "X", "ps", ...). */
 FF_INLINE int ffc_skip_scalar(ff_scan *s) {
     const uint8_t *st; Py_ssize_t n;
     if (*s->p == '"') return ffc_str(s, &st, &n);
-    return ffc_skip_copy(s);
-}
-
-static int ffc_skip_scalar_at(ff_scan *s) {
-    switch (*s->p) {
-    case 't': return ff_skip_literal(s, "true", 4) ? FFC_BAIL : 0;
-    case 'f': return ff_skip_literal(s, "false", 5) ? FFC_BAIL : 0;
-    case 'n': return ff_skip_literal(s, "null", 4) ? FFC_BAIL : 0;
-    default:
-        if (*s->p == '-' || ff_is_digit(*s->p)) return ff_skip_number(s) ? FFC_BAIL : 0;
-        return FFC_BAIL;
-    }
+    return ffc_to(s, ffc_skip_other(*s));
 }
 
 /* Up to 16 ASCII digits at p, which must have 16 readable bytes: returns how many (16
@@ -186,18 +188,13 @@ FF_INLINE unsigned ffc_run(const uint8_t *p, uint64_t *val) {
 
 /* A non-negative integer of up to 15 digits; what follows it (',' or '}', not '.' or
  * 'e') is the caller's structure check.  Near the end of the buffer, the careful reader. */
-static int ffc_uint_near_end(ff_scan *s, int64_t *out) {
-    return ff_parse_int(s, out) ? FFC_BAIL : 0;
+static const uint8_t *ffc_uint_near_end(ff_scan t, int64_t *out) {
+    return ff_parse_int(&t, out) ? NULL : t.p;
 }
 
 FF_INLINE int ffc_uint(ff_scan *s, int64_t *out) {
     uint64_t v;
-    if (s->end - s->p < 16) {
-        ff_scan t = *s;                                 /* on a copy: see ffc_skip_copy */
-        if (ffc_uint_near_end(&t, out)) return FFC_BAIL;
-        s->p = t.p;
-        return 0;
-    }
+    if (s->end - s->p < 16) return ffc_to(s, ffc_uint_near_end(*s, out));
     unsigned n = ffc_run(s->p, &v);
     if (n == 0 || n == 16 || (n > 1 && s->p[0] == '0')) return FFC_BAIL;
     s->p += n;
@@ -248,10 +245,7 @@ FF_INLINE const uint8_t *ffc_decimal_at(ff_ctx *c, const uint8_t *q, const uint8
 
 /* The same on an ff_scan; s->p at the quote. */
 FF_INLINE int ffc_decimal(ff_ctx *c, ff_scan *s, ff_dec *d) {
-    const uint8_t *r = ffc_decimal_at(c, s->p, s->end, d);
-    if (!r) return FFC_BAIL;
-    s->p = r;
-    return 0;
+    return ffc_to(s, ffc_decimal_at(c, s->p, s->end, d));
 }
 
 /* Claims a key's slots; a key seen before goes to the general path (last one wins there). */
@@ -461,23 +455,20 @@ static int ffc_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
  * that is not inlined ever sees, so the position lives in a register instead of making a
  * store and a reload per field; FFP_DONE hands it back. */
 
-/* Literal bytes as the words ff_load8 reads, folded to constants by the compiler. */
-FF_INLINE uint64_t ffp_w8(const char *lit) { return ff_load8((const uint8_t *)lit); }
-/* The first n (1..8) bytes of lit, zero-padded, as ff_load8 reads them. */
+/* The first n (1..8) bytes of lit, zero-padded, as ff_load8 reads them (its first bytes
+ * are its low ones); a constant after inlining. */
 FF_INLINE uint64_t ffp_head8(const char *lit, size_t n) {
     uint64_t v = 0;
     for (size_t k = 0; k < n; k++) v |= (uint64_t)(uint8_t)lit[k] << (8 * k);
     return v;
 }
-/* p[0..n) == lit[0..n) for a constant n <= 24, in word compares (a library memcmp call
- * would cost more than the compare); p must have n rounded up to 8 readable bytes. */
+/* p[0..n) == lit[0..n) for a constant n, in word compares (a library memcmp call would
+ * cost more than the compare); p must have n rounded up to 8 readable bytes. */
 FF_INLINE int ffp_eq(const uint8_t *p, const char *lit, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        if (ff_load8(p + i) != ffp_w8(lit + i)) return 0;
-    if (i < n) {
-        uint64_t keep = ~0ULL >> (64 - 8 * (n - i));  /* ff_load8's first bytes are its low ones */
-        if ((ff_load8(p + i) & keep) != ffp_head8(lit + i, n - i)) return 0;
+    for (size_t i = 0; i < n; i += 8) {
+        size_t k = n - i < 8 ? n - i : 8;
+        uint64_t keep = k == 8 ? ~0ULL : (1ULL << (8 * k)) - 1;
+        if ((ff_load8(p + i) & keep) != ffp_head8(lit + i, k)) return 0;
     }
     return 1;
 }
@@ -485,12 +476,15 @@ FF_INLINE int ffp_eq(const uint8_t *p, const char *lit, size_t n) {
 
 #define FFP_OPEN(io) ff_scan sc_ = *(io), *const s = &sc_
 #define FFP_DONE(io) do { (io)->p = s->p; return 0; } while (0)
-#define FFP_NEED(n) do { if (s->end - s->p < (n)) return FFC_BAIL; } while (0)
+/* FFP_EAT_KEY / FFP_EAT: when the bytes at s->p are ,"k": / the literal, step over them
+ * and be true; else false, s->p unchanged.  FFP_KEY / FFP_LIT: the same, required. */
 #define FFP_NEXT(ch) ((FFC_NEXT5 | ((uint64_t)(uint8_t)(ch) << 16)))
-#define FFP_IS_KEY(ch) (s->end - s->p >= 8 && (ff_load8(s->p) & 0xFFFFFFFFFFULL) == FFP_NEXT(ch))
-#define FFP_KEY(ch) do { if (!FFP_IS_KEY(ch)) return FFC_BAIL; s->p += 5; } while (0)
-#define FFP_IS_LIT(lit) (s->end - s->p >= (Py_ssize_t)FFP_ROUND8(sizeof(lit)) && ffp_eq(s->p, lit, sizeof(lit) - 1))
-#define FFP_LIT(lit) do { if (!FFP_IS_LIT(lit)) return FFC_BAIL; s->p += sizeof(lit) - 1; } while (0)
+#define FFP_EAT_KEY(ch) ((s->end - s->p >= 8 && (ff_load8(s->p) & 0xFFFFFFFFFFULL) == FFP_NEXT(ch)) \
+                         ? (s->p += 5, 1) : 0)
+#define FFP_KEY(ch) do { if (!FFP_EAT_KEY(ch)) return FFC_BAIL; } while (0)
+#define FFP_EAT(lit) ((s->end - s->p >= (Py_ssize_t)FFP_ROUND8(sizeof(lit)) && \
+                       ffp_eq(s->p, lit, sizeof(lit) - 1)) ? (s->p += sizeof(lit) - 1, 1) : 0)
+#define FFP_LIT(lit) do { if (!FFP_EAT(lit)) return FFC_BAIL; } while (0)
 #define FFP_INT(dst) FFC_TRY(ffc_uint(s, &(dst)))
 #define FFP_DEC(dst) do { if (*s->p != '"') return FFC_BAIL; FFC_TRY(ffc_decimal(c, s, &(dst))); } while (0)
 #define FFP_STR(ptr, len) do { if (*s->p != '"') return FFC_BAIL; FFC_TRY(ffc_str(s, &(ptr), &(len))); } while (0)
@@ -504,8 +498,8 @@ FF_INLINE int ffp_eq(const uint8_t *p, const char *lit, size_t n) {
 static int ffp_aggtrade(ff_ctx *c, ff_scan *io, ff_fields *F) {
     FFP_OPEN(io);
     FFP_INT(F->E);
-    if (FFP_IS_KEY('s')) {                              /* spot */
-        s->p += 5; FFP_SYM(); FFP_KEY('a'); FFP_INT(F->aid);
+    if (FFP_EAT_KEY('s')) {                             /* spot */
+        FFP_SYM(); FFP_KEY('a'); FFP_INT(F->aid);
     } else {                                            /* futures */
         FFP_KEY('a'); FFP_INT(F->aid); FFP_KEY('s'); FFP_SYM();
     }
@@ -515,7 +509,7 @@ static int ffp_aggtrade(ff_ctx *c, ff_scan *io, ff_fields *F) {
     FFP_KEY('l'); FFP_INT(F->last);
     FFP_KEY('T'); FFP_INT(F->T);
     FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
-    if (FFP_IS_KEY('M')) { s->p += 5; FFP_SKIP_BOOL(); }
+    if (FFP_EAT_KEY('M')) FFP_SKIP_BOOL();
     FFP_END();
     F->ev = EV_AGGTRADE;
     F->seen = F_EV | F_E | F_S | F_AID | F_P | F_Q | F_FIRST | F_LAST | F_T | F_M;
@@ -527,12 +521,12 @@ static int ffp_aggtrade(ff_ctx *c, ff_scan *io, ff_fields *F) {
 static int ffp_trade(ff_ctx *c, ff_scan *io, ff_fields *F) {
     FFP_OPEN(io);
     FFP_INT(F->E);
-    if (FFP_IS_KEY('T')) {                              /* futures */
-        s->p += 5; FFP_INT(F->T); FFP_KEY('s'); FFP_SYM();
+    if (FFP_EAT_KEY('T')) {                             /* futures */
+        FFP_INT(F->T); FFP_KEY('s'); FFP_SYM();
         FFP_KEY('t'); FFP_INT(F->tid);
         FFP_KEY('p'); FFP_DEC(F->p);
         FFP_KEY('q'); FFP_DEC(F->q);
-        if (FFP_IS_KEY('X')) { s->p += 5; FFP_SKIP(); }
+        if (FFP_EAT_KEY('X')) FFP_SKIP();
         FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
     } else {                                            /* spot */
         FFP_KEY('s'); FFP_SYM();
@@ -541,7 +535,7 @@ static int ffp_trade(ff_ctx *c, ff_scan *io, ff_fields *F) {
         FFP_KEY('q'); FFP_DEC(F->q);
         FFP_KEY('T'); FFP_INT(F->T);
         FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
-        if (FFP_IS_KEY('M')) { s->p += 5; FFP_SKIP_BOOL(); }
+        if (FFP_EAT_KEY('M')) FFP_SKIP_BOOL();
     }
     FFP_END();
     F->ev = EV_TRADE;
@@ -555,12 +549,12 @@ static int ffp_depth(ff_ctx *c, ff_scan *io, ff_fields *F) {
     uint32_t opt = 0;
     F->keys = 0;                                        /* ffc_levels claims */
     FFP_INT(F->E);
-    if (FFP_IS_KEY('T')) { s->p += 5; FFP_INT(F->T); opt |= F_T; }
+    if (FFP_EAT_KEY('T')) { FFP_INT(F->T); opt |= F_T; }
     FFP_KEY('s'); FFP_SYM();
-    if (FFP_IS_LIT(",\"ps\":")) { s->p += 6; FFP_SKIP(); }
+    if (FFP_EAT(",\"ps\":")) FFP_SKIP();
     FFP_KEY('U'); FFP_INT(F->UU);
     FFP_KEY('u'); FFP_INT(F->u);
-    if (FFP_IS_LIT(",\"pu\":")) { s->p += 6; FFP_INT(F->pu); opt |= F_PU; }
+    if (FFP_EAT(",\"pu\":")) { FFP_INT(F->pu); opt |= F_PU; }
     FFP_KEY('b'); if (*s->p != '[') return FFC_BAIL;
     FFC_TRY(ffc_levels(c, s, F, KEY_B, F_BL, ST_B));
     FFP_KEY('a'); if (*s->p != '[') return FFC_BAIL;
@@ -576,15 +570,15 @@ static int ffp_depth(ff_ctx *c, ff_scan *io, ff_fields *F) {
 static int ffp_ticker(ff_ctx *c, ff_scan *io, ff_fields *F, uint32_t seen) {
     FFP_OPEN(io);
     FFP_INT(F->u);
-    if (FFP_IS_LIT(",\"e\":\"bookTicker\"")) { s->p += 17; F->ev = EV_BOOKTICKER; seen |= F_EV; }
+    if (FFP_EAT(",\"e\":\"bookTicker\"")) { F->ev = EV_BOOKTICKER; seen |= F_EV; }
     FFP_KEY('s'); FFP_SYM();
-    if (FFP_IS_LIT(",\"ps\":")) { s->p += 6; FFP_SKIP(); }
+    if (FFP_EAT(",\"ps\":")) FFP_SKIP();
     FFP_KEY('b'); FFP_DEC(F->bp);
     FFP_KEY('B'); FFP_DEC(F->bq);
     FFP_KEY('a'); FFP_DEC(F->ap);
     FFP_KEY('A'); FFP_DEC(F->aq);
-    if (FFP_IS_KEY('T')) { s->p += 5; FFP_INT(F->T); seen |= F_T; }
-    if (FFP_IS_KEY('E')) { s->p += 5; FFP_INT(F->E); seen |= F_E; }
+    if (FFP_EAT_KEY('T')) { FFP_INT(F->T); seen |= F_T; }
+    if (FFP_EAT_KEY('E')) { FFP_INT(F->E); seen |= F_E; }
     FFP_END();
     F->seen = seen | F_U | F_S | F_BP | F_BQ | F_AP | F_AQ;
     F->keys = F->seen | KEY_A | KEY_B;
@@ -592,28 +586,22 @@ static int ffp_ticker(ff_ctx *c, ff_scan *io, ff_fields *F, uint32_t seen) {
 }
 
 /* One market-data object in Binance's layout, s->p at '{'.  The event name and the key after
- * it fill the first 17 to 23 bytes: a few word compares (shared between the tests) pick the plan. */
+ * it fill the first 17 to 23 bytes: a few word compares (shared between the tests) pick the
+ * plan.  On FFC_BAIL, s->p is meaningless: callers start over from the payload. */
 FF_INLINE int ffp_message(ff_ctx *c, ff_scan *s, ff_fields *F) {
-    const uint8_t *p = s->p;
-    if (s->end - p >= 24) {
-        if (ffp_eq(p, "{\"e\":\"aggTrade\",\"E\":", 20)) { s->p = p + 20; return ffp_aggtrade(c, s, F); }
-        if (ffp_eq(p, "{\"e\":\"depthUpdate\",\"E\":", 23)) { s->p = p + 23; return ffp_depth(c, s, F); }
-        if (ffp_eq(p, "{\"e\":\"trade\",\"E\":", 17)) { s->p = p + 17; return ffp_trade(c, s, F); }
-        if (ffp_eq(p, "{\"e\":\"bookTicker\",\"u\":", 22)) {
-            s->p = p + 22; F->ev = EV_BOOKTICKER; return ffp_ticker(c, s, F, F_EV);
-        }
-    }
-    if (s->end - p >= 8 && ffp_eq(p, "{\"u\":", 5)) { s->p = p + 5; return ffp_ticker(c, s, F, 0); }
+    if (FFP_EAT("{\"e\":\"aggTrade\",\"E\":")) return ffp_aggtrade(c, s, F);
+    if (FFP_EAT("{\"e\":\"depthUpdate\",\"E\":")) return ffp_depth(c, s, F);
+    if (FFP_EAT("{\"e\":\"trade\",\"E\":")) return ffp_trade(c, s, F);
+    if (FFP_EAT("{\"e\":\"bookTicker\",\"u\":")) { F->ev = EV_BOOKTICKER; return ffp_ticker(c, s, F, F_EV); }
+    if (FFP_EAT("{\"u\":")) return ffp_ticker(c, s, F, 0);
     return FFC_BAIL;
 }
 
-/* {"stream":..,"data":message}, s->p at '{'. */
+/* {"stream":..,"data":message}, s->p at the stream name's opening quote. */
 static int ffp_combined(ff_ctx *c, ff_scan *io, ff_fields *F, ff_fields *inner) {
     FFP_OPEN(io);
-    s->p += 10;
     FFP_STR(F->stream_ptr, F->stream_len);
-    FFP_LIT(",\"data\":{");
-    s->p--;
+    FFP_LIT(",\"data\":");
     FFC_TRY(ffp_message(c, s, inner));
     FFP_END();
     F->seen = F->keys = F_STREAM | F_DATA;
@@ -622,8 +610,7 @@ static int ffp_combined(ff_ctx *c, ff_scan *io, ff_fields *F, ff_fields *inner) 
 
 /* A whole payload: a message, or {"stream":..,"data":message}.  0 or FFC_BAIL. */
 static inline int ffp_payload(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
-    if (s->end - s->p >= 16 && ffp_eq(s->p, "{\"stream\":\"", 11))
-        return ffp_combined(c, s, F, inner);
+    if (FFP_EAT("{\"stream\":")) return ffp_combined(c, s, F, inner);
     return ffp_message(c, s, F);
 }
 

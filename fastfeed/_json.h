@@ -14,21 +14,17 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_prefetch.h"
+
 #if defined(_MSC_VER)
 #include <intrin.h>
 #define FF_INLINE static __forceinline
 #define FF_LIKELY(x) (x)
-#if defined(_M_ARM64) || defined(_M_ARM)
-#define ff_prefetch_w(p) __prefetch((const void *)(p))
-#else
-#define ff_prefetch_w(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
-#endif
 static __forceinline int ff_ctz64(uint64_t x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
 static __forceinline int ff_ctz32(uint32_t x) { unsigned long i; _BitScanForward(&i, x); return (int)i; }
 #else
 #define FF_INLINE static inline __attribute__((always_inline))
 #define FF_LIKELY(x) __builtin_expect(!!(x), 1)
-#define ff_prefetch_w(p) __builtin_prefetch((p), 1, 3)   /* for a write; keep in all caches */
 #define ff_ctz64 __builtin_ctzll
 #define ff_ctz32 __builtin_ctz
 #endif
