@@ -381,8 +381,8 @@ def test_ban_418_pauses_every_request_and_logs_error(caplog):
     async def main():
         # A snapshot weighs 50 and the limit is 75 per 1 s window: one snapshot per window.
         # The three first requests leave within milliseconds, so two of them share a window
-        # even when a window boundary falls between them (windows are fixed, like the
-        # exchange's minutes); with ban_after=0 the second is an immediate 418 for 2 s.
+        # even when a window boundary falls between them (windows are fixed, laid from the
+        # server's start); with ban_after=0 the second is an immediate 418 for 2 s.
         sim = ExchangeSimulator(symbols=SYMS[:3], seed=3, rate=100.0, levels=40,
                                 weight_limit=75, weight_window=1.0, ban_after=0, ban_seconds=1.5)
         async with sim:

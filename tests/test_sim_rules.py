@@ -163,7 +163,10 @@ def test_rest_429_then_418():
             for i in range(3):
                 st, h, body = await rest_get(sim, "/api/v3/depth?symbol=BTCUSDT&limit=5")
                 statuses.append(st)
-                assert int(h["Retry-After"]) >= 1 and body["code"] == -1003
+                assert body["code"] == -1003
+                if st == 429:
+                    # windows are laid from the server's start: the first ends ~60 s after it
+                    assert 50 <= int(h["Retry-After"]) <= 60, h["Retry-After"]
             assert statuses == [429, 429, 418]
             st, h, _ = await rest_get(sim, "/api/v3/time")
             assert st == 418 and int(h["Retry-After"]) > 20

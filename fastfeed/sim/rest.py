@@ -1,7 +1,8 @@
 """The simulator's REST API (aiohttp over TLS): depth snapshots, exchangeInfo, time.
 
 Request weight is counted per client IP in fixed windows of ``weight_window`` seconds (one
-minute on the exchange); over the limit the answer is 429 with ``Retry-After``, and after
+minute on the exchange), laid from the moment the server starts: a short session never
+straddles a boundary by chance, so its used-weight headers are reproducible. Over the limit the answer is 429 with ``Retry-After``, and after
 ``ban_after`` further requests while limited, 418 for ``ban_seconds`` (binance-protocol.md §6).
 """
 from __future__ import annotations
@@ -65,6 +66,7 @@ class RestServer:
         self.log: deque = deque(maxlen=100_000)
         self.runner: Optional[web.AppRunner] = None
         self.port = 0
+        self.epoch = time.monotonic()  # weight windows start here (reset in start())
         app = web.Application()
         if self.cfg.market == SPOT:
             app.router.add_get("/api/v3/depth", self.depth)
@@ -81,6 +83,7 @@ class RestServer:
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.cfg.host, self.cfg.rest_port, ssl_context=ssl_context)
         await site.start()
+        self.epoch = time.monotonic()
         self.port = site._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -93,10 +96,10 @@ class RestServer:
         st = self.ips.setdefault(ip, _IPState())
         now = time.monotonic()
         win = self.cfg.weight_window
-        w = int(now // win)
+        w = int((now - self.epoch) // win)
         if w != st.window:
             st.window, st.used, st.over = w, 0, 0
-        retry = max(1, math.ceil((w + 1) * win - now))
+        retry = max(1, math.ceil(self.epoch + (w + 1) * win - now))
         if st.banned_until > now:
             secs = max(1, math.ceil(st.banned_until - now))
             return _json({"code": -1003, "msg": f"Way too many requests; IP({ip}) banned until "
