@@ -22,7 +22,8 @@ import ssl as _ssl
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from picows import (WSAutoPingStrategy, WSError, WSInvalidStatusError, WSMsgType, ws_connect)
+from picows import (WSAutoPingStrategy, WSCloseCode, WSError, WSInvalidStatusError, WSMsgType,
+                    ws_connect)
 
 from fastfeed._aio import Backoff, Service, cancel_and_wait
 from fastfeed._decoder import BinanceDecoder
@@ -111,10 +112,17 @@ class _Conn:
             self.trigger.set_result(reason)
 
     def _on_disconnected(self, lis: FeedListener) -> None:
-        if lis.close_code >= 0:
-            why = f"closed by server {lis.close_code} {lis.close_reason or ''}".strip()
-        elif lis.protocol_error:
+        hs = self.transport.close_handshake if self.transport is not None else None
+        if lis.protocol_error:
             why = f"protocol error: {lis.protocol_error}"
+        elif hs is not None and hs.sent is not None and not hs.recv_then_sent:
+            # We closed first, and the feed's own closes name their reason before closing:
+            # this close is picows's keepalive giving up (a server echoing it is no reason).
+            why = (f"pong timeout ({self.feed.pong_timeout}s)" if hs.sent.code == WSCloseCode.GOING_AWAY
+                   else f"closed by client {int(hs.sent.code)}: {hs.sent.reason or ''}")
+        elif lis.close_code >= 0:
+            # the counter keys on what precedes ":", so the server's free text stays in the log
+            why = f"closed by server {lis.close_code}: {lis.close_reason or ''}"
         else:
             why = "connection lost"
         if not self.gone.done():

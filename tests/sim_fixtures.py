@@ -33,6 +33,7 @@ class Collector(WSListener):
         super().__init__()
         self.frames: list = []        # (msg_type, fin, payload)
         self.msgs: list[bytes] = []   # complete text messages (continuations joined)
+        self.arrived: list[float] = []  # time.monotonic() when each of msgs completed
         self.pings: list[bytes] = []
         self.pongs: list[bytes] = []
         self.close: Optional[tuple] = None
@@ -50,12 +51,14 @@ class Collector(WSListener):
         if mt == WSMsgType.TEXT:
             if frame.fin:
                 self.msgs.append(payload)
+                self.arrived.append(time.monotonic())
             else:
                 self._buf = bytearray(payload)
         elif mt == WSMsgType.CONTINUATION:
             self._buf += payload
             if frame.fin:
                 self.msgs.append(bytes(self._buf))
+                self.arrived.append(time.monotonic())
                 self._buf = None
         elif mt == WSMsgType.PING:
             self.pings.append(payload)
@@ -89,6 +92,14 @@ class Collector(WSListener):
 
     async def wait_msgs(self, n: int, timeout: float = 5.0) -> None:
         await until(lambda: len(self.msgs) >= n, timeout, f"{n} messages (have {len(self.msgs)})")
+
+    async def wait_all(self, timeout: float = 5.0) -> None:
+        """Until every text message the server sent on this connection has arrived: what a
+        test then asserts about the whole stream does not depend on how fast it came."""
+        def sent():
+            return sum(v for k, v in self.server_conn.sent.items() if k != "ping")
+        await until(lambda: len(self.msgs) >= sent(), timeout,
+                    f"all messages (have {len(self.msgs)} of {sent()})")
 
     async def wait_reply(self, req_id, timeout: float = 5.0) -> dict:
         def find():
