@@ -118,8 +118,10 @@ class _Conn:
         elif hs is not None and hs.sent is not None and not hs.recv_then_sent:
             # We closed first, and the feed's own closes name their reason before closing:
             # this close is picows's keepalive giving up (a server echoing it is no reason).
-            why = (f"pong timeout ({self.feed.pong_timeout}s)" if hs.sent.code == WSCloseCode.GOING_AWAY
-                   else f"closed by client {int(hs.sent.code)}: {hs.sent.reason or ''}")
+            if hs.sent.code == WSCloseCode.GOING_AWAY:
+                why = f"pong timeout ({self.feed.pong_timeout}s)"
+            else:
+                why = f"closed by client {int(hs.sent.code)}: {hs.sent.reason or ''}"
         elif lis.close_code >= 0:
             # the counter keys on what precedes ":", so the server's free text stays in the log
             why = f"closed by server {lis.close_code}: {lis.close_reason or ''}"

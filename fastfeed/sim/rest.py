@@ -2,8 +2,9 @@
 
 Request weight is counted per client IP in fixed windows of ``weight_window`` seconds (one
 minute on the exchange), laid from the moment the server starts: a short session never
-straddles a boundary by chance, so its used-weight headers are reproducible. Over the limit the answer is 429 with ``Retry-After``, and after
-``ban_after`` further requests while limited, 418 for ``ban_seconds`` (binance-protocol.md §6).
+straddles a boundary by chance, so its used-weight headers are reproducible (decision 0102).
+Over the limit the answer is 429 with ``Retry-After``, and after ``ban_after`` further requests
+while limited, 418 for ``ban_seconds`` (binance-protocol.md §6).
 """
 from __future__ import annotations
 
