@@ -482,7 +482,7 @@ FF_INLINE int ffp_eq(const uint8_t *p, const char *lit, size_t n) {
 #define FFP_EAT_KEY(ch) ((s->end - s->p >= 8 && (ff_load8(s->p) & 0xFFFFFFFFFFULL) == FFP_NEXT(ch)) \
                          ? (s->p += 5, 1) : 0)
 #define FFP_KEY(ch) do { if (!FFP_EAT_KEY(ch)) return FFC_BAIL; } while (0)
-#define FFP_EAT(lit) ((s->end - s->p >= (Py_ssize_t)FFP_ROUND8(sizeof(lit)) && \
+#define FFP_EAT(lit) ((s->end - s->p >= (Py_ssize_t)FFP_ROUND8(sizeof(lit) - 1) && \
                        ffp_eq(s->p, lit, sizeof(lit) - 1)) ? (s->p += sizeof(lit) - 1, 1) : 0)
 #define FFP_LIT(lit) do { if (!FFP_EAT(lit)) return FFC_BAIL; } while (0)
 #define FFP_INT(dst) FFC_TRY(ffc_uint(s, &(dst)))

@@ -42,8 +42,17 @@ def scenario(fault, *, sim_kw=None, feed_kw=None, settle=0.4, after=0.6, expect=
     return run(body(), 60)
 
 
-def reconnected(feed, before):
-    return sum(feed.stats()["reconnects"].values()) > sum(before.values()) and feed._routes[0].conn is not None
+def reasons(reconnects, prefix=""):
+    return sum(v for k, v in reconnects.items() if k.startswith(prefix))
+
+
+def reconnected_for(prefix):
+    """``expect`` for scenario(): a reconnect for this reason since the fault, and connected."""
+    return lambda feed, before: (reasons(feed.stats()["reconnects"], prefix) > reasons(before, prefix)
+                                 and feed._routes[0].conn is not None)
+
+
+reconnected = reconnected_for("")   # for any reason
 
 
 def test_reset():
@@ -119,16 +128,6 @@ def test_dropped_duplicates_never_readable_in_a_wrapped_ring():
                 # checked between duplicates, not only once after all of them
                 assert feed.depth.written > feed.depth.capacity and len(seen) >= 20, (checks, seen)
     run(body(), 60)
-
-
-def reasons(reconnects, prefix):
-    return sum(v for k, v in reconnects.items() if k.startswith(prefix))
-
-
-def reconnected_for(prefix):
-    """``expect`` for scenario(): a reconnect for this reason since the fault, and connected."""
-    return lambda feed, before: (reasons(feed.stats()["reconnects"], prefix) > reasons(before, prefix)
-                                 and feed._routes[0].conn is not None)
 
 
 def test_mute_trips_watchdog():

@@ -67,7 +67,7 @@ class RestServer:
         self.log: deque = deque(maxlen=100_000)
         self.runner: Optional[web.AppRunner] = None
         self.port = 0
-        self.epoch = time.monotonic()  # weight windows start here (reset in start())
+        self.epoch = 0.0    # monotonic time the weight windows start from: set in start()
         app = web.Application()
         if self.cfg.market == SPOT:
             app.router.add_get("/api/v3/depth", self.depth)
