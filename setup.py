@@ -6,6 +6,7 @@ each source; ``FASTFEED_DEBUG=1`` builds without optimisation; ``FASTFEED_NO_SIM
 the portable decoder (no SSE2: what non-x86 wheels run), which ``scripts/check_portable.sh``
 tests on x86-64.
 """
+
 import os
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ def extensions():
             Extension(
                 ".".join(rel.parts),
                 [str(pyx.relative_to(HERE))],
-                include_dirs=[numpy.get_include(), str(HERE / "fastfeed")],
+                include_dirs=[numpy.get_include(), str(HERE / "fastfeed" / "core")],
                 define_macros=MACROS,
                 extra_compile_args=compile_args,
             )

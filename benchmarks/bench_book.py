@@ -13,6 +13,7 @@ for everybody; fastfeed reads the same levels as DEPTH_DTYPE rows.
 
     python benchmarks/bench_book.py [--events 200000] [--repeat 5] [--corpus PATH]
 """
+
 import argparse
 import json
 import os
@@ -28,22 +29,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fastfeed._book import BookSet, State  # noqa: E402
-from fastfeed._rows import DEPTH_DTYPE  # noqa: E402
+from fastfeed.book._book import BookSet, State  # noqa: E402
+from fastfeed.core._rows import DEPTH_DTYPE  # noqa: E402
 
 try:
     from sortedcontainers import SortedDict
-except ImportError:                                   # pragma: no cover
+except ImportError:  # pragma: no cover
     SortedDict = None
 try:
     from order_book import OrderBook
 except ImportError:
     OrderBook = None
 
-FP = 10 ** 8
+FP = 10**8
 
 
 # ------------------------------------------------------------------------------- inputs
+
 
 class Workload:
     """Snapshot + events, as numpy rows (fastfeed) and Python lists (peers)."""
@@ -56,21 +58,23 @@ class Workload:
         n = sum(max(len(e[3]), 1) for e in events)
         rows = np.zeros(n, dtype=DEPTH_DTYPE)
         i = 0
-        cols = {k: np.empty(n, dtype=rows.dtype[k]) for k in
-                ("first_id", "last_id", "prev_last_id", "price_fp", "qty_fp", "side", "flags")}
+        cols = {
+            k: np.empty(n, dtype=rows.dtype[k])
+            for k in ("first_id", "last_id", "prev_last_id", "price_fp", "qty_fp", "side", "flags")
+        }
         self.bounds = []
         for U, u, pu, lv in events:
             k = max(len(lv), 1)
             self.bounds.append((i, i + k))
-            cols["first_id"][i:i + k] = U
-            cols["last_id"][i:i + k] = u
-            cols["prev_last_id"][i:i + k] = pu
-            cols["flags"][i:i + k] = 0
+            cols["first_id"][i : i + k] = U
+            cols["last_id"][i : i + k] = u
+            cols["prev_last_id"][i : i + k] = pu
+            cols["flags"][i : i + k] = 0
             cols["flags"][i + k - 1] = 1
             if lv:
-                cols["side"][i:i + k] = [x[0] for x in lv]
-                cols["price_fp"][i:i + k] = [x[1] for x in lv]
-                cols["qty_fp"][i:i + k] = [x[2] for x in lv]
+                cols["side"][i : i + k] = [x[0] for x in lv]
+                cols["price_fp"][i : i + k] = [x[1] for x in lv]
+                cols["qty_fp"][i : i + k] = [x[2] for x in lv]
             else:
                 cols["side"][i] = -1
                 cols["price_fp"][i] = cols["qty_fp"][i] = 0
@@ -97,30 +101,35 @@ def corpus_workload(corpus, market):
         for line in f:
             e = json.loads(line)
             if (e["u"] < lid) if usdm else (e["u"] <= lid):
-                continue                      # covered by the snapshot (SOURCES.md)
+                continue  # covered by the snapshot (SOURCES.md)
             lv = [(0, fp(p), fp(q)) for p, q in e["b"]] + [(1, fp(p), fp(q)) for p, q in e["a"]]
             events.append((e["U"], e["u"], e.get("pu", -1), lv))
-    return Workload(f"{market} BTCUSDT (real)", usdm,
-                    lid, [(fp(p), fp(q)) for p, q in snap["bids"]],
-                    [(fp(p), fp(q)) for p, q in snap["asks"]], events)
+    return Workload(
+        f"{market} BTCUSDT (real)",
+        usdm,
+        lid,
+        [(fp(p), fp(q)) for p, q in snap["bids"]],
+        [(fp(p), fp(q)) for p, q in snap["asks"]],
+        events,
+    )
 
 
 def simulated_workload(n_events, seed=20240808, depth=2000):
     """Random walk: every bid < mid < every ask, most changes within 20 ticks of the mid,
     one in five up to 1000 ticks away, 30% deletes; tick 0.01, lot 0.001."""
     rng = random.Random(seed)
-    tick, lot = 10 ** 6, 10 ** 5
+    tick, lot = 10**6, 10**5
     mid = 5_000_000
     held = [set(range(mid - depth, mid)), set(range(mid + 1, mid + depth + 1))]
-    bids = [((mid - i) * tick, rng.randint(1, 10 ** 5) * lot) for i in range(1, depth + 1)]
-    asks = [((mid + i) * tick, rng.randint(1, 10 ** 5) * lot) for i in range(1, depth + 1)]
+    bids = [((mid - i) * tick, rng.randint(1, 10**5) * lot) for i in range(1, depth + 1)]
+    asks = [((mid + i) * tick, rng.randint(1, 10**5) * lot) for i in range(1, depth + 1)]
     events, u = [], 1_000_000
     for _ in range(n_events):
         lv = {}
         step = rng.choice((-1, 0, 0, 1))
         if step:
             mid += step
-            side = 1 if step > 0 else 0       # the level at the new mid leaves the other side
+            side = 1 if step > 0 else 0  # the level at the new mid leaves the other side
             if mid in held[side]:
                 held[side].discard(mid)
                 lv[(side, mid)] = 0
@@ -133,7 +142,7 @@ def simulated_workload(n_events, seed=20240808, depth=2000):
                 lv[(side, p)] = 0
             else:
                 held[side].add(p)
-                lv[(side, p)] = rng.randint(1, 10 ** 5)
+                lv[(side, p)] = rng.randint(1, 10**5)
         U, u = u + 1, u + rng.randint(1, 10)
         levels = sorted(((s, p * tick, q * lot) for (s, p), q in lv.items()), key=lambda x: x[0])
         events.append((U, u, -1, levels))
@@ -141,6 +150,7 @@ def simulated_workload(n_events, seed=20240808, depth=2000):
 
 
 # ------------------------------------------------------------------------------- contenders
+
 
 def run_fastfeed(w, per_event=False):
     bs = BookSet("usdm" if w.usdm else "spot", max_levels=8192, tops_capacity=1 << 16)
@@ -165,7 +175,7 @@ def checked_events(w):
     """The workload's events, each after the sequence check every contender pays for."""
     last, first = w.lid, True
     for U, u, pu, lv in w.events:
-        if not first and ((pu != last) if w.usdm else (U != last + 1)):
+        if not first and ((pu != last) if w.usdm else (last + 1 != U)):
             raise RuntimeError("gap")
         first = False
         last = u
@@ -175,7 +185,7 @@ def checked_events(w):
 def run_sorted(w):
     bids, asks = SortedDict(), SortedDict()
     for p, q in w.bids:
-        bids[-p] = q               # negated so the best bid is first, like the asks
+        bids[-p] = q  # negated so the best bid is first, like the asks
     for p, q in w.asks:
         asks[p] = q
     books = (bids, asks)
@@ -237,8 +247,11 @@ def main():
     ap.add_argument("--events", type=int, default=200_000, help="simulated events")
     ap.add_argument("--repeat", type=int, default=5, help="runs per contender (best is kept)")
     ap.add_argument("--only", default="", help="run only contenders whose name contains this")
-    ap.add_argument("--corpus", default=os.environ.get("FASTFEED_CORPUS") or
-                    str(ROOT.parent / "shared" / "corpus" / "binance"))
+    ap.add_argument(
+        "--corpus",
+        default=os.environ.get("FASTFEED_CORPUS")
+        or str(ROOT.parent / "shared" / "corpus" / "binance"),
+    )
     args = ap.parse_args()
 
     workloads = []
@@ -249,28 +262,36 @@ def main():
         print(f"corpus not found at {corpus}: real sequences skipped")
     workloads.append(simulated_workload(args.events))
 
-    contenders = [("fastfeed BookSet (one batch)", run_fastfeed),
-                  ("fastfeed BookSet (one call per event)", lambda w: run_fastfeed(w, True))]
+    contenders = [
+        ("fastfeed BookSet (one batch)", run_fastfeed),
+        ("fastfeed BookSet (one call per event)", lambda w: run_fastfeed(w, True)),
+    ]
     if SortedDict is not None:
         contenders.append(("plain Python + sortedcontainers", run_sorted))
     else:
         print("sortedcontainers not installed: skipped")
     if OrderBook is not None:
         import importlib.metadata as md
+
         ver = md.version("order_book")
         contenders.append((f"cryptofeed order_book {ver} (C)", run_order_book))
         # its sorted view is rebuilt lazily on read, so also show it without per-event reads
-        contenders.append(("  same, best read only at the end",
-                           lambda w: run_order_book(w, read_top=False)))
+        contenders.append(
+            ("  same, best read only at the end", lambda w: run_order_book(w, read_top=False))
+        )
     else:
         print("order_book (pip install order-book) did not import: skipped")
 
     contenders = [c for c in contenders if args.only in c[0]]
-    print(f"python {platform.python_version()}, numpy {np.__version__}, "
-          f"{platform.processor() or platform.machine()}, repeat={args.repeat} (best run)")
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, "
+        f"{platform.processor() or platform.machine()}, repeat={args.repeat} (best run)"
+    )
     for w in workloads:
-        print(f"\n{w.name}: {len(w.events)} events, {w.levels} levels "
-              f"({w.levels / len(w.events):.1f}/event), snapshot {len(w.bids)}+{len(w.asks)} levels")
+        print(
+            f"\n{w.name}: {len(w.events)} events, {w.levels} levels "
+            f"({w.levels / len(w.events):.1f}/event), snapshot {len(w.bids)}+{len(w.asks)} levels"
+        )
         print(f"  {'contender':42s} {'ns/level':>9s} {'ns/event':>9s} {'vs fastfeed':>12s}")
         base = None
         results = []
@@ -278,11 +299,10 @@ def main():
             dt, best = best_of(fn, w, args.repeat)
             results.append(best)
             base = base or dt
-            print(f"  {name:42s} {dt / w.levels:9.1f} {dt / len(w.events):9.0f} "
-                  f"{dt / base:11.1f}x")
+            print(f"  {name:42s} {dt / w.levels:9.1f} {dt / len(w.events):9.0f} {dt / base:11.1f}x")
         ref = results[0]
         for r in results[1:]:
-            assert tuple(int(x) for x in r) == ref, (r, ref)   # same final best bid/ask
+            assert tuple(int(x) for x in r) == ref, (r, ref)  # same final best bid/ask
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ Times are CPU time (process_time), best of --repeat rounds in which the contende
 (so a slow phase of a shared machine hits them alike); the ratio columns divide the peer's
 time by fastfeed's.  Machines are noisy: compare ratios, not absolute ns.
 """
+
 import argparse
 import json
 import os
@@ -104,17 +105,29 @@ def msgspec_decoders():
         class Envelope(msgspec.Struct):
             stream: str
             data: t
+
         return Envelope
 
     # Prices stay strings in the Struct; float() of each is part of the work a user does.
     return {
         "aggTrade": (msgspec.json.Decoder(AggTrade), lambda m: (float(m.p), float(m.q))),
         "trade": (msgspec.json.Decoder(Trade), lambda m: (float(m.p), float(m.q))),
-        "depthUpdate": (msgspec.json.Decoder(Depth), lambda m: [(float(p), float(q)) for p, q in m.b + m.a]),
-        "bookTicker": (msgspec.json.Decoder(Ticker), lambda m: (float(m.b), float(m.B), float(m.a), float(m.A))),
-        "aggTrade combined": (msgspec.json.Decoder(env(AggTrade)), lambda m: (float(m.data.p), float(m.data.q))),
-        "depthUpdate combined": (msgspec.json.Decoder(env(Depth)),
-                                 lambda m: [(float(p), float(q)) for p, q in m.data.b + m.data.a]),
+        "depthUpdate": (
+            msgspec.json.Decoder(Depth),
+            lambda m: [(float(p), float(q)) for p, q in m.b + m.a],
+        ),
+        "bookTicker": (
+            msgspec.json.Decoder(Ticker),
+            lambda m: (float(m.b), float(m.B), float(m.a), float(m.A)),
+        ),
+        "aggTrade combined": (
+            msgspec.json.Decoder(env(AggTrade)),
+            lambda m: (float(m.data.p), float(m.data.q)),
+        ),
+        "depthUpdate combined": (
+            msgspec.json.Decoder(env(Depth)),
+            lambda m: [(float(p), float(q)) for p, q in m.data.b + m.data.a],
+        ),
     }
 
 
@@ -127,6 +140,7 @@ def drop_each(parse, lines, keep=False):
     def run():
         for l in lines:
             parse(l)
+
     return run
 
 
@@ -171,8 +185,10 @@ def run(corpus, repeat, min_seconds, keep=False):
         buf = b"\n".join(lines)
         n = len(lines)
         dec = fastfeed.BinanceDecoder()
-        c = {"fastfeed C-level": lambda: dec.decode_lines(buf),
-             "fastfeed decode()": drop_each(dec.decode, lines)}
+        c = {
+            "fastfeed C-level": lambda: dec.decode_lines(buf),
+            "fastfeed decode()": drop_each(dec.decode, lines),
+        }
         # Peers parse and drop one message at a time, as a feed loop does (decision 0005):
         # keeping every result alive costs them fresh memory and GC passes a loop never pays.
         c["json.loads"] = drop_each(json.loads, lines, keep)
@@ -183,8 +199,11 @@ def run(corpus, repeat, min_seconds, keep=False):
             c["msgspec Struct"] = drop_each(lambda l: fields(d.decode(l)), lines, keep)
         if simdjson:
             parser = simdjson.Parser()
-            keys = {"aggTrade": ("E", "p", "q", "T", "m"), "trade": ("E", "p", "q", "T", "m"),
-                    "bookTicker": ("u", "b", "B", "a", "A")}.get(label.split()[0], ("E", "U", "u"))
+            keys = {
+                "aggTrade": ("E", "p", "q", "T", "m"),
+                "trade": ("E", "p", "q", "T", "m"),
+                "bookTicker": ("u", "b", "B", "a", "A"),
+            }.get(label.split()[0], ("E", "U", "u"))
 
             combined = label.endswith("combined")
 
@@ -194,7 +213,8 @@ def run(corpus, repeat, min_seconds, keep=False):
                     body = doc["data"] if combined else doc
                     for k in keys:
                         body[k]
-                    del body, doc      # the parser refuses to reuse its buffer while proxies live
+                    del body, doc  # the parser refuses to reuse its buffer while proxies live
+
             c["pysimdjson"] = sj
         row = {"case": label, "n": n}
         row.update(best_cpu_interleaved(c, n, repeat, min_seconds))
@@ -204,27 +224,46 @@ def run(corpus, repeat, min_seconds, keep=False):
 
 
 def print_table(results):
-    cols = ["fastfeed C-level", "fastfeed decode()", "json.loads", "orjson.loads", "msgspec Struct", "pysimdjson"]
-    print(f"\nns per message (CPU, best of runs) and peer/fastfeed ratios; python {sys.version.split()[0]}")
+    cols = [
+        "fastfeed C-level",
+        "fastfeed decode()",
+        "json.loads",
+        "orjson.loads",
+        "msgspec Struct",
+        "pysimdjson",
+    ]
+    print(
+        f"\nns per message (CPU, best of runs) and peer/fastfeed ratios; python {sys.version.split()[0]}"
+    )
     head = f"{'case':22s}" + "".join(f"{c:>19s}" for c in cols)
     print(head)
     print("-" * len(head))
     for r in results:
-        print(f"{r['case']:22s}" + "".join(f"{r[c]:19.0f}" if c in r else f"{'-':>19s}" for c in cols))
+        print(
+            f"{r['case']:22s}" + "".join(f"{r[c]:19.0f}" if c in r else f"{'-':>19s}" for c in cols)
+        )
     print("\nratios (peer time / fastfeed time; higher is better for fastfeed)")
-    print(f"{'case':22s}{'orjson/C':>12s}{'msgspec/C':>12s}{'orjson/decode()':>17s}{'json/C':>10s}{'simdjson/C':>12s}")
+    print(
+        f"{'case':22s}{'orjson/C':>12s}{'msgspec/C':>12s}{'orjson/decode()':>17s}{'json/C':>10s}{'simdjson/C':>12s}"
+    )
     for r in results:
         c, p = r["fastfeed C-level"], r["fastfeed decode()"]
+
         def ratio(k, base):
             return f"{r[k] / base:.1f}x" if k in r else "-"
-        print(f"{r['case']:22s}{ratio('orjson.loads', c):>12s}{ratio('msgspec Struct', c):>12s}"
-              f"{ratio('orjson.loads', p):>17s}{ratio('json.loads', c):>10s}{ratio('pysimdjson', c):>12s}")
+
+        print(
+            f"{r['case']:22s}{ratio('orjson.loads', c):>12s}{ratio('msgspec Struct', c):>12s}"
+            f"{ratio('orjson.loads', p):>17s}{ratio('json.loads', c):>10s}{ratio('pysimdjson', c):>12s}"
+        )
 
 
 def depth_with_levels(template, k, rng):
     """The corpus depthUpdate ``template`` (a dict) with k levels in Binance's decimal shapes."""
+
     def level(base):
         return [f"{base + rng.random() * 100:.2f}000000", f"{rng.random() * 5:.8f}"]
+
     d = dict(template)
     d["b"] = [level(16500) for _ in range(k // 2)]
     d["a"] = [level(16600) for _ in range(k - k // 2)]
@@ -235,10 +274,13 @@ def level_sweep(corpus, repeat, min_seconds, counts=(0, 2, 6, 20, 60)):
     """fastfeed against orjson on depthUpdates with k levels each: the fixed cost per message
     and the cost per level, for each side."""
     import random
+
     path = corpus / "spot_depthUpdate.jsonl"
     template = json.loads(path.read_bytes().split(b"\n", 1)[0])
     rng = random.Random(1)
-    print("\ndepthUpdate by level count (2,000 synthetic messages each; ns per message, CPU, best of rounds)")
+    print(
+        "\ndepthUpdate by level count (2,000 synthetic messages each; ns per message, CPU, best of rounds)"
+    )
     print(f"{'levels':>6s}{'fastfeed C-level':>18s}{'orjson.loads':>14s}{'orjson/C':>10s}")
     rows = []
     for k in counts:
@@ -258,7 +300,9 @@ def level_sweep(corpus, repeat, min_seconds, counts=(0, 2, 6, 20, 60)):
     line = f"per level ({k0} -> {k1} levels): fastfeed {per_ff:.1f} ns"
     if orjson:
         per_oj = (r1["orjson"] - r0["orjson"]) / (k1 - k0)
-        line += f", orjson {per_oj:.1f} ns: the ratio tends to {per_oj / per_ff:.1f}x as levels grow"
+        line += (
+            f", orjson {per_oj:.1f} ns: the ratio tends to {per_oj / per_ff:.1f}x as levels grow"
+        )
     print(line)
 
 
@@ -267,11 +311,17 @@ def main():
     ap.add_argument("--corpus", type=Path, default=default_corpus())
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--min-seconds", type=float, default=0.2)
-    ap.add_argument("--keep-results", action="store_true",
-                    help="peers keep every result of a pass alive in a list (the flattering form "
-                         "used before docs/decisions/0005; for comparison only)")
-    ap.add_argument("--level-sweep", action="store_true",
-                    help="also time depthUpdates with 0, 2, 6, 20 and 60 levels against orjson")
+    ap.add_argument(
+        "--keep-results",
+        action="store_true",
+        help="peers keep every result of a pass alive in a list (the flattering form "
+        "used before docs/decisions/0005; for comparison only)",
+    )
+    ap.add_argument(
+        "--level-sweep",
+        action="store_true",
+        help="also time depthUpdates with 0, 2, 6, 20 and 60 levels against orjson",
+    )
     args = ap.parse_args()
     if not args.corpus.is_dir():
         sys.exit(f"corpus not found: {args.corpus} (set FASTFEED_CORPUS)")

@@ -19,6 +19,7 @@ it writes each frame; latency is ``recv - E`` per message (client and simulator 
 clock), for fastfeed taken exactly from the rings' rows (``recv_ns`` is the time of the socket
 read), and for picows + orjson as a reference on the same stream.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,9 +38,14 @@ ROOT = os.path.dirname(HERE)
 
 
 def start_sim(extra):
-    p = subprocess.Popen([sys.executable, "-m", "fastfeed.cli", "sim", "--symbols", "BTCUSDT",
-                          "--rate", "1"] + extra, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                         env=dict(os.environ, PYTHONPATH=ROOT))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "fastfeed.cli", "sim", "--symbols", "BTCUSDT", "--rate", "1"]
+        + extra,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     info = json.loads(p.stdout.readline())
     return p, info
 
@@ -51,29 +57,42 @@ def ctx(info):
 # ---------------------------------------------------------------------------- clients
 # Each returns (wall seconds, CPU seconds, extra dict) for n messages.
 
+
 async def c_fastfeed(url, info, n):
-    from fastfeed.feed import BinanceFeed
-    async with BinanceFeed(STREAMS.split("/"), url=info["ws"], ssl=ctx(info), stream_timeout=None,
-                           start_timeout=30) as feed:
+    from fastfeed import BinanceFeed
+
+    async with BinanceFeed(
+        STREAMS.split("/"), url=info["ws"], ssl=ctx(info), stream_timeout=None, start_timeout=30
+    ) as feed:
         sink = feed.sink
         t0, c0 = time.perf_counter(), time.process_time()
         # A consumer woken once per socket read; accepted_total is a plain C counter.
         if hasattr(sink, "accepted_total"):
             while sink.accepted_total < n:
                 await feed.wait()
-        else:   # older builds (before/after comparisons)
+        else:  # older builds (before/after comparisons)
             while sum(sink.counters()["accepted"].values()) < n:
                 await feed.wait()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         st = feed.stats()
-        return wall, cpu, {"reads": st["reads"], "dups": sum(st["duplicates"].values()),
-                           "gaps": sum(st["gaps"].values())}
+        return (
+            wall,
+            cpu,
+            {
+                "reads": st["reads"],
+                "dups": sum(st["duplicates"].values()),
+                "gaps": sum(st["gaps"].values()),
+            },
+        )
 
 
 async def _picows(url, info, n, factory):
     from picows import ws_connect
+
     done = asyncio.get_running_loop().create_future()
-    tr, lis = await ws_connect(lambda: factory(n, done), url, ssl_context=ctx(info), max_frame_size=1 << 20)
+    tr, lis = await ws_connect(
+        lambda: factory(n, done), url, ssl_context=ctx(info), max_frame_size=1 << 20
+    )
     t0, c0 = time.perf_counter(), time.process_time()
     await done
     r = time.perf_counter() - t0, time.process_time() - c0, {}
@@ -82,16 +101,18 @@ async def _picows(url, info, n, factory):
 
 
 def counting_factory(n, done):
-    from fastfeed._listener import CountingListener
-    lis = CountingListener()
+    from _native import build_listeners
+
+    lis = build_listeners().CountingListener()
     lis.target = n
     lis.done = lambda: done.set_result(None)
     return lis
 
 
 def decode_factory(n, done):
-    from fastfeed._listener import DecodeListener
-    lis = DecodeListener()
+    from _native import build_listeners
+
+    lis = build_listeners().DecodeListener()
     lis.target = n
     lis.done = lambda: done.set_result(None)
     return lis
@@ -111,12 +132,14 @@ def py_factory(parse):
                 self.k += 1
                 if self.k == self.n:
                     self.done.set_result(None)
+
     return L
 
 
 async def c_aiohttp(url, info, n):
     import aiohttp
     import orjson
+
     async with aiohttp.ClientSession() as s:
         async with s.ws_connect(url, ssl=ctx(info), max_msg_size=1 << 20) as ws:
             t0, c0 = time.perf_counter(), time.process_time()
@@ -131,6 +154,7 @@ async def c_aiohttp(url, info, n):
 
 async def c_websockets(url, info, n):
     import websockets
+
     async with websockets.connect(url, ssl=ctx(info), max_size=1 << 20) as ws:
         t0, c0 = time.perf_counter(), time.process_time()
         k = 0
@@ -144,11 +168,13 @@ async def c_websockets(url, info, n):
 
 def _orjson(u, i, n):
     import orjson
+
     return _picows(u, i, n, py_factory(orjson.loads))
 
 
 def _msgspec(u, i, n):
     import msgspec
+
     return _picows(u, i, n, py_factory(msgspec.json.Decoder().decode))
 
 
@@ -166,11 +192,13 @@ CLIENTS = {  # name -> (factory, modules it needs)
 
 def importlib_util_find(m):
     import importlib.util
+
     return importlib.util.find_spec(m)
 
 
 def available(names):
     import importlib.util
+
     out = []
     for name in names:
         missing = [m for m in CLIENTS[name][1] if importlib.util.find_spec(m) is None]
@@ -183,7 +211,8 @@ def available(names):
 
 def child(name, info, n):
     """Runs in the client's own process: one client, one connection, n messages."""
-    from fastfeed.feed import run
+    from fastfeed import run
+
     url = info["ws"] + "/stream?streams=" + STREAMS
     wall, cpu, extra = run(CLIENTS[name][0](url, info, n))
     print(json.dumps(dict(extra, wall=wall, cpu=cpu)), flush=True)
@@ -192,10 +221,23 @@ def child(name, info, n):
 def measure(name, n, timeout):
     sim, info = start_sim(["--blast", str(n)])
     try:
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", name,
-                              "--info", json.dumps(info), "--n", str(n)], cwd=ROOT,
-                             env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
-                             text=True, timeout=timeout)
+        out = subprocess.run(
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--child",
+                name,
+                "--info",
+                json.dumps(info),
+                "--n",
+                str(n),
+            ],
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"{name} failed: {out.stderr[-2000:]}")
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -206,21 +248,32 @@ def measure(name, n, timeout):
 
 # ---------------------------------------------------------------------------- latency
 
+
 async def paced_latency(rate, n):
     import numpy as np
-    from fastfeed.feed import BinanceFeed
+
+    from fastfeed import BinanceFeed
+
     p, info = start_sim(["--paced", str(rate), "--paced-count", str(n)])
     try:
-        async with BinanceFeed(STREAMS.split("/"), url=info["ws"], ssl=ctx(info), time_unit="us",
-                               stream_timeout=None, depth=1 << 20) as feed:
+        async with BinanceFeed(
+            STREAMS.split("/"),
+            url=info["ws"],
+            ssl=ctx(info),
+            time_unit="us",
+            stream_timeout=None,
+            depth=1 << 20,
+        ) as feed:
             while feed.sink.accepted_total < n:
                 await feed.wait()
             tr = feed.trades.tail(feed.trades.written)
             de = feed.depth.tail(feed.depth.written)
-            first = np.ones(len(de), bool)            # one row per depth message
+            first = np.ones(len(de), bool)  # one row per depth message
             first[1:] = de["last_id"][1:] != de["last_id"][:-1]
-            rows = [(tr["recv_ns"] - tr["event_time"] * 1000),
-                    (de["recv_ns"][first] - de["event_time"][first] * 1000)]
+            rows = [
+                (tr["recv_ns"] - tr["event_time"] * 1000),
+                (de["recv_ns"][first] - de["event_time"][first] * 1000),
+            ]
             lat = np.concatenate(rows) / 1e3
             return {p: float(np.percentile(lat, p)) for p in (50, 99, 99.9)}, len(lat)
     finally:
@@ -263,6 +316,7 @@ async def paced_latency_peer(rate, n):
 
 # ---------------------------------------------------------------------------- main
 
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="messages per client run")
@@ -284,21 +338,26 @@ def main():
     names = available(names)
     runs = {x: [] for x in names}
     for r in range(a.repeat):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             res = measure(name, a.n, a.timeout)
             runs[name].append(res)
             extra = {k: v for k, v in res.items() if k not in ("wall", "cpu")}
-            print(f"round {r + 1} {name:26s} {res['cpu'] / a.n * 1e9:8.0f} ns/msg CPU "
-                  f"{a.n / res['wall']:10.0f} msgs/s {extra or ''}", flush=True)
+            print(
+                f"round {r + 1} {name:26s} {res['cpu'] / a.n * 1e9:8.0f} ns/msg CPU "
+                f"{a.n / res['wall']:10.0f} msgs/s {extra or ''}",
+                flush=True,
+            )
 
     if a.repeat < 1:
-        names = []          # --repeat 0: latency only
+        names = []  # --repeat 0: latency only
     ns = {x: statistics.median(v["cpu"] for v in runs[x]) / a.n * 1e9 for x in names}
     rate = {x: statistics.median(a.n / v["wall"] for v in runs[x]) for x in names}
     oj, cnt = ns.get("picows + orjson"), ns.get("cython counting listener")
     if names:
-        print(f"\n{a.n:,} messages per run, median of {a.repeat} round(s); CPU = client process time\n")
+        print(
+            f"\n{a.n:,} messages per run, median of {a.repeat} round(s); CPU = client process time\n"
+        )
         print("| client | CPU ns/msg | msgs/s | CPU vs picows+orjson | CPU vs counting listener |")
         print("|---|---|---|---|---|")
     for x in names:
@@ -307,19 +366,30 @@ def main():
         print(f"| {x} | {ns[x]:.0f} | {rate[x]:.0f} | {r1} | {r2} |")
     ff = ns.get("fastfeed")
     if ff and oj:
-        print(f"\nbar 1: fastfeed <= 1/8 of picows+orjson: {ff / oj:.3f} -> {'PASS' if ff * 8 <= oj else 'FAIL'}")
+        print(
+            f"\nbar 1: fastfeed <= 1/8 of picows+orjson: {ff / oj:.3f} -> {'PASS' if ff * 8 <= oj else 'FAIL'}"
+        )
     if ff and cnt:
         # per round too: the ratio within one round is the least noisy figure
-        per = [runs["fastfeed"][i]["cpu"] / runs["cython counting listener"][i]["cpu"]
-               for i in range(a.repeat)]
-        print(f"bar 2: fastfeed <= 1.5x counting listener: {ff / cnt:.2f}x "
-              f"(per round {', '.join(f'{x:.2f}' for x in per)}) -> {'PASS' if ff <= 1.5 * cnt else 'FAIL'}")
+        per = [
+            runs["fastfeed"][i]["cpu"] / runs["cython counting listener"][i]["cpu"]
+            for i in range(a.repeat)
+        ]
+        print(
+            f"bar 2: fastfeed <= 1.5x counting listener: {ff / cnt:.2f}x "
+            f"(per round {', '.join(f'{x:.2f}' for x in per)}) -> {'PASS' if ff <= 1.5 * cnt else 'FAIL'}"
+        )
     if a.paced and a.paced_n:
-        from fastfeed.feed import run
-        print(f"\nreceive latency at {a.paced:.0f} msgs/s paced ({a.paced_n} messages; recv - E, us)\n")
+        from fastfeed import run
+
+        print(
+            f"\nreceive latency at {a.paced:.0f} msgs/s paced ({a.paced_n} messages; recv - E, us)\n"
+        )
         print("| client | p50 | p99 | p99.9 |\n|---|---|---|---|")
-        for name, fn, mods in (("fastfeed", paced_latency, ()),
-                               ("picows + orjson", paced_latency_peer, ("orjson",))):
+        for name, fn, mods in (
+            ("fastfeed", paced_latency, ()),
+            ("picows + orjson", paced_latency_peer, ("orjson",)),
+        ):
             if any(importlib_util_find(m) is None for m in mods):
                 continue
             pct, k = run(fn(a.paced, a.paced_n))

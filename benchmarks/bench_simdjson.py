@@ -30,6 +30,7 @@ clock); fastfeed is timed here with time.perf_counter (wall clock).  Runs are in
 C++ measurement, one fastfeed measurement, the next C++ measurement, ... so a slow phase of a
 shared machine hits both sides alike.
 """
+
 import argparse
 import hashlib
 import json
@@ -55,7 +56,9 @@ def simdjson_sources():
     try:
         import simdjson
     except ImportError:
-        sys.exit("pysimdjson is not installed (pip install pysimdjson): it ships the simdjson sources")
+        sys.exit(
+            "pysimdjson is not installed (pip install pysimdjson): it ships the simdjson sources"
+        )
     d = Path(simdjson.__file__).resolve().parent
     cpp, h = d / "simdjson.cpp", d / "simdjson.h"
     if not (cpp.exists() and h.exists()):
@@ -93,7 +96,9 @@ def build(cache, cxx, sj_dir, sj_cpp, sj_h):
         steps.append(["mv", f"{exe}.tmp", str(exe)])
         script = " && ".join(shlex.join(s) for s in steps)
         print(f"compiling {flavour} build (simdjson amalgamation takes ~15 s) ...", file=sys.stderr)
-        jobs.append((flavour, subprocess.Popen(["sh", "-c", script], stderr=subprocess.PIPE, text=True)))
+        jobs.append(
+            (flavour, subprocess.Popen(["sh", "-c", script], stderr=subprocess.PIPE, text=True))
+        )
     for flavour, p in jobs:
         _, err = p.communicate()
         if p.returncode:
@@ -105,6 +110,7 @@ def blast_lines(n):
     """The payloads of the simulator's blast (bench_e2e's stream)."""
     from fastfeed.sim import ExchangeSimulator
     from fastfeed.sim.blast import blast_payloads
+
     return list(blast_payloads(ExchangeSimulator().templates(), n))
 
 
@@ -142,8 +148,13 @@ class Floor:
     """One benchmark binary, kept running; inputs are loaded (and self-checked) at start."""
 
     def __init__(self, exe, paths):
-        self.p = subprocess.Popen([str(exe), *map(str, paths)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.p = subprocess.Popen(
+            [str(exe), *map(str, paths)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         self.impl = self._line().split()[1]
         for _ in paths:
             f = self._line().split()
@@ -173,6 +184,7 @@ class Floor:
 
 def fastfeed_timer(buf, n):
     import fastfeed
+
     dec = fastfeed.BinanceDecoder(depth=1 << 20)
     got = dec.decode_lines(buf)  # warm-up and sanity check
     if got != n or dec.counts[fastfeed.Kind.ERROR]:
@@ -189,6 +201,7 @@ def fastfeed_timer(buf, n):
             el = clock() - t0
             if el >= min_seconds:
                 return el * 1e9 / (passes * n)
+
     return once
 
 
@@ -222,54 +235,73 @@ def print_tables(cases, floors, best, ff, ffp):
     for flavour, fl in floors.items():
         flags = " ".join(CXXFLAGS + BUILDS[flavour])
         print(f"\n### simdjson {flavour} build (`{flags}`), active implementation: {fl.impl}\n")
-        print("| input | msgs | bytes/msg | fastfeed decode_lines | simdjson V1 | simdjson V2 "
-              "| V1 iterate_many | memchr | V1/ff | V2/ff |")
+        print(
+            "| input | msgs | bytes/msg | fastfeed decode_lines | simdjson V1 | simdjson V2 "
+            "| V1 iterate_many | memchr | V1/ff | V2/ff |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for i, (label, _, buf, n) in enumerate(cases):
             v1 = min(V1, key=lambda v: best[(i, flavour, v)])
             v2 = min(V2, key=lambda v: best[(i, flavour, v)])
             b1, b2 = best[(i, flavour, v1)], best[(i, flavour, v2)]
-            print(f"| {label} | {n} | {len(buf) / n:.0f} | {ff[i]:.0f} | {b1:.0f} ({v1[-1]}) "
-                  f"| {b2:.0f} ({v2[-1]}) | {best[(i, flavour, 'v1m')]:.0f} "
-                  f"| {best[(i, flavour, 'memchr')]:.1f} | {b1 / ffp[(i, flavour, v1)]:.2f}x "
-                  f"| {b2 / ffp[(i, flavour, v2)]:.2f}x |")
-    print("\n### all simdjson variants, ns/msg (u = find_field_unordered, o = ordered find_field, "
-          "l = loop over fields, m = iterate_many)\n")
+            print(
+                f"| {label} | {n} | {len(buf) / n:.0f} | {ff[i]:.0f} | {b1:.0f} ({v1[-1]}) "
+                f"| {b2:.0f} ({v2[-1]}) | {best[(i, flavour, 'v1m')]:.0f} "
+                f"| {best[(i, flavour, 'memchr')]:.1f} | {b1 / ffp[(i, flavour, v1)]:.2f}x "
+                f"| {b2 / ffp[(i, flavour, v2)]:.2f}x |"
+            )
+    print(
+        "\n### all simdjson variants, ns/msg (u = find_field_unordered, o = ordered find_field, "
+        "l = loop over fields, m = iterate_many)\n"
+    )
     print("| input | build | " + " | ".join(VARIANTS) + " |")
     print("|---|---|" + "---:|" * len(VARIANTS))
     for i, (label, *_rest) in enumerate(cases):
         for flavour in floors:
-            print(f"| {label} | {flavour} | " +
-                  " | ".join(f"{best[(i, flavour, v)]:.0f}" for v in VARIANTS) + " |")
-    print("\nns per message, best of rounds; fastfeed: time.perf_counter in Python around "
-          "decode_lines(buffer); simdjson: the binary's own std::chrono::steady_clock. "
-          "Both wall clock, measurements interleaved. simdjson times exclude line splitting "
-          "(precomputed offsets); fastfeed's include it. Ratios divide by the best of the fastfeed "
-          "measurements interleaved with that simdjson variant (same sample count).")
+            print(
+                f"| {label} | {flavour} | "
+                + " | ".join(f"{best[(i, flavour, v)]:.0f}" for v in VARIANTS)
+                + " |"
+            )
+    print(
+        "\nns per message, best of rounds; fastfeed: time.perf_counter in Python around "
+        "decode_lines(buffer); simdjson: the binary's own std::chrono::steady_clock. "
+        "Both wall clock, measurements interleaved. simdjson times exclude line splitting "
+        "(precomputed offsets); fastfeed's include it. Ratios divide by the best of the fastfeed "
+        "measurements interleaved with that simdjson variant (same sample count)."
+    )
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
-    ap.add_argument("--blast", type=Path, default=None,
-                    help="newline-separated payloads (default: generated by the simulator's blast)")
+    ap.add_argument(
+        "--blast",
+        type=Path,
+        default=None,
+        help="newline-separated payloads (default: generated by the simulator's blast)",
+    )
     ap.add_argument("--corpus", type=Path, default=None, help="default: as bench_decode.py")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--min-seconds", type=float, default=0.2)
-    ap.add_argument("--cache-dir", type=Path,
-                    default=Path(tempfile.gettempdir()) / "fastfeed_bench_simdjson")
+    ap.add_argument(
+        "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "fastfeed_bench_simdjson"
+    )
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     ap.add_argument("--cxx", default=os.environ.get("CXX", "g++"))
     args = ap.parse_args()
 
     if shutil.which(args.cxx) is None:
-        sys.exit(f"C++ compiler '{args.cxx}' not found: install g++ (e.g. apt-get install g++) "
-                 "or pass --cxx")
+        sys.exit(
+            f"C++ compiler '{args.cxx}' not found: install g++ (e.g. apt-get install g++) "
+            "or pass --cxx"
+        )
     try:
         import fastfeed  # noqa: F401
     except ImportError:
         sys.exit("cannot import fastfeed: run with PYTHONPATH=<repo root> (built in place)")
     if args.corpus is None:
-        from bench_decode import default_corpus    # a sibling script: same corpus lookup
+        from bench_decode import default_corpus  # a sibling script: same corpus lookup
+
         args.corpus = default_corpus()
     sj_dir, sj_cpp, sj_h = simdjson_sources()
     exes = build(args.cache_dir, args.cxx, sj_dir, sj_cpp, sj_h)
@@ -286,11 +318,23 @@ def main():
                 fl.close()
     print_tables(cases, floors, best, ff, ffp)
     if args.json:
-        rows = [{"input": c[0], "messages": c[3], "bytes": len(c[2]), "fastfeed_ns": ff[i],
-                 "simdjson": {f: {v: {"ns": best[(i, f, v)], "fastfeed_paired_ns": ffp[(i, f, v)]}
-                                  for v in VARIANTS} for f in floors},
-                 "impl": {f: fl.impl for f, fl in floors.items()}}
-                for i, c in enumerate(cases)]
+        rows = [
+            {
+                "input": c[0],
+                "messages": c[3],
+                "bytes": len(c[2]),
+                "fastfeed_ns": ff[i],
+                "simdjson": {
+                    f: {
+                        v: {"ns": best[(i, f, v)], "fastfeed_paired_ns": ffp[(i, f, v)]}
+                        for v in VARIANTS
+                    }
+                    for f in floors
+                },
+                "impl": {f: fl.impl for f, fl in floors.items()},
+            }
+            for i, c in enumerate(cases)
+        ]
         args.json.write_text(json.dumps(rows, indent=1))
 
 

@@ -3,25 +3,74 @@
 The hot path (transport listener, decoders, rings, order book) is Cython; the session,
 simulator and CLI are plain Python around it.
 """
-from fastfeed._decoder import BinanceDecoder, Kind, Reject, SymbolTable
-from fastfeed._ring import ReadResult, Ring, RingReader
-from fastfeed._rows import (DEPTH_DTYPE, FP_NONE_VALUE as FP_NONE, FP_SCALE, PARTIAL_DTYPE,
-                            TICKER_DTYPE, TRADE_DTYPE)
-from fastfeed.errors import (ConnectError, FeedError, HandshakeError, ProtocolError,
-                             SubscriptionError, TLSVerificationError)
-from fastfeed.feed import EVENT_DTYPE, BinanceFeed, EventReason, run
-from fastfeed.book import OrderBook
-from fastfeed._book import BOOK_EVENT_DTYPE, TOP_DTYPE, BookSet, State as BookState, Event as BookEvent
-from fastfeed.snapshots import WeightBudget
+
+from fastfeed._aio import run
+from fastfeed.book._book import (
+    BOOK_EVENT_DTYPE,
+    TOP_DTYPE,
+    BookSet,
+)
+from fastfeed.book._book import (
+    Event as BookEvent,
+)
+from fastfeed.book._book import (
+    State as BookState,
+)
+from fastfeed.book.orderbook import OrderBook
+from fastfeed.book.snapshots import WeightBudget
+from fastfeed.core._decoder import BinanceDecoder, Kind, Reject, SymbolTable
+from fastfeed.core._ring import ReadResult, Ring, RingReader
+from fastfeed.core._rows import (
+    DEPTH_DTYPE,
+    FP_SCALE,
+    PARTIAL_DTYPE,
+    TICKER_DTYPE,
+    TRADE_DTYPE,
+)
+from fastfeed.core._rows import (
+    FP_NONE_VALUE as FP_NONE,
+)
+from fastfeed.errors import (
+    ConnectError,
+    FeedError,
+    HandshakeError,
+    ProtocolError,
+    SubscriptionError,
+    TLSVerificationError,
+)
+from fastfeed.feed.session import EVENT_DTYPE, BinanceFeed, EventReason
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BinanceDecoder", "Kind", "Reject", "SymbolTable",
-    "Ring", "RingReader", "ReadResult",
-    "TRADE_DTYPE", "DEPTH_DTYPE", "TICKER_DTYPE", "PARTIAL_DTYPE", "FP_SCALE", "FP_NONE",
-    "BinanceFeed", "EventReason", "EVENT_DTYPE", "run",
-    "OrderBook", "BookSet", "BookState", "BookEvent", "TOP_DTYPE", "BOOK_EVENT_DTYPE", "WeightBudget",
-    "FeedError", "ConnectError", "HandshakeError", "TLSVerificationError", "SubscriptionError",
+    "BOOK_EVENT_DTYPE",
+    "DEPTH_DTYPE",
+    "EVENT_DTYPE",
+    "FP_NONE",
+    "FP_SCALE",
+    "PARTIAL_DTYPE",
+    "TICKER_DTYPE",
+    "TOP_DTYPE",
+    "TRADE_DTYPE",
+    "BinanceDecoder",
+    "BinanceFeed",
+    "BookEvent",
+    "BookSet",
+    "BookState",
+    "ConnectError",
+    "EventReason",
+    "FeedError",
+    "HandshakeError",
+    "Kind",
+    "OrderBook",
     "ProtocolError",
+    "ReadResult",
+    "Reject",
+    "Ring",
+    "RingReader",
+    "SubscriptionError",
+    "SymbolTable",
+    "TLSVerificationError",
+    "WeightBudget",
+    "run",
 ]

@@ -1,7 +1,8 @@
 """Small asyncio helpers shared by the feed and the simulator (plain Python, no Cython)."""
+
 import asyncio
 import random
-from typing import Iterable
+from collections.abc import Iterable
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task]) -> None:
@@ -58,3 +59,13 @@ class Service:
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
+
+
+def run(coro):
+    """Run ``coro`` on uvloop when available, else asyncio."""
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coro)

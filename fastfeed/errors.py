@@ -1,7 +1,6 @@
 """fastfeed's exception hierarchy.  Everything the feed raises derives from :class:`FeedError`."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 
 class FeedError(Exception):
@@ -15,8 +14,7 @@ class ConnectError(FeedError):
 class HandshakeError(ConnectError):
     """The server answered the WebSocket upgrade with an HTTP status other than 101."""
 
-    def __init__(self, status: Optional[int], message: str = "",
-                 retry_after: Optional[float] = None):
+    def __init__(self, status: int | None, message: str = "", retry_after: float | None = None):
         super().__init__(f"handshake refused: HTTP {status} {message}".strip())
         self.status = status
         self.retry_after = retry_after
@@ -30,8 +28,11 @@ class SubscriptionError(FeedError):
     """The exchange rejected a SUBSCRIBE/UNSUBSCRIBE (``code``, ``msg`` from its reply), or
     the reply did not come within the acknowledgement timeout (``code`` is None)."""
 
-    def __init__(self, code: Optional[int], msg: str, request_id=None):
-        super().__init__(f"subscription error {code}: {msg}" + (f" (id {request_id})" if request_id is not None else ""))
+    def __init__(self, code: int | None, msg: str, request_id=None):
+        super().__init__(
+            f"subscription error {code}: {msg}"
+            + (f" (id {request_id})" if request_id is not None else "")
+        )
         self.code = code
         self.msg = msg
         self.request_id = request_id
@@ -41,5 +42,11 @@ class ProtocolError(FeedError):
     """The peer broke the WebSocket protocol (oversized frame, bad fragment sequence)."""
 
 
-__all__ = ["FeedError", "ConnectError", "HandshakeError", "TLSVerificationError",
-           "SubscriptionError", "ProtocolError"]
+__all__ = [
+    "ConnectError",
+    "FeedError",
+    "HandshakeError",
+    "ProtocolError",
+    "SubscriptionError",
+    "TLSVerificationError",
+]

@@ -14,7 +14,7 @@ find "$work/fastfeed" \( -name '*.so' -o -name '*.pyd' -o -name '*.c' -o -name '
 (cd "$work" && FASTFEED_NO_SIMD=1 "$py" setup.py -q build_ext --inplace)
 export FASTFEED_CORPUS="${FASTFEED_CORPUS:-$repo/../shared/corpus/binance}"
 cd "$work"
-PYTHONPATH="$work" "$py" -c "import fastfeed._decoder as d; print('decoder kernels:', d.SIMD, d.__file__); assert d.SIMD == 'portable'"
+PYTHONPATH="$work" "$py" -c "import fastfeed.core._decoder as d; print('decoder kernels:', d.SIMD, d.__file__); assert d.SIMD == 'portable'"
 PYTHONPATH="$work" "$py" -m pytest -q -p no:cacheprovider --rootdir "$work" \
     tests/test_decoder_corpus.py tests/test_decoder_cases.py tests/test_decoder_properties.py \
     tests/test_book_corpus.py

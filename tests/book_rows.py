@@ -5,14 +5,15 @@ decoder is specified to write them: one row per level, bids then asks, ``side = 
 event without levels, the last row flagged.  Values go through ``decimal``: the exact
 fixed-point int (scale 1e8) and ``float()`` of the string.
 """
+
 import json
 from decimal import Decimal
 
 import numpy as np
 
-from fastfeed._rows import DEPTH_DTYPE
+from fastfeed.core._rows import DEPTH_DTYPE
 
-FP = 10 ** 8
+FP = 10**8
 LAST = 1
 
 
@@ -54,15 +55,21 @@ def concat(parts) -> np.ndarray:
     out = np.zeros(sum(len(p) for p in parts), dtype=DEPTH_DTYPE)
     i = 0
     for p in parts:
-        out[i:i + len(p)] = p
+        out[i : i + len(p)] = p
         i += len(p)
     return out
 
 
 def ev(U, u, pu=-1, bids=(), asks=(), E=0):
     """A synthetic depthUpdate dict; prices and quantities as strings or numbers."""
-    return {"E": E, "U": U, "u": u, "pu": pu,
-            "b": [[str(p), str(q)] for p, q in bids], "a": [[str(p), str(q)] for p, q in asks]}
+    return {
+        "E": E,
+        "U": U,
+        "u": u,
+        "pu": pu,
+        "b": [[str(p), str(q)] for p, q in bids],
+        "a": [[str(p), str(q)] for p, q in asks],
+    }
 
 
 def load_sequence(corpus, market: str):

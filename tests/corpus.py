@@ -4,6 +4,7 @@
 repo with a copy of ``shared/`` beside it).  Missing corpus: the test is skipped, except
 under ``CI=true`` where it fails, so CI can never pass by silently skipping.
 """
+
 import os
 from pathlib import Path
 
@@ -18,8 +19,10 @@ def corpus_dir() -> Path:
     path = Path(env) if env else REPO_ROOT.parent / "shared" / "corpus" / "binance"
     if path.is_dir():
         return path
-    reason = (f"Binance corpus not found at {path} "
-              "(set FASTFEED_CORPUS or put shared/corpus/binance beside the repo)")
+    reason = (
+        f"Binance corpus not found at {path} "
+        "(set FASTFEED_CORPUS or put shared/corpus/binance beside the repo)"
+    )
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason)
     pytest.skip(reason)

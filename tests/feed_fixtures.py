@@ -1,4 +1,5 @@
 """Helpers for the feed tests: run a feed against the simulator and check the rings."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,17 +7,24 @@ import time
 
 import numpy as np
 
-from fastfeed.feed import BinanceFeed, EventReason
+from fastfeed import BinanceFeed, EventReason
 
-FAST = dict(backoff_initial=0.02, backoff_max=0.2, start_timeout=10.0, connect_timeout=3.0,
-            rotation_timeout=5.0, ack_timeout=3.0)
+FAST = dict(
+    backoff_initial=0.02,
+    backoff_max=0.2,
+    start_timeout=10.0,
+    connect_timeout=3.0,
+    rotation_timeout=5.0,
+    ack_timeout=3.0,
+)
 
 
 def make_feed(sim, streams, **kw) -> BinanceFeed:
     opts = dict(FAST)
     opts.update(kw)
-    return BinanceFeed(streams, market=sim.config.market, url=sim.ws_url,
-                       ssl=sim.client_ssl_context(), **opts)
+    return BinanceFeed(
+        streams, market=sim.config.market, url=sim.ws_url, ssl=sim.client_ssl_context(), **opts
+    )
 
 
 async def pump(feed: BinanceFeed, seconds: float) -> None:
@@ -33,7 +41,9 @@ async def until(pred, timeout=10.0, what="condition", feed=None):
     end = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}" + (f": {feed.stats()}" if feed else ""))
+            raise AssertionError(
+                f"timed out waiting for {what}" + (f": {feed.stats()}" if feed else "")
+            )
         await asyncio.sleep(0.005)
 
 
@@ -53,7 +63,7 @@ def check_trades(feed) -> int:
         ids = rows["trade_id"][idx]
         assert np.all(np.diff(ids) > 0), "duplicate or out-of-order trade ids"
         for j in np.nonzero(np.diff(ids) != 1)[0]:
-            assert int(idx[j + 1]) in gaps, f"unmarked trade gap {ids[j]} -> {ids[j+1]}"
+            assert int(idx[j + 1]) in gaps, f"unmarked trade gap {ids[j]} -> {ids[j + 1]}"
     return len(rows)
 
 
@@ -70,12 +80,12 @@ def check_depth(feed) -> int:
         for k in idx:
             u = int(rows["last_id"][k])
             if prev_pos is not None and u == last_u:
-                continue          # another level of the same event
+                continue  # another level of the same event
             U = int(rows["first_id"][k])
             if last_u is not None:
                 assert u > last_u, "duplicate depth event"
                 pu = int(rows["prev_last_id"][k])
-                if (pu != last_u) if pu >= 0 else (U != last_u + 1):
+                if (pu != last_u) if pu >= 0 else (last_u + 1 != U):
                     assert int(k) in gaps, f"unmarked depth gap {last_u} -> {U}"
             last_u, prev_pos = u, k
             n += 1

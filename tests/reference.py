@@ -3,14 +3,15 @@
 becomes") from scratch, sharing no code with fastfeed, so the tests compare two
 implementations of one specification.
 """
+
 import json
 import math
 import re
 from decimal import Decimal
 
-FP_SCALE = 10 ** 8
-FP_NONE = -(2 ** 63)
-INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+FP_SCALE = 10**8
+FP_NONE = -(2**63)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 DECIMAL_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 NAN = float("nan")
@@ -47,7 +48,7 @@ def _dec(d, k):
     try:
         scaled = exact * FP_SCALE
         fits = INT64_MIN < scaled <= INT64_MAX and scaled == scaled.to_integral_value()
-    except ArithmeticError:         # exponents beyond the decimal context: far outside int64
+    except ArithmeticError:  # exponents beyond the decimal context: far outside int64
         fits = False
     return f, int(scaled) if fits else FP_NONE
 
@@ -124,20 +125,54 @@ def _classify(d, stream, default_symbol):
                 nq = NAN
             p, pfp = _dec(d, "p")
             q, qfp = _dec(d, "q")
-            return "TRADE", "trades", [dict(
-                event_time=_int(d, "E"), trade_time=_int(d, "T"), trade_id=tid, first_id=first,
-                last_id=last, price=p, qty=q, normal_qty=nq, price_fp=pfp, qty_fp=qfp,
-                symbol=_str(d, "s"), buyer_maker=_bool(d, "m"), is_agg=agg)]
+            return (
+                "TRADE",
+                "trades",
+                [
+                    dict(
+                        event_time=_int(d, "E"),
+                        trade_time=_int(d, "T"),
+                        trade_id=tid,
+                        first_id=first,
+                        last_id=last,
+                        price=p,
+                        qty=q,
+                        normal_qty=nq,
+                        price_fp=pfp,
+                        qty_fp=qfp,
+                        symbol=_str(d, "s"),
+                        buyer_maker=_bool(d, "m"),
+                        is_agg=agg,
+                    )
+                ],
+            )
         if e == "depthUpdate":
             E, s, U, u = _int(d, "E"), _str(d, "s"), _int(d, "U"), _int(d, "u")
             bids, asks = _levels(d, "b"), _levels(d, "a")
             T, pu = _opt(d, "T", _int, -1), _opt(d, "pu", _int, -1)
             if stream is not None and _stream_is_partial(stream):
-                return "PARTIAL", "partial", _level_rows(
-                    dict(event_time=E, last_id=u, symbol=s), bids, asks, True)
-            return "DEPTH", "depth", _level_rows(
-                dict(event_time=E, transact_time=T, first_id=U, last_id=u, prev_last_id=pu, symbol=s),
-                bids, asks, False)
+                return (
+                    "PARTIAL",
+                    "partial",
+                    _level_rows(dict(event_time=E, last_id=u, symbol=s), bids, asks, True),
+                )
+            return (
+                "DEPTH",
+                "depth",
+                _level_rows(
+                    dict(
+                        event_time=E,
+                        transact_time=T,
+                        first_id=U,
+                        last_id=u,
+                        prev_last_id=pu,
+                        symbol=s,
+                    ),
+                    bids,
+                    asks,
+                    False,
+                ),
+            )
         if e == "bookTicker":
             return _ticker(d)
         if e == "serverShutdown":
@@ -148,7 +183,11 @@ def _classify(d, stream, default_symbol):
         E = _opt(d, "E", _int, -1)
         _opt(d, "T", _int, -1)
         symbol = _stream_symbol(stream) if stream else default_symbol
-        return "PARTIAL", "partial", _level_rows(dict(event_time=E, last_id=luid, symbol=symbol), bids, asks, True)
+        return (
+            "PARTIAL",
+            "partial",
+            _level_rows(dict(event_time=E, last_id=luid, symbol=symbol), bids, asks, True),
+        )
     if "u" in d and "s" in d:
         return _ticker(d)
     if any(k in d for k in ("result", "id", "code", "msg", "error")):
@@ -161,10 +200,26 @@ def _ticker(d):
     bq, bqfp = _dec(d, "B")
     ap, apfp = _dec(d, "a")
     aq, aqfp = _dec(d, "A")
-    return "TICKER", "tickers", [dict(
-        event_time=_opt(d, "E", _int, -1), transact_time=_opt(d, "T", _int, -1), update_id=_int(d, "u"),
-        bid_price=bp, bid_qty=bq, ask_price=ap, ask_qty=aq, bid_price_fp=bpfp, bid_qty_fp=bqfp,
-        ask_price_fp=apfp, ask_qty_fp=aqfp, symbol=_str(d, "s"))]
+    return (
+        "TICKER",
+        "tickers",
+        [
+            dict(
+                event_time=_opt(d, "E", _int, -1),
+                transact_time=_opt(d, "T", _int, -1),
+                update_id=_int(d, "u"),
+                bid_price=bp,
+                bid_qty=bq,
+                ask_price=ap,
+                ask_qty=aq,
+                bid_price_fp=bpfp,
+                bid_qty_fp=bqfp,
+                ask_price_fp=apfp,
+                ask_qty_fp=aqfp,
+                symbol=_str(d, "s"),
+            )
+        ],
+    )
 
 
 def reference_decode(payload: bytes, default_symbol: str = ""):
@@ -181,7 +236,7 @@ def reference_decode(payload: bytes, default_symbol: str = ""):
                 return "UNKNOWN", None, []
             return _classify(obj["data"], obj["stream"], default_symbol)
         return _classify(obj, None, default_symbol)
-    except (Invalid, KeyError):     # KeyError: a required field is missing
+    except (Invalid, KeyError):  # KeyError: a required field is missing
         return "ERROR", None, []
 
 

@@ -1,11 +1,12 @@
 """Helpers shared by the simulator tests (no pytest-asyncio: tests call :func:`run`)."""
+
 from __future__ import annotations
 
 import asyncio
 import json
 import ssl
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import aiohttp
 from picows import WSListener, WSMsgType, ws_connect
@@ -13,8 +14,10 @@ from picows import WSListener, WSMsgType, ws_connect
 
 def run(coro, timeout: float = 30.0):
     """Run ``coro`` on a fresh event loop with an overall timeout."""
+
     async def guarded():
         return await asyncio.wait_for(coro, timeout)
+
     return asyncio.run(guarded())
 
 
@@ -31,14 +34,14 @@ class Collector(WSListener):
 
     def __init__(self):
         super().__init__()
-        self.frames: list = []        # (msg_type, fin, payload)
-        self.msgs: list[bytes] = []   # complete text messages (continuations joined)
+        self.frames: list = []  # (msg_type, fin, payload)
+        self.msgs: list[bytes] = []  # complete text messages (continuations joined)
         self.arrived: list[float] = []  # time.monotonic() when each of msgs completed
         self.pings: list[bytes] = []
         self.pongs: list[bytes] = []
-        self.close: Optional[tuple] = None
+        self.close: tuple | None = None
         self.disconnected = asyncio.Event()
-        self._buf: Optional[bytearray] = None
+        self._buf: bytearray | None = None
         self.transport = None
 
     def on_ws_connected(self, transport):
@@ -96,10 +99,15 @@ class Collector(WSListener):
     async def wait_all(self, timeout: float = 5.0) -> None:
         """Until every text message the server sent on this connection has arrived: what a
         test then asserts about the whole stream does not depend on how fast it came."""
+
         def sent():
             return sum(v for k, v in self.server_conn.sent.items() if k != "ping")
-        await until(lambda: len(self.msgs) >= sent(), timeout,
-                    f"all messages (have {len(self.msgs)} of {sent()})")
+
+        await until(
+            lambda: len(self.msgs) >= sent(),
+            timeout,
+            f"all messages (have {len(self.msgs)} of {sent()})",
+        )
 
     async def wait_reply(self, req_id, timeout: float = 5.0) -> dict:
         def find():
@@ -107,17 +115,28 @@ class Collector(WSListener):
                 if m.get("id") == req_id:
                     return m
             return None
+
         await until(lambda: find() is not None, timeout, f"reply {req_id}")
         return find()
 
 
-async def connect(sim, path: str, *, auto_pong: bool = True, max_frame_size: int = 10 << 20,
-                  ssl_context: Optional[ssl.SSLContext] = None) -> Collector:
+async def connect(
+    sim,
+    path: str,
+    *,
+    auto_pong: bool = True,
+    max_frame_size: int = 10 << 20,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Collector:
     """Open a picows client to ``sim.ws_url + path`` and wait until the server registered it."""
     before = len(sim.all_connections)
-    _tr, lis = await ws_connect(Collector, sim.ws_url + path,
-                                ssl_context=ssl_context or sim.client_ssl_context(),
-                                enable_auto_pong=auto_pong, max_frame_size=max_frame_size)
+    _tr, lis = await ws_connect(
+        Collector,
+        sim.ws_url + path,
+        ssl_context=ssl_context or sim.client_ssl_context(),
+        enable_auto_pong=auto_pong,
+        max_frame_size=max_frame_size,
+    )
     assert lis is not None, "handshake closed without an answer"
     await until(lambda: len(sim.all_connections) > before, 5, "server-side connection")
     lis.server_conn = sim.all_connections[-1]
@@ -137,12 +156,17 @@ async def rest_get(sim, path: str, headers=None):
 
 async def raw_handshake(sim, path: str):
     """TLS + a hand-written upgrade request; returns (reader, writer, status line)."""
-    host, port = sim.ws_url[len("wss://"):].rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port), ssl=sim.client_ssl_context(),
-                                                   server_hostname=host)
-    writer.write((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    host, port = sim.ws_url[len("wss://") :].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(
+        host, int(port), ssl=sim.client_ssl_context(), server_hostname=host
+    )
+    writer.write(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     return reader, writer, head.split(b"\r\n", 1)[0].decode()
@@ -158,6 +182,7 @@ def apply_levels(book: dict, levels) -> None:
 
 def sorted_book(bids: dict, asks: dict):
     from decimal import Decimal
+
     b = sorted(bids.items(), key=lambda kv: Decimal(kv[0]), reverse=True)
     a = sorted(asks.items(), key=lambda kv: Decimal(kv[0]))
     return b, a

@@ -1,4 +1,5 @@
 """The one backoff policy every retry loop uses (feed reconnects, rotations, snapshots)."""
+
 import random
 
 import pytest
@@ -8,7 +9,7 @@ from fastfeed._aio import Backoff
 
 def test_delays_double_within_half_to_full_step_and_cap():
     b = Backoff(0.5, 30.0, random.Random(1))
-    steps = [min(30.0, 0.5 * 2 ** k) for k in range(12)]
+    steps = [min(30.0, 0.5 * 2**k) for k in range(12)]
     delays = [b.next() for _ in steps]
     for d, step in zip(delays, steps):
         assert step / 2 <= d <= step

@@ -1,18 +1,15 @@
 """Rebuild the real BTCUSDT books (spot and USD-M) from corpus/binance/sequences and compare
 every level after every event with an independent plain-Python reference book."""
+
 import json
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # helpers beside the tests
-
 from book_rows import event_rows, load_sequence
 from corpus import corpus_dir
-from fastfeed._book import BookSet, Event, SnapshotResult, State
+
+from fastfeed.book._book import BookSet, Event, SnapshotResult, State
 
 # market -> (BookSet market, diffs received before the snapshot, per SOURCES.md)
 MARKETS = {"spot": ("spot", 3), "futures": ("usdm", 6)}
@@ -54,7 +51,7 @@ class RefBook:
         elif self.usdm:
             assert ev["pu"] == self.prev_u
         else:
-            assert U == self.prev_u + 1
+            assert self.prev_u + 1 == U
         for side, key in ((0, "b"), (1, "a")):
             book = self.sides[side]
             for p, q in ev[key]:
@@ -68,8 +65,10 @@ class RefBook:
 
     def levels(self, side):
         items = sorted(self.sides[side].items(), reverse=(side == 0))
-        return (np.array([p for p, _ in items], dtype=np.int64).reshape(-1),
-                np.array([q for _, q in items], dtype=np.int64).reshape(-1))
+        return (
+            np.array([p for p, _ in items], dtype=np.int64).reshape(-1),
+            np.array([q for _, q in items], dtype=np.int64).reshape(-1),
+        )
 
     def best(self):
         out = []
@@ -117,8 +116,10 @@ def resnapshot(bs, ref, e):
     and deliver ``e`` again as a live stream would have buffered it."""
     assert bs.last_reason(SYM) == Event.DEPLETED
     assert bs.take_snapshot_requests() == [SYM]
-    levels = [[(f"{p / 10**8:.8f}", f"{q / 10**8:.8f}") for p, q in zip(*ref.levels(side))]
-              for side in (0, 1)]
+    levels = [
+        [(f"{p / 10**8:.8f}", f"{q / 10**8:.8f}") for p, q in zip(*ref.levels(side))]
+        for side in (0, 1)
+    ]
     assert bs.apply_snapshot(SYM, e["u"], *levels) == SnapshotResult.WAITING
     bs.apply_depth_rows(event_rows(e, SYM))
 
@@ -129,7 +130,7 @@ def replay(corpus, market, max_levels=5000, check=assert_same_book, on_invalid=N
     events = [json.loads(line) for line in lines]
     bs = BookSet(kind, max_levels=max_levels)
     ref = RefBook(kind == "usdm", snap)
-    for e in events[:before]:           # arrive while the snapshot is being fetched
+    for e in events[:before]:  # arrive while the snapshot is being fetched
         bs.apply_depth_rows(event_rows(e, SYM))
     assert bs.state(SYM) == State.SYNCING
     assert bs.take_snapshot_requests() == [SYM]
@@ -157,7 +158,7 @@ def replay(corpus, market, max_levels=5000, check=assert_same_book, on_invalid=N
 def test_every_level_after_every_event(corpus, market):
     bs, ref, events, applied, bests = replay(corpus, market)
     st = bs.stats(SYM)
-    assert st["covered"] == {"spot": 2, "futures": 4}[market]     # SOURCES.md
+    assert st["covered"] == {"spot": 2, "futures": 4}[market]  # SOURCES.md
     assert st["events"] == len(applied)
     assert st["gaps"] == st["crossed"] == st["resyncs"] == st["stale"] == 0
     assert st["cap_dropped"] == 0 and st["bad_values"] == 0
@@ -166,8 +167,14 @@ def test_every_level_after_every_event(corpus, market):
     upd = tops[(tops["code"] == Event.UPDATE) | (tops["code"] == Event.SYNCED)]
     assert upd["update_id"].tolist() == applied
     assert (upd["code"][0], upd["code"][1]) == (Event.SYNCED, Event.UPDATE)
-    got = list(zip(upd["bid_price_fp"].tolist(), upd["bid_qty_fp"].tolist(),
-                   upd["ask_price_fp"].tolist(), upd["ask_qty_fp"].tolist()))
+    got = list(
+        zip(
+            upd["bid_price_fp"].tolist(),
+            upd["bid_qty_fp"].tolist(),
+            upd["ask_price_fp"].tolist(),
+            upd["ask_qty_fp"].tolist(),
+        )
+    )
     assert got[-1] == bests[-1]
     assert all(g == b for g, b in zip(got, bests) if b is not None)
     assert np.array_equal(upd["bid_price"], upd["bid_price_fp"] / 1e8)
@@ -185,14 +192,13 @@ def test_snapshot_bounds(corpus, market):
     assert bs.bounds(SYM) == (float(snap["bids"][-1][0]), float(snap["asks"][-1][0]))
     bs2 = BookSet(MARKETS[market][0])
     bs2.apply_snapshot(SYM, snap["lastUpdateId"], snap["bids"], snap["asks"], limit=5000)
-    assert bs2.bounds(SYM) == (None, None)     # fewer levels than asked: complete
+    assert bs2.bounds(SYM) == (None, None)  # fewer levels than asked: complete
 
 
 @pytest.mark.parametrize("market", ["spot", "futures"])
 @pytest.mark.parametrize("max_levels", [1, 20, 300])
 def test_depth_cap_exact_region(corpus, market, max_levels):
-    bs, *_ = replay(corpus, market, max_levels, check=assert_exact_region,
-                    on_invalid=resnapshot)
+    bs, *_ = replay(corpus, market, max_levels, check=assert_exact_region, on_invalid=resnapshot)
     st = bs.stats(SYM)
     assert st["cap_dropped"] > 0
     # a small cap runs out of exact levels on a real stream now and then: each time the book
@@ -219,8 +225,12 @@ def test_bookticker_cross_check(corpus, market):
         if t is None:
             continue
         compared += 1
-        assert (row["bid_price"], row["bid_qty"], row["ask_price"], row["ask_qty"]) == \
-            (float(t["b"]), float(t["B"]), float(t["a"]), float(t["A"]))
+        assert (row["bid_price"], row["bid_qty"], row["ask_price"], row["ask_qty"]) == (
+            float(t["b"]),
+            float(t["B"]),
+            float(t["a"]),
+            float(t["A"]),
+        )
     # SOURCES.md counted 150 / 97 over the full recording; the corpus keeps the first 1000
     # bookTicker lines, which overlap fewer events
     assert compared >= 10, compared
@@ -232,6 +242,7 @@ def test_through_the_decoder_and_ring(corpus, market):
     partial ring; every level after every event against the reference."""
     try:
         import fastfeed
+
         dec = fastfeed.BinanceDecoder()
     except (ImportError, AttributeError) as exc:
         pytest.skip(f"decoder not available: {exc}")

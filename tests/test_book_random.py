@@ -1,16 +1,13 @@
 """Randomised streams (deterministic seeds) against ground truth: exercises the sorted sides
 (inserts and deletes at both ends, re-centring, the depth cap) on interleaved symbols."""
+
 import random
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # helpers beside the tests
-
 from book_rows import concat, event_rows
-from fastfeed._book import BookSet, Event, SnapshotResult, State
+
+from fastfeed.book._book import BookSet, Event, SnapshotResult, State
 
 
 def fmt(levels):
@@ -41,8 +38,16 @@ def random_events(rng, n_events, start_id, truth, mid=10_000, spread=400):
                 truth[side].pop(p, None)
             changes[side][p] = qty
         U, u = u + 1, u + rng.randint(1, 5)
-        events.append({"U": U, "u": u, "E": U, "b": fmt(changes[0]), "a": fmt(changes[1]),
-                       "truth": [sorted(truth[0].items(), reverse=True), sorted(truth[1].items())]})
+        events.append(
+            {
+                "U": U,
+                "u": u,
+                "E": U,
+                "b": fmt(changes[0]),
+                "a": fmt(changes[1]),
+                "truth": [sorted(truth[0].items(), reverse=True), sorted(truth[1].items())],
+            }
+        )
     return events
 
 
@@ -61,9 +66,9 @@ def assert_side_matches(bs, sym, side, ref, max_levels, need_exact=True):
         assert got == ref
         return
     exact = [x for x in ref if (x[0] * 10**6 >= bound if side == 0 else x[0] * 10**6 <= bound)]
-    assert (exact or not need_exact) and got[:len(exact)] == exact
+    assert (exact or not need_exact) and got[: len(exact)] == exact
     refd = dict(ref)
-    assert all(refd.get(p) == q for p, q in got[len(exact):])
+    assert all(refd.get(p) == q for p, q in got[len(exact) :])
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -89,7 +94,7 @@ def test_random_streams_three_symbols(seed, max_levels):
         for s in syms:
             st = state[s]
             k = rng.randint(0, 3)
-            for e in st["events"][st["i"]:st["i"] + k]:
+            for e in st["events"][st["i"] : st["i"] + k]:
                 parts.append(event_rows(e, s))
                 last[s] = e
             st["i"] += k
@@ -103,8 +108,9 @@ def test_random_streams_three_symbols(seed, max_levels):
                 assert max_levels < 5000 and bs.last_reason(s) == Event.DEPLETED
                 state[s]["depleted"] += 1
                 assert s in bs.needs_snapshot()
-                res = bs.apply_snapshot(s, e["u"], fmt(dict(e["truth"][0])),
-                                        fmt(dict(e["truth"][1])), limit=5000)
+                res = bs.apply_snapshot(
+                    s, e["u"], fmt(dict(e["truth"][0])), fmt(dict(e["truth"][1])), limit=5000
+                )
                 assert res == SnapshotResult.WAITING
             assert bs.state(s) in (State.VALID, State.BRIDGING)
             assert bs.last_update_id(s) == e["u"]
@@ -115,7 +121,7 @@ def test_random_streams_three_symbols(seed, max_levels):
     assert bs.stats()["crossed"] == 0
     assert bs.stats()["depleted"] == sum(st["depleted"] for st in state.values())
     if max_levels == 4:
-        assert bs.stats()["depleted"] > 0           # the resync path was exercised
+        assert bs.stats()["depleted"] > 0  # the resync path was exercised
     if max_levels == 5000:
         assert bs.stats()["depleted"] == 0 and bs.stats()["cap_dropped"] == 0
     tops = bs.tops.tail(bs.tops.written)
@@ -140,10 +146,11 @@ def test_deep_book_churn_matches_truth(max_levels):
     events = random_events(rng, 1500, 1000, [dict(bids), dict(asks)], mid=mid, spread=1100)
     for k, e in enumerate(events):
         bs.apply_depth_rows(event_rows(e, 1))
-        if bs.state(1) == State.SYNCING:             # a capped side ran out of exact levels
+        if bs.state(1) == State.SYNCING:  # a capped side ran out of exact levels
             assert max_levels < 5000 and bs.last_reason(1) == Event.DEPLETED
-            bs.apply_snapshot(1, e["u"], fmt(dict(e["truth"][0])), fmt(dict(e["truth"][1])),
-                              limit=5000)
+            bs.apply_snapshot(
+                1, e["u"], fmt(dict(e["truth"][0])), fmt(dict(e["truth"][1])), limit=5000
+            )
         assert bs.last_update_id(1) == e["u"]
         if k % 3:
             continue

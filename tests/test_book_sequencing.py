@@ -1,16 +1,12 @@
 """Sequencing rules of the book core (binance-protocol.md section 6) on synthetic events."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # helpers beside the tests
-
 from book_rows import concat, ev, event_rows
-from fastfeed._book import BookSet, Event, SnapshotResult, State, TOP_DTYPE, to_fp
 
-A, B = 1, 2     # symbol ids
+from fastfeed.book._book import TOP_DTYPE, BookSet, Event, SnapshotResult, State, to_fp
+
+A, B = 1, 2  # symbol ids
 SNAP_BIDS = [["100.0", "1"], ["99.0", "2"], ["98.0", "3"]]
 SNAP_ASKS = [["101.0", "1"], ["102.0", "2"], ["103.0", "3"]]
 
@@ -37,12 +33,17 @@ def synced_spot(symbol=A, **kw):
 
 def test_spot_buffer_drop_bridge_and_continue():
     bs = BookSet("spot")
-    feed(bs, ev(90, 95), ev(96, 100, bids=[(99, 9)]), ev(101, 104, asks=[(101, 5)]),
-         ev(105, 105, bids=[(100, 0)]))
+    feed(
+        bs,
+        ev(90, 95),
+        ev(96, 100, bids=[(99, 9)]),
+        ev(101, 104, asks=[(101, 5)]),
+        ev(105, 105, bids=[(100, 0)]),
+    )
     assert bs.state(A) == State.SYNCING
     assert bs.first_buffered_id(A) == 90 and bs.buffered_events(A) == 4
     assert bs.take_snapshot_requests() == [A]
-    assert bs.take_snapshot_requests() == []         # one request per syncing period
+    assert bs.take_snapshot_requests() == []  # one request per syncing period
     assert bs.needs_snapshot() == [A]
     # u <= 100 dropped; first applied has U <= 101 <= u
     assert bs.apply_snapshot(A, 100, SNAP_BIDS, SNAP_ASKS) == SnapshotResult.SYNCED
@@ -56,10 +57,10 @@ def test_spot_buffer_drop_bridge_and_continue():
 
 def test_spot_bridge_at_lid_plus_one_and_overlap():
     bs = BookSet("spot")
-    feed(bs, ev(101, 103))                          # U == lid + 1: bridges
+    feed(bs, ev(101, 103))  # U == lid + 1: bridges
     assert bs.apply_snapshot(A, 100, SNAP_BIDS, SNAP_ASKS) == SnapshotResult.SYNCED
     bs = BookSet("spot")
-    feed(bs, ev(102, 103))                          # U == lid + 2: snapshot too old
+    feed(bs, ev(102, 103))  # U == lid + 2: snapshot too old
     assert bs.apply_snapshot(A, 100, SNAP_BIDS, SNAP_ASKS) == SnapshotResult.TOO_OLD
 
 
@@ -69,7 +70,7 @@ def test_snapshot_older_than_first_buffered_event_is_fetched_again():
     assert bs.take_snapshot_requests() == [A]
     assert bs.apply_snapshot(A, 150, SNAP_BIDS, SNAP_ASKS) == SnapshotResult.TOO_OLD
     assert bs.state(A) == State.SYNCING and bs.buffered_events(A) == 2
-    assert bs.take_snapshot_requests() == [A]       # requested again
+    assert bs.take_snapshot_requests() == [A]  # requested again
     assert bs.stats(A)["snapshots_stale"] == 1
     assert bs.apply_snapshot(A, 215, SNAP_BIDS, SNAP_ASKS) == SnapshotResult.SYNCED
     assert bs.best(A)[2:] == (101.0, 7.0)
@@ -81,7 +82,7 @@ def test_snapshot_newer_than_buffer_waits_for_bridging_event():
     feed(bs, ev(90, 95))
     assert bs.apply_snapshot(A, 100, SNAP_BIDS, SNAP_ASKS) == SnapshotResult.WAITING
     assert bs.state(A) == State.BRIDGING and bs.last_update_id(A) == 100
-    feed(bs, ev(96, 100))                           # still covered
+    feed(bs, ev(96, 100))  # still covered
     assert bs.state(A) == State.BRIDGING
     feed(bs, ev(101, 102, bids=[(100, 4)]))
     assert bs.state(A) == State.VALID and bs.best(A)[:2] == (100.0, 4.0)
@@ -95,7 +96,7 @@ def test_bridging_event_after_snapshot_that_does_not_reach_it():
     bs = BookSet("spot")
     bs.track(A)
     assert bs.apply_snapshot(A, 100, SNAP_BIDS, SNAP_ASKS) == SnapshotResult.WAITING
-    feed(bs, ev(105, 106))                          # 101..104 never seen: snapshot useless
+    feed(bs, ev(105, 106))  # 101..104 never seen: snapshot useless
     assert bs.state(A) == State.SYNCING
     assert bs.first_buffered_id(A) == 105
     assert bs.take_snapshot_requests() == [A]
@@ -131,7 +132,12 @@ def test_events_in_order_with_tops_rows():
     e = bs.events.tail(bs.events.written)
     assert [names[s] for s in e["top_seq"]] == [Event(c).name for c in e["code"]]
     upd = tops[3]
-    assert (upd["update_id"], upd["first_id"], upd["bid_price"], upd["bid_qty"]) == (102, 102, 100.0, 8.0)
+    assert (upd["update_id"], upd["first_id"], upd["bid_price"], upd["bid_qty"]) == (
+        102,
+        102,
+        100.0,
+        8.0,
+    )
     assert upd["state"] == State.VALID and upd["levels"] == 1
     assert np.isnan(tops[-1]["bid_price"]) and tops[-1]["state"] == State.SYNCING
 
@@ -141,13 +147,13 @@ def test_duplicate_and_stale_events(strict):
     bs = synced_spot(resync_on_stale=strict)
     feed(bs, ev(102, 105, bids=[(100, 8)]))
     before = [a.copy() for a in bs.levels(A, 0)]
-    feed(bs, ev(102, 105, bids=[(100, 8)]))         # duplicate
+    feed(bs, ev(102, 105, bids=[(100, 8)]))  # duplicate
     if strict:
         assert bs.stats(A)["stale"] == 1
         assert bs.state(A) == State.SYNCING and bs.last_reason(A) == Event.STALE
         assert codes(bs)[-2:] == ["STALE", "RESYNC"]
     else:
-        feed(bs, ev(96, 99, bids=[(100, 1)]))       # stale
+        feed(bs, ev(96, 99, bids=[(100, 1)]))  # stale
         assert bs.stats(A)["stale"] == 2
         assert codes(bs).count("STALE") == 2
         assert bs.state(A) == State.VALID and bs.last_update_id(A) == 105
@@ -158,11 +164,11 @@ def test_duplicate_and_stale_events(strict):
 
 def test_crossed_book_resyncs():
     bs = synced_spot()
-    feed(bs, ev(102, 102, bids=[(101.5, 1)]))       # bid above the best ask 101
+    feed(bs, ev(102, 102, bids=[(101.5, 1)]))  # bid above the best ask 101
     assert bs.state(A) == State.SYNCING
     assert bs.stats(A)["crossed"] == 1
     assert codes(bs)[-2:] == ["CROSSED", "RESYNC"]
-    assert bs.buffered_events(A) == 0               # the crossing event was applied, not buffered
+    assert bs.buffered_events(A) == 0  # the crossing event was applied, not buffered
     feed(bs, ev(103, 104))
     assert bs.first_buffered_id(A) == 103
 
@@ -170,14 +176,16 @@ def test_crossed_book_resyncs():
 def test_usdm_rules():
     bs = BookSet("usdm")
     # futures ids jump; continuity is pu == previous u
-    feed(bs, ev(10, 20, pu=5), ev(25, 40, pu=20, bids=[(99, 9)]), ev(45, 60, pu=40, asks=[(101, 2)]))
+    feed(
+        bs, ev(10, 20, pu=5), ev(25, 40, pu=20, bids=[(99, 9)]), ev(45, 60, pu=40, asks=[(101, 2)])
+    )
     # u < lid dropped; u == lid is NOT dropped (U <= lid <= u)
     assert bs.apply_snapshot(A, 40, SNAP_BIDS, SNAP_ASKS) == SnapshotResult.SYNCED
     assert bs.stats(A)["covered"] == 1 and bs.stats(A)["events"] == 2
     assert bs.best(A) == (100.0, 1.0, 101.0, 2.0)
     feed(bs, ev(70, 80, pu=60))
     assert bs.state(A) == State.VALID and bs.last_update_id(A) == 80
-    feed(bs, ev(90, 95, pu=85))                     # pu != 80
+    feed(bs, ev(90, 95, pu=85))  # pu != 80
     assert bs.state(A) == State.SYNCING and bs.stats(A)["gaps"] == 1
     assert bs.first_buffered_id(A) == 90
 
@@ -201,12 +209,12 @@ def test_gap_inside_the_buffer_restarts_it():
 def test_buffer_overflow_drops_oldest_events():
     bs = BookSet("spot", buffer_rows=8)
     evs = [ev(i * 10 + 1, i * 10 + 10, bids=[(90 + i, 1), (80 + i, 1)]) for i in range(10)]
-    feed(bs, *evs)                                  # 20 rows into 8
+    feed(bs, *evs)  # 20 rows into 8
     st = bs.stats(A)
     assert st["buffer_dropped"] > 0
     assert bs.buffered_events(A) + st["buffer_dropped"] == 10
     assert bs.buffered_events(A) * 2 <= 8
-    assert codes(bs).count("BUFFER_OVERFLOW") == 1   # reported once per syncing period
+    assert codes(bs).count("BUFFER_OVERFLOW") == 1  # reported once per syncing period
     first = bs.first_buffered_id(A)
     assert first == 101 - 10 * bs.buffered_events(A)
     # a snapshot that only the dropped events could bridge is too old now
@@ -230,11 +238,15 @@ def test_per_symbol_isolation():
         bs.apply_snapshot(s, 100, SNAP_BIDS, SNAP_ASKS)
     assert bs.stats()["valid"] == 2
     bs.take_snapshot_requests()
-    rows = concat([event_rows(ev(102, 102, bids=[(100, 5)]), A),
-                   event_rows(ev(150, 151), B),                 # gap on B
-                   event_rows(ev(103, 103, bids=[(100, 6)]), A),
-                   event_rows(ev(152, 152), B),
-                   event_rows(ev(104, 104, asks=[(101, 9)]), A)])
+    rows = concat(
+        [
+            event_rows(ev(102, 102, bids=[(100, 5)]), A),
+            event_rows(ev(150, 151), B),  # gap on B
+            event_rows(ev(103, 103, bids=[(100, 6)]), A),
+            event_rows(ev(152, 152), B),
+            event_rows(ev(104, 104, asks=[(101, 9)]), A),
+        ]
+    )
     bs.apply_depth_rows(rows)
     assert bs.state(A) == State.VALID and bs.last_update_id(A) == 104
     assert bs.best(A) == (100.0, 6.0, 101.0, 9.0)
@@ -252,34 +264,43 @@ def test_depth_cap():
     bids = [["100", "1"], ["99", "1"], ["98", "1"], ["97", "1"], ["96", "1"]]
     assert bs.apply_snapshot(A, 10, bids, SNAP_ASKS, limit=5000) == SnapshotResult.WAITING
     assert bs.levels(A, 0)[0].tolist() == [to_fp(p) for p in ("100", "99", "98")]
-    assert bs.bounds(A) == (98.0, None)             # cut by the cap; asks complete
-    feed(bs, ev(11, 11, bids=[(95, 1)]))            # worse than every held level: dropped
+    assert bs.bounds(A) == (98.0, None)  # cut by the cap; asks complete
+    feed(bs, ev(11, 11, bids=[(95, 1)]))  # worse than every held level: dropped
     assert bs.state(A) == State.VALID
     assert bs.levels(A, 0)[0].tolist()[-1] == to_fp("98")
     assert bs.stats(A)["cap_dropped"] == 1
-    feed(bs, ev(12, 12, bids=[(99.5, 2)]))          # better: evicts 98
+    feed(bs, ev(12, 12, bids=[(99.5, 2)]))  # better: evicts 98
     assert bs.levels(A, 0)[0].tolist() == [to_fp(p) for p in ("100", "99.5", "99")]
     assert bs.bounds(A) == (98.00000001, None)
-    feed(bs, ev(13, 13, bids=[(97, 0)]))            # delete of an unknown level beyond the cap
+    feed(bs, ev(13, 13, bids=[(97, 0)]))  # delete of an unknown level beyond the cap
     assert bs.stats(A)["missing_deletes"] == 1 and bs.state(A) == State.VALID
     feed(bs, ev(14, 14, bids=[(100, 0), (99.5, 0)]))
     assert bs.levels(A, 0)[0].tolist() == [to_fp("99")]
-    feed(bs, ev(15, 15, bids=[(97.5, 3)]))          # below the bound: held, region not exact
+    feed(bs, ev(15, 15, bids=[(97.5, 3)]))  # below the bound: held, region not exact
     assert bs.levels(A, 0)[0].tolist() == [to_fp("99"), to_fp("97.5")]
     assert bs.bounds(A) == (98.00000001, None)
 
 
 def test_event_split_across_batches_and_one_row_at_a_time():
-    events = [ev(101 + i, 101 + i, bids=[(99 - i * 0.5, i + 1), (100, i + 1)],
-                 asks=[(101 + i, 1), (102 + i, 0)]) for i in range(6)]
+    events = [
+        ev(
+            101 + i,
+            101 + i,
+            bids=[(99 - i * 0.5, i + 1), (100, i + 1)],
+            asks=[(101 + i, 1), (102 + i, 0)],
+        )
+        for i in range(6)
+    ]
     rows = concat(event_rows(e) for e in events)
     whole = synced_spot()
-    whole.apply_depth_rows(rows[1:])               # drop the 101 event already applied
+    whole.apply_depth_rows(rows[1:])  # drop the 101 event already applied
     split = synced_spot()
     for i in range(1, len(rows)):
-        split.apply_depth_rows(rows[i:i + 1])
+        split.apply_depth_rows(rows[i : i + 1])
     for side in (0, 1):
-        assert all(np.array_equal(x, y) for x, y in zip(whole.levels(A, side), split.levels(A, side)))
+        assert all(
+            np.array_equal(x, y) for x, y in zip(whole.levels(A, side), split.levels(A, side))
+        )
     assert split.stats(A)["events"] == whole.stats(A)["events"] == 6
     assert split.stats()["malformed_events"] == 0
 
@@ -290,7 +311,7 @@ def test_snapshot_while_another_symbols_event_is_in_progress():
     bs.apply_snapshot(B, 100, SNAP_BIDS, SNAP_ASKS)
     feed(bs, ev(100, 101), symbol=A)
     rows = event_rows(ev(102, 102, bids=[(100, 5), (99, 6)]), B)
-    bs.apply_depth_rows(rows[:1])                   # B's event half-read
+    bs.apply_depth_rows(rows[:1])  # B's event half-read
     assert bs.apply_snapshot(A, 100, SNAP_BIDS, SNAP_ASKS) == SnapshotResult.SYNCED
     bs.apply_depth_rows(rows[1:])
     assert bs.best(B)[:2] == (100.0, 5.0) and bs.levels(B, 0)[1].tolist()[1] == to_fp("6")
@@ -300,14 +321,14 @@ def test_snapshot_while_another_symbols_event_is_in_progress():
 def test_missing_last_flag_closes_the_event():
     bs = synced_spot()
     rows = concat([event_rows(ev(102, 102, bids=[(99, 5)])), event_rows(ev(103, 103))])
-    rows["flags"][0] = 0                            # writer bug: no last-row flag
+    rows["flags"][0] = 0  # writer bug: no last-row flag
     bs.apply_depth_rows(rows)
     assert bs.stats()["malformed_events"] == 1
     assert bs.last_update_id(A) == 103 and bs.state(A) == State.VALID
 
 
 def test_lost_rows_resync_every_book():
-    decoder = pytest.importorskip("fastfeed._decoder", reason="decoder not built")
+    decoder = pytest.importorskip("fastfeed.core._decoder", reason="decoder not built")
     dec = decoder.BinanceDecoder(depth=16)
     bs = BookSet("spot")
     msg = b'{"e":"depthUpdate","E":1,"s":"AB","U":%d,"u":%d,"b":[["1.0","1"]],"a":[["2.0","1"]]}'
@@ -315,7 +336,7 @@ def test_lost_rows_resync_every_book():
     cur = bs.apply_depth_ring(dec.depth, 0)
     sym = int(dec.depth.tail(1)["symbol"][0])
     assert bs.apply_snapshot(sym, 100, [], []) == SnapshotResult.SYNCED
-    for i in range(20):                             # 40 rows into a 16-row ring
+    for i in range(20):  # 40 rows into a 16-row ring
         dec.decode(msg % (102 + i, 102 + i))
     cur = bs.apply_depth_ring(dec.depth, cur)
     assert cur == dec.depth.written
@@ -345,7 +366,7 @@ def test_scale_ticks_and_lots():
 def test_not_representable_value_is_a_bad_value():
     bs = synced_spot()
     rows = event_rows(ev(102, 102, bids=[(99, 1)]))
-    rows["price_fp"] = np.iinfo(np.int64).min       # FP_NONE: decimal not exact at 1e-8
+    rows["price_fp"] = np.iinfo(np.int64).min  # FP_NONE: decimal not exact at 1e-8
     bs.apply_depth_rows(rows)
     assert bs.state(A) == State.SYNCING and bs.stats(A)["bad_values"] == 1
 
@@ -357,7 +378,9 @@ def test_snapshot_inputs_and_ignored_when_valid():
     arr = np.array([[to_fp(p), to_fp(q)] for p, q in SNAP_BIDS], dtype=np.int64)
     bs2 = BookSet("spot")
     bs2.track(A)
-    bs2.apply_snapshot(A, 100, arr[::-1], [("101", "1"), ("100.5", "0")])   # any order, qty 0 skipped
+    bs2.apply_snapshot(
+        A, 100, arr[::-1], [("101", "1"), ("100.5", "0")]
+    )  # any order, qty 0 skipped
     assert bs2.levels(A, 0)[0].tolist() == arr[:, 0].tolist()
     assert bs2.levels(A, 1)[0].tolist() == [to_fp("101")]
     with pytest.raises(ValueError):
@@ -372,7 +395,7 @@ def test_top_views_and_reset():
     tf = bs.top_fp(A, 1)
     assert tf.bid_price.tolist() == [to_fp("100")]
     bs.take_snapshot_requests()
-    bs.reset()                                      # e.g. after a reconnect
+    bs.reset()  # e.g. after a reconnect
     assert bs.state(A) == State.SYNCING and bs.take_snapshot_requests() == [A]
     assert bs.last_reason(A) == Event.RESET
     with pytest.raises(KeyError):

@@ -1,16 +1,25 @@
 """The hot path allocates no Python object: sys.getallocatedblocks() stays flat across
 200,000+ decodes of the real corpus, through decode() and decode_lines()."""
+
 import gc
 import sys
+
+from corpus import corpus_dir
 
 import fastfeed
 from fastfeed import Kind
 
-from corpus import corpus_dir
-
-FILES = ["spot_aggTrade.jsonl", "spot_depthUpdate_combined.jsonl", "spot_bookTicker.jsonl",
-         "futures_aggTrade_combined.jsonl", "futures_depthUpdate.jsonl", "futures_bookTicker_combined.jsonl",
-         "spot_trade.jsonl", "futures_partialDepth_combined.jsonl", "spot_partialDepth_combined.jsonl"]
+FILES = [
+    "spot_aggTrade.jsonl",
+    "spot_depthUpdate_combined.jsonl",
+    "spot_bookTicker.jsonl",
+    "futures_aggTrade_combined.jsonl",
+    "futures_depthUpdate.jsonl",
+    "futures_bookTicker_combined.jsonl",
+    "spot_trade.jsonl",
+    "futures_partialDepth_combined.jsonl",
+    "spot_partialDepth_combined.jsonl",
+]
 
 
 def corpus_lines():
@@ -24,7 +33,7 @@ def test_decode_per_call_allocates_nothing():
     lines = corpus_lines()
     dec = fastfeed.BinanceDecoder()
     decode = dec.decode
-    for line in lines:                       # warm-up: symbols interned, rings touched
+    for line in lines:  # warm-up: symbols interned, rings touched
         decode(line)
     gc.collect()
     gc.disable()

@@ -1,12 +1,12 @@
 """Every line of the real Binance corpus decodes exactly as the json/float reference says."""
+
 import numpy as np
 import pytest
+from corpus import corpus_dir
+from reference import reference_decode, rows_match
 
 import fastfeed
 from fastfeed import Kind
-
-from corpus import corpus_dir
-from reference import reference_decode, rows_match
 
 RECV_NS = 1_700_000_000_000_000_000
 
@@ -19,7 +19,12 @@ def corpus_files():
 
 
 def check_payloads(dec, payloads):
-    ring_of = {"trades": dec.trades, "depth": dec.depth, "tickers": dec.tickers, "partial": dec.partial}
+    ring_of = {
+        "trades": dec.trades,
+        "depth": dec.depth,
+        "tickers": dec.tickers,
+        "partial": dec.partial,
+    }
     kinds = {}
     for n, payload in enumerate(payloads, 1):
         kind, ring_name, expected = reference_decode(payload)

@@ -3,16 +3,18 @@
 The simulator runs in a child process (fastfeed.sim.remote), so this process's RSS is the
 client's alone: issue 4's bound of < 2 MB over 1,000,000 messages and 100 forced reconnects
 is asserted as is."""
+
 import asyncio
 import ctypes
 import gc
 import sys
 import time
 
-from fastfeed.feed import _rss_bytes
-from fastfeed.sim.remote import RemoteSimulator
 from feed_fixtures import make_feed, until
 from sim_fixtures import run
+
+from fastfeed.feed.session import _rss_bytes
+from fastfeed.sim.remote import RemoteSimulator
 
 N = 1_000_000
 MB = 1024 * 1024
@@ -22,7 +24,7 @@ def settled_rss():
     """RSS after freed heap pages went back to the OS (glibc only): memory the allocator
     merely keeps cached is not growth."""
     readings = []
-    for _ in range(3):          # transient buffers come and go: take the low point
+    for _ in range(3):  # transient buffers come and go: take the low point
         gc.collect()
         try:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -35,47 +37,74 @@ def settled_rss():
 
 def test_alloc_flat_and_rss_over_1m_messages_and_100_reconnects():
     async def body():
-        async with RemoteSimulator(symbols=["BTCUSDT"], seed=1, rate=1) as sim:
-            async with make_feed(sim, ["btcusdt@aggTrade", "btcusdt@depth@100ms"],
-                                 stream_timeout=None, trades=1 << 16, depth=1 << 17) as feed:
-                sink = feed.sink
+        async with (
+            RemoteSimulator(symbols=["BTCUSDT"], seed=1, rate=1) as sim,
+            make_feed(
+                sim,
+                ["btcusdt@aggTrade", "btcusdt@depth@100ms"],
+                stream_timeout=None,
+                trades=1 << 16,
+                depth=1 << 17,
+            ) as feed,
+        ):
+            sink = feed.sink
 
-                def received():
-                    c = sink.counters()
-                    return c["accepted"]["aggTrade"] + c["accepted"]["depth"] + c["duplicates"]["aggTrade"] + c["duplicates"]["depth"]
+            def received():
+                c = sink.counters()
+                return (
+                    c["accepted"]["aggTrade"]
+                    + c["accepted"]["depth"]
+                    + c["duplicates"]["aggTrade"]
+                    + c["duplicates"]["depth"]
+                )
 
-                async def reconnects(n):
-                    for i in range(n):
-                        n_before = sum(feed.stats()["reconnects"].values())
-                        await sim.call("faults.reset")
-                        await until(lambda: sum(feed.stats()["reconnects"].values()) > n_before
-                                    and feed._routes[0].conn is not None, 10, f"reconnect {i}", feed)
+            async def reconnects(n):
+                for i in range(n):
+                    n_before = sum(feed.stats()["reconnects"].values())
+                    await sim.call("faults.reset")
+                    await until(
+                        lambda: (
+                            sum(feed.stats()["reconnects"].values()) > n_before
+                            and feed._routes[0].conn is not None
+                        ),
+                        10,
+                        f"reconnect {i}",
+                        feed,
+                    )
 
-                await sim.prepare_blast(N)
-                # Warm-up: picows's read buffer grows to its steady size under the blast, and
-                # the reconnect path's caches (SSL, logging, asyncio) fill once.
+            await sim.prepare_blast(N)
+            # Warm-up: picows's read buffer grows to its steady size under the blast, and
+            # the reconnect path's caches (SSL, logging, asyncio) fill once.
+            base = received()
+            await sim.blast(N)
+            await until(lambda: received() >= base + N, 120, "warm-up", feed)
+            await reconnects(30)
+            await asyncio.sleep(0.5)
+            rss0 = settled_rss()
+            gc.disable()
+            try:
                 base = received()
+                blocks0 = sys.getallocatedblocks()
                 await sim.blast(N)
-                await until(lambda: received() >= base + N, 120, "warm-up", feed)
-                await reconnects(30)
-                await asyncio.sleep(0.5)
-                rss0 = settled_rss()
-                gc.disable()
-                try:
-                    base = received()
-                    blocks0 = sys.getallocatedblocks()
-                    await sim.blast(N)
-                    await until(lambda: received() >= base + N, 120, "1M messages", feed)
-                    blocks1 = sys.getallocatedblocks()
-                finally:
-                    gc.enable()
-                assert blocks1 - blocks0 < 2000, (blocks0, blocks1)   # flat: not ~N
-                rss_mid = settled_rss()
-                await reconnects(100)
-                await asyncio.sleep(0.5)
-                rss1 = settled_rss()
-                print("blocks", blocks1 - blocks0, "rss: after 1M", (rss_mid - rss0) / MB,
-                      "MB, after 1M + 100 reconnects", (rss1 - rss0) / MB, "MB")
-                assert rss_mid - rss0 < 2 * MB, (rss0, rss_mid)   # 1M messages
-                assert rss1 - rss0 < 2 * MB, (rss0, rss1)         # ... and 100 reconnects
+                await until(lambda: received() >= base + N, 120, "1M messages", feed)
+                blocks1 = sys.getallocatedblocks()
+            finally:
+                gc.enable()
+            assert blocks1 - blocks0 < 2000, (blocks0, blocks1)  # flat: not ~N
+            rss_mid = settled_rss()
+            await reconnects(100)
+            await asyncio.sleep(0.5)
+            rss1 = settled_rss()
+            print(
+                "blocks",
+                blocks1 - blocks0,
+                "rss: after 1M",
+                (rss_mid - rss0) / MB,
+                "MB, after 1M + 100 reconnects",
+                (rss1 - rss0) / MB,
+                "MB",
+            )
+            assert rss_mid - rss0 < 2 * MB, (rss0, rss_mid)  # 1M messages
+            assert rss1 - rss0 < 2 * MB, (rss0, rss1)  # ... and 100 reconnects
+
     run(body(), 400)

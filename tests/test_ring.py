@@ -1,4 +1,5 @@
 """Ring buffer semantics: wrap-around, exact loss accounting, tail, read, readers."""
+
 import numpy as np
 import pytest
 
@@ -7,7 +8,9 @@ from fastfeed import Kind, Ring
 
 
 def trade(i):
-    return ('{"e":"trade","E":%d,"s":"X","t":%d,"p":"1.5","q":"2","T":1,"m":false}' % (i, i)).encode()
+    return (
+        '{"e":"trade","E":%d,"s":"X","t":%d,"p":"1.5","q":"2","T":1,"m":false}' % (i, i)
+    ).encode()
 
 
 def fill(dec, start, n):
@@ -28,7 +31,7 @@ def test_read_returns_rows_since_cursor_without_copy():
     fill(dec, 0, 5)
     rows, cur, lost = dec.trades.read(0)
     assert list(rows["trade_id"]) == [0, 1, 2, 3, 4] and cur == 5 and lost == 0
-    assert np.shares_memory(rows, dec.trades.array)     # zero-copy while contiguous
+    assert np.shares_memory(rows, dec.trades.array)  # zero-copy while contiguous
     assert not rows.flags.writeable
     rows, cur, lost = dec.trades.read(cur)
     assert len(rows) == 0 and cur == 5 and lost == 0
@@ -38,7 +41,7 @@ def test_wrap_around_copies_and_keeps_order():
     dec = fastfeed.BinanceDecoder(trades=8)
     fill(dec, 0, 6)
     _, cur, _ = dec.trades.read(0)
-    fill(dec, 6, 5)                                    # rows 6..10 wrap past the end
+    fill(dec, 6, 5)  # rows 6..10 wrap past the end
     rows, cur2, lost = dec.trades.read(cur)
     assert list(rows["trade_id"]) == [6, 7, 8, 9, 10] and cur2 == 11 and lost == 0
     assert not np.shares_memory(rows, dec.trades.array)
@@ -48,10 +51,10 @@ def test_wrap_around_copies_and_keeps_order():
 def test_slow_reader_is_told_exactly_how_many_rows_it_lost():
     dec = fastfeed.BinanceDecoder(trades=8)
     fill(dec, 0, 3)
-    _, cur, _ = dec.trades.read(0)                     # cursor at 3
-    fill(dec, 3, 20)                                   # 23 written, oldest kept = 15
+    _, cur, _ = dec.trades.read(0)  # cursor at 3
+    fill(dec, 3, 20)  # 23 written, oldest kept = 15
     rows, cur, lost = dec.trades.read(cur)
-    assert lost == 12                                  # rows 3..14 were overwritten
+    assert lost == 12  # rows 3..14 were overwritten
     assert list(rows["trade_id"]) == list(range(15, 23)) and cur == 23
     assert dec.trades.oldest == 15
 

@@ -1,4 +1,5 @@
 """Simulator: blast and paced modes, and the ``fastfeed sim`` command line."""
+
 import json
 import os
 import signal
@@ -7,10 +8,9 @@ import sys
 
 import pytest
 import websockets
+from sim_fixtures import connect, run, until
 
 from fastfeed.sim import ExchangeSimulator
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for --import-mode=importlib
-from sim_fixtures import connect, run, until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,7 +19,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_blast_is_a_valid_in_sequence_feed(market):
     async def main():
         prefix = "/public" if market == "usdm" else ""
-        async with ExchangeSimulator(market=market, symbols=["BTCUSDT"], clock="manual", seed=1) as sim:
+        async with ExchangeSimulator(
+            market=market, symbols=["BTCUSDT"], clock="manual", seed=1
+        ) as sim:
             c = await connect(sim, prefix + "/stream?streams=btcusdt@aggTrade/btcusdt@depth@100ms")
             n = 5000
             res = await sim.blast(n)
@@ -35,6 +37,7 @@ def test_blast_is_a_valid_in_sequence_feed(market):
                 assert b["e"] == "depthUpdate"
                 assert (b["U"] == a["u"] + 1) if market == "spot" else (b["pu"] == a["u"])
             assert c.server_conn.sent["blast"] == n
+
     run(main(), 60)
 
 
@@ -53,6 +56,7 @@ def test_paced_messages_carry_send_time():
             stamps = [m["sendNs"] for m in msgs]
             assert stamps == sorted(stamps)
             assert res.lag_p50 <= res.lag_max
+
     run(main())
 
 
@@ -60,19 +64,40 @@ def test_cli_prints_urls_and_stops_on_sigterm(tmp_path):
     # Runs whichever fastfeed this interpreter imports (the installed one in CI), from a
     # directory where the source tree cannot shadow it.
     import fastfeed
+
     env = dict(os.environ)
     if os.path.dirname(os.path.dirname(fastfeed.__file__)) == ROOT:
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "fastfeed.cli", "sim", "--port", "0", "--symbols",
-                             "BTCUSDT", "--rate", "200", "--interval-scale", "0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fastfeed.cli",
+            "sim",
+            "--port",
+            "0",
+            "--symbols",
+            "BTCUSDT",
+            "--rate",
+            "200",
+            "--interval-scale",
+            "0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         info = json.loads(proc.stdout.readline())
         assert set(info) == {"ws", "rest", "ca"}
-        assert info["ws"].startswith("wss://127.0.0.1:") and info["rest"].startswith("https://127.0.0.1:")
+        assert info["ws"].startswith("wss://127.0.0.1:") and info["rest"].startswith(
+            "https://127.0.0.1:"
+        )
 
         async def client():
             import ssl
+
             ctx = ssl.create_default_context(cafile=info["ca"])
             async with websockets.connect(info["ws"] + "/ws/btcusdt@depth@100ms", ssl=ctx) as ws:
                 return json.loads(await ws.recv())

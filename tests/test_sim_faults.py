@@ -1,6 +1,5 @@
 """Simulator: every scriptable fault, seen from a client."""
-import sys
-import os
+
 import asyncio
 import json
 import ssl
@@ -8,10 +7,9 @@ import time
 
 import pytest
 from picows import WSInvalidStatusError, WSProtocolError, ws_connect
+from sim_fixtures import Collector, connect, raw_handshake, rest_get, run, until
 
 from fastfeed.sim import ExchangeSimulator
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for --import-mode=importlib
-from sim_fixtures import Collector, connect, raw_handshake, rest_get, run, until
 
 BASE = dict(symbols=["BTCUSDT"], clock="manual", seed=9, rate=500)
 DEPTH = "/ws/btcusdt@depth@100ms"
@@ -28,6 +26,7 @@ def test_tcp_reset():
                 while await reader.read(1024):
                     pass
             writer.close()
+
     run(main())
 
 
@@ -38,6 +37,7 @@ def test_close_with_code():
             sim.faults.close(4003, "maintenance", conn=c.server_conn.id)
             await asyncio.wait_for(c.disconnected.wait(), 3)
             assert c.close == (4003, b"maintenance")
+
     run(main())
 
 
@@ -63,6 +63,7 @@ def test_ignore_client_pings_and_mute():
             sim.faults.mute(False)
             sim.advance(0.5)
             await until(lambda: len(c.msgs) > n)
+
     run(main())
 
 
@@ -90,6 +91,7 @@ def test_depth_faults(kind):
                 assert a == b
             else:
                 assert b[1] < a[1]  # stale: u below the book id
+
     run(main())
 
 
@@ -106,6 +108,7 @@ def test_stale_snapshot():
             _, _, fresh = await rest_get(sim, "/api/v3/depth?symbol=BTCUSDT&limit=1000")
             assert old["lastUpdateId"] < first_U - 1 <= fresh["lastUpdateId"]
             assert [tuple(x) for x in old["bids"]] == sim.book_at("BTCUSDT", old["lastUpdateId"])[0]
+
     run(main())
 
 
@@ -124,14 +127,19 @@ def test_malformed_and_fragmented_frames():
             types = [(t.name, fin) for t, fin, _ in c.frames[1:7]]
             assert types == [("TEXT", 0), ("CONTINUATION", 0), ("CONTINUATION", 1)] * 2
             assert all(fin for _t, fin, _p in c.frames[7:])
+
     run(main())
 
 
 def test_oversize_frame_trips_client_limit():
     async def main():
         async with ExchangeSimulator(**BASE) as sim:
-            tr, c = await ws_connect(Collector, sim.ws_url + "/ws", ssl_context=sim.client_ssl_context(),
-                                     max_frame_size=64 * 1024)
+            tr, c = await ws_connect(
+                Collector,
+                sim.ws_url + "/ws",
+                ssl_context=sim.client_ssl_context(),
+                max_frame_size=64 * 1024,
+            )
             await until(lambda: sim.connections)
             sim.faults.oversize(100_000)
             with pytest.raises(WSProtocolError):
@@ -141,6 +149,7 @@ def test_oversize_frame_trips_client_limit():
             sim.faults.oversize(100_000, conn=big.server_conn)
             await until(lambda: big.msgs)
             assert len(big.msgs[0]) == 100_000 and json.loads(big.msgs[0])["e"] == "oversize"
+
     run(main())
 
 
@@ -150,9 +159,12 @@ def test_handshake_status(status):
         async with ExchangeSimulator(**BASE) as sim:
             sim.faults.handshake(status, count=1)
             with pytest.raises(WSInvalidStatusError) as ei:
-                await ws_connect(Collector, sim.ws_url + "/ws", ssl_context=sim.client_ssl_context())
+                await ws_connect(
+                    Collector, sim.ws_url + "/ws", ssl_context=sim.client_ssl_context()
+                )
             assert ei.value.response.status == status
             await connect(sim, "/ws")  # count=1: the next one succeeds
+
     run(main())
 
 
@@ -161,12 +173,15 @@ def test_untrusted_certificate_switch():
         async with ExchangeSimulator(**BASE) as sim:
             sim.faults.untrusted_cert()
             with pytest.raises(ssl.SSLCertVerificationError):
-                await ws_connect(Collector, sim.ws_url + "/ws", ssl_context=sim.client_ssl_context())
+                await ws_connect(
+                    Collector, sim.ws_url + "/ws", ssl_context=sim.client_ssl_context()
+                )
             with pytest.raises(Exception) as ei:
                 await rest_get(sim, "/api/v3/time")
             assert "certificate verify failed" in str(ei.value)
             sim.faults.untrusted_cert(False)
             await connect(sim, "/ws")
+
     run(main())
 
 
@@ -183,6 +198,7 @@ def test_slow_server_delays_writes_in_order():
             assert min(c.arrived) >= t0 + 0.4  # nothing arrived before the delay had passed
             ids = [json.loads(m)["t"] for m in c.msgs]
             assert ids == sorted(ids)
+
     run(main())
 
 
@@ -194,6 +210,7 @@ def test_lifetime_shortened_at_runtime():
             await asyncio.wait_for(c.disconnected.wait(), 3)
             assert c.json()[-1] == {"stream": "!serverShutdown", "data": c.json()[-1]["data"]}
             assert c.close[0] == 1001
+
     run(main())
 
 
@@ -202,7 +219,9 @@ def test_cli_fault_names():
         async with ExchangeSimulator(**BASE, faults=[(0.0, "handshake", "503")]) as sim:
             await asyncio.sleep(0.05)
             with pytest.raises(WSInvalidStatusError):
-                await ws_connect(Collector, sim.ws_url + "/ws", ssl_context=sim.client_ssl_context())
+                await ws_connect(
+                    Collector, sim.ws_url + "/ws", ssl_context=sim.client_ssl_context()
+                )
             sim.faults.apply("clear")
             c = await connect(sim, "/ws")
             sim.faults.apply("close", "4000")
@@ -210,4 +229,5 @@ def test_cli_fault_names():
             assert c.close[0] == 4000
             with pytest.raises(ValueError):
                 sim.faults.apply("nosuch")
+
     run(main())

@@ -1,15 +1,13 @@
 """Simulator: market consistency (formatting, sequencing, ground truth), sans-IO and over the wire."""
-import sys
-import os
+
 import json
 from decimal import Decimal
 
 import pytest
+from sim_fixtures import apply_levels, connect, rest_get, run, sorted_book, until
 
 from fastfeed.sim import ExchangeSimulator
 from fastfeed.sim.market import Market
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for --import-mode=importlib
-from sim_fixtures import apply_levels, connect, rest_get, run, sorted_book, until
 
 T0 = 1_700_000_000_000_000
 
@@ -48,7 +46,9 @@ def test_formatting(market):
             assert list(d) == ["lastUpdateId", "bids", "asks"]
         if e.kind == "depthUpdate":
             assert ("pu" in d) == (market == "usdm") and ("T" in d) == (market == "usdm")
-            assert all(len(lv) == 2 and all(isinstance(x, str) for x in lv) for lv in d["b"] + d["a"])
+            assert all(
+                len(lv) == 2 and all(isinstance(x, str) for x in lv) for lv in d["b"] + d["a"]
+            )
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
@@ -60,11 +60,18 @@ def test_depth_streams_continuous_and_match_ground_truth(market):
         book = m.book(sym)
         for suffix in depth_streams:
             stream = f"{sym.lower()}@{suffix}"
-            seq = [json.loads(e.render()) for e in evs if e.stream == stream and e.kind == "depthUpdate"]
+            seq = [
+                json.loads(e.render())
+                for e in evs
+                if e.stream == stream and e.kind == "depthUpdate"
+            ]
             assert len(seq) >= 3
             # Start from the book just before the first event and replay.
-            bids, asks = (dict(x) for x in book.book_at(seq[0]["U"] - 1)) if market == "spot" else \
-                (dict(x) for x in book.book_at(seq[0]["pu"]))
+            bids, asks = (
+                (dict(x) for x in book.book_at(seq[0]["U"] - 1))
+                if market == "spot"
+                else (dict(x) for x in book.book_at(seq[0]["pu"]))
+            )
             jumps = 0
             for prev, ev in zip([None] + seq, seq):
                 if prev is not None:
@@ -116,12 +123,16 @@ def test_book_at_bounds():
 def test_book_from_stream_and_snapshot_equals_ground_truth(market):
     """The documented local-book procedure, run against the live servers, reproduces the
     simulator's own book after every event."""
+
     async def main():
         prefix = "/public" if market == "usdm" else ""
         api = "/fapi/v1/depth" if market == "usdm" else "/api/v3/depth"
-        async with ExchangeSimulator(market=market, symbols=["BTCUSDT", "ETHUSDT"], clock="manual",
-                                     seed=21, rate=500) as sim:
-            c = await connect(sim, prefix + "/stream?streams=btcusdt@depth@100ms/ethusdt@depth@100ms")
+        async with ExchangeSimulator(
+            market=market, symbols=["BTCUSDT", "ETHUSDT"], clock="manual", seed=21, rate=500
+        ) as sim:
+            c = await connect(
+                sim, prefix + "/stream?streams=btcusdt@depth@100ms/ethusdt@depth@100ms"
+            )
             sim.advance(0.35)
             await until(lambda: len(c.msgs) >= 4)
             snaps = {}
@@ -146,13 +157,18 @@ def test_book_from_stream_and_snapshot_equals_ground_truth(market):
                 prev = None
                 for e in evs:
                     if prev is not None:
-                        assert (e["U"] == prev["u"] + 1) if market == "spot" else (e["pu"] == prev["u"])
+                        assert (
+                            (e["U"] == prev["u"] + 1)
+                            if market == "spot"
+                            else (e["pu"] == prev["u"])
+                        )
                     apply_levels(bids, e["b"])
                     apply_levels(asks, e["a"])
                     assert sorted_book(bids, asks) == sim.book_at(sym, e["u"])
                     prev = e
                     checked += 1
             assert checked >= 8
+
     run(main())
 
 

@@ -5,6 +5,7 @@
 The reader runs in a separate process and only counts bytes after a hand-written upgrade
 (no WebSocket parsing), so the number is the server's output rate over TLS, not a client's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,20 @@ import time
 
 
 async def _reader(url: str, ca: str, path: str, nbytes: int) -> None:
-    host, port = url[len("wss://"):].rsplit(":", 1)
-    r, w = await asyncio.open_connection(host, int(port), ssl=ssl.create_default_context(cafile=ca),
-                                         server_hostname=host, limit=1 << 22)
-    w.write((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    host, port = url[len("wss://") :].rsplit(":", 1)
+    r, w = await asyncio.open_connection(
+        host,
+        int(port),
+        ssl=ssl.create_default_context(cafile=ca),
+        server_hostname=host,
+        limit=1 << 22,
+    )
+    w.write(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
     await r.readuntil(b"\r\n\r\n")
     print("ready", flush=True)
     got, t0 = 0, None
@@ -32,7 +42,10 @@ async def _reader(url: str, ca: str, path: str, nbytes: int) -> None:
         if t0 is None:
             t0 = time.perf_counter()
         got += len(chunk)
-    print(json.dumps({"bytes": got, "seconds": time.perf_counter() - (t0 or time.perf_counter())}), flush=True)
+    print(
+        json.dumps({"bytes": got, "seconds": time.perf_counter() - (t0 or time.perf_counter())}),
+        flush=True,
+    )
 
 
 async def _main(args) -> None:
@@ -44,32 +57,62 @@ async def _main(args) -> None:
             t = time.perf_counter()
             chunks, nbytes = sim.prepare_blast(args.blast)
             prep = time.perf_counter() - t
-            proc = subprocess.Popen([sys.executable, "-m", "fastfeed.sim.bench", "--reader", sim.ws_url,
-                                     sim.ca_file, path, str(nbytes)], stdout=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "fastfeed.sim.bench",
+                    "--reader",
+                    sim.ws_url,
+                    sim.ca_file,
+                    path,
+                    str(nbytes),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
             await sim.wait_connections(1)
             res = await sim.blast(args.blast, prepared=(chunks, nbytes))
             line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
             proc.wait()
             rd = json.loads(line)
-            print(f"blast: {args.blast} msgs, {nbytes / 1e6:.1f} MB, encode {prep:.2f} s; "
-                  f"server {res.msgs_per_s / 1e6:.2f} M msgs/s ({res.mb_per_s:.0f} MB/s); "
-                  f"raw TLS reader saw {rd['bytes'] / rd['seconds'] / 1e6:.0f} MB/s")
+            print(
+                f"blast: {args.blast} msgs, {nbytes / 1e6:.1f} MB, encode {prep:.2f} s; "
+                f"server {res.msgs_per_s / 1e6:.2f} M msgs/s ({res.mb_per_s:.0f} MB/s); "
+                f"raw TLS reader saw {rd['bytes'] / rd['seconds'] / 1e6:.0f} MB/s"
+            )
         if args.paced:
-            proc = subprocess.Popen([sys.executable, "-m", "fastfeed.sim.bench", "--reader", sim.ws_url,
-                                     sim.ca_file, path, str(1 << 62)], stdout=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "fastfeed.sim.bench",
+                    "--reader",
+                    sim.ws_url,
+                    sim.ca_file,
+                    path,
+                    str(1 << 62),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
             (conn,) = await sim.wait_connections(1)
             res = await sim.paced(args.paced, args.paced_n, conn)
             proc.kill()
-            print(f"paced: asked {args.paced:.0f}/s, achieved {res.achieved_rate:.1f}/s "
-                  f"({(res.achieved_rate / args.paced - 1) * 100:+.3f}%) over {res.messages} msgs; "
-                  f"send lag vs schedule p50 {res.lag_p50 * 1e6:.0f} us, p99 {res.lag_p99 * 1e6:.0f} us, "
-                  f"max {res.lag_max * 1e6:.0f} us")
+            print(
+                f"paced: asked {args.paced:.0f}/s, achieved {res.achieved_rate:.1f}/s "
+                f"({(res.achieved_rate / args.paced - 1) * 100:+.3f}%) over {res.messages} msgs; "
+                f"send lag vs schedule p50 {res.lag_p50 * 1e6:.0f} us, p99 {res.lag_p99 * 1e6:.0f} us, "
+                f"max {res.lag_max * 1e6:.0f} us"
+            )
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--blast", type=int, default=1_000_000)
     p.add_argument("--paced", type=float, default=10_000)
     p.add_argument("--paced-n", type=int, default=50_000)
@@ -77,6 +120,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     try:
         import uvloop
+
         runner = uvloop.run
     except ImportError:  # pragma: no cover
         runner = asyncio.run

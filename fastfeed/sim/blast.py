@@ -13,12 +13,13 @@ and depth events chain (spot ``U = previous u + 1``; USD-M ``pu = previous u``).
   extra key ``"sendNs"`` (``time.time_ns()``, integer nanoseconds) appended as the object's last
   key.  Decoders skip unknown keys, so the message still decodes as a normal aggTrade/depthUpdate.
 """
+
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from .market import AggTrade, DepthUpdate, Market
 
@@ -26,9 +27,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .wsserver import SimConnection
 
 _S = {  # sentinels, replaced by %-placeholders after rendering
-    "E": 7_111_111_111_111_111_000, "T": 7_222_222_222_222_222_000, "a": 7_333_333_333_333_333_331,
-    "f": 7_444_444_444_444_444_441, "l": 7_555_555_555_555_555_551, "U": 7_666_666_666_666_666_661,
-    "u": 7_777_777_777_777_777_771, "pu": 7_888_888_888_888_888_881,
+    "E": 7_111_111_111_111_111_000,
+    "T": 7_222_222_222_222_222_000,
+    "a": 7_333_333_333_333_333_331,
+    "f": 7_444_444_444_444_444_441,
+    "l": 7_555_555_555_555_555_551,
+    "U": 7_666_666_666_666_666_661,
+    "u": 7_777_777_777_777_777_771,
+    "pu": 7_888_888_888_888_888_881,
 }
 
 
@@ -102,8 +108,16 @@ class FeedTemplates:
 
     def __init__(self, market: str, symbol: str, seed: int, cycle: int = 512, levels: int = 200):
         # Depth pushed every 5 ms of simulated time: ~10 level changes per depthUpdate.
-        m = Market([symbol], market, seed=seed, rate=1000.0, levels=levels, history=1024,
-                   interval_scale=0.05, start_us=time.time_ns() // 1000)
+        m = Market(
+            [symbol],
+            market,
+            seed=seed,
+            rate=1000.0,
+            levels=levels,
+            history=1024,
+            interval_scale=0.05,
+            start_us=time.time_ns() // 1000,
+        )
         agg, depth = [], []
         t = m.now_us
         while len(agg) < cycle or len(depth) < cycle:
@@ -111,8 +125,12 @@ class FeedTemplates:
             for ev in m.advance_to(t, wanted=lambda s: False):
                 if isinstance(ev, AggTrade) and len(agg) < cycle:
                     agg.append(ev)
-                elif isinstance(ev, DepthUpdate) and not ev.partial and ev.stream.endswith("@100ms") \
-                        and len(depth) < cycle:
+                elif (
+                    isinstance(ev, DepthUpdate)
+                    and not ev.partial
+                    and ev.stream.endswith("@100ms")
+                    and len(depth) < cycle
+                ):
                     depth.append(ev)
         # Alternate the two kinds, as a combined subscription would deliver them.
         self.events = [e for pair in zip(agg, depth) for e in pair]
@@ -124,7 +142,7 @@ class FeedTemplates:
     def compile(self, us: bool, combined: bool, stamp: bool) -> list:
         return [_template(e, us, combined, stamp) for e in self.events]
 
-    def payloads(self, compiled: list, n: int, start: int, E: Optional[int] = None):
+    def payloads(self, compiled: list, n: int, start: int, E: int | None = None):
         """Yield ``n`` payload factories ``(tmpl, values)`` continuing the id sequences."""
         k = len(compiled)
         for i in range(start, start + n):
@@ -154,8 +172,13 @@ def blast_payloads(templates: FeedTemplates, n: int, us: bool = False, combined:
         yield tmpl % vals
 
 
-def build_blast(templates: FeedTemplates, n: int, us: bool = False, combined: bool = True,
-                chunk_size: int = 1 << 20) -> tuple[list[bytes], int]:
+def build_blast(
+    templates: FeedTemplates,
+    n: int,
+    us: bool = False,
+    combined: bool = True,
+    chunk_size: int = 1 << 20,
+) -> tuple[list[bytes], int]:
     """Pre-encode ``n`` frames into chunks of about ``chunk_size`` bytes -> (chunks, bytes)."""
     chunks, cur, size, total = [], [], 0, 0
     for p in blast_payloads(templates, n, us, combined):
@@ -172,7 +195,7 @@ def build_blast(templates: FeedTemplates, n: int, us: bool = False, combined: bo
     return chunks, total
 
 
-async def blast_to(conn: "SimConnection", chunks: list[bytes], messages: int) -> BlastResult:
+async def blast_to(conn: SimConnection, chunks: list[bytes], messages: int) -> BlastResult:
     """Write pre-encoded ``chunks`` to ``conn`` as fast as the transport takes them."""
     conn.blasting = True  # keep live market data from interleaving with the blast
     tr = conn.transport.underlying_transport
@@ -199,12 +222,15 @@ async def blast_to(conn: "SimConnection", chunks: list[bytes], messages: int) ->
     return BlastResult(messages, total, dt)
 
 
-async def paced_to(conn: "SimConnection", templates: FeedTemplates, rate: float, n: int) -> PacedResult:
+async def paced_to(
+    conn: SimConnection, templates: FeedTemplates, rate: float, n: int
+) -> PacedResult:
     """Send ``n`` stamped messages to ``conn`` at ``rate`` per second (``n=0``: until closed)."""
     compiled = templates.compile(conn.us, conn.combined, stamp=True)
     us = conn.us
     tr = conn.transport
     from picows import WSMsgType
+
     TEXT = WSMsgType.TEXT
     period_ns = 1e9 / rate
     lags = []

@@ -1,9 +1,9 @@
 """Simulator configuration and its command-line form (reusable by other subcommands)."""
+
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field, fields, replace
-from typing import Optional
 
 from .market import SPOT, USDM
 
@@ -37,11 +37,11 @@ class SimConfig:
     interval_scale: float = 1.0
     clock: str = "wall"
     tick: float = 0.005
-    ping_interval: Optional[float] = None
-    pong_timeout: Optional[float] = None
-    control_limit: Optional[int] = None
+    ping_interval: float | None = None
+    pong_timeout: float | None = None
+    control_limit: int | None = None
     control_window: float = 1.0
-    max_streams: Optional[int] = None
+    max_streams: int | None = None
     attempt_limit: int = 300
     attempt_window: float = 300.0
     lifetime: float = 86400.0
@@ -50,7 +50,7 @@ class SimConfig:
     error_shape: str = "flat"
     record: int = 0
     max_frame_size: int = 1 << 20
-    weight_limit: Optional[int] = None
+    weight_limit: int | None = None
     weight_window: float = 60.0
     ban_after: int = 5
     ban_seconds: float = 120.0
@@ -59,17 +59,27 @@ class SimConfig:
     paced_count: int = 0
     faults: list = field(default_factory=list)
 
-    def resolved(self) -> "SimConfig":
+    def resolved(self) -> SimConfig:
         """A copy with every ``None`` replaced by the market's exchange value."""
         spot = self.market == SPOT
         return replace(
             self,
             symbols=tuple(s.upper() for s in self.symbols),
-            ping_interval=self.ping_interval if self.ping_interval is not None else (20.0 if spot else 180.0),
-            pong_timeout=self.pong_timeout if self.pong_timeout is not None else (60.0 if spot else 600.0),
-            control_limit=self.control_limit if self.control_limit is not None else (5 if spot else 10),
-            max_streams=self.max_streams if self.max_streams is not None else (1024 if spot else 200),
-            weight_limit=self.weight_limit if self.weight_limit is not None else (6000 if spot else 2400),
+            ping_interval=self.ping_interval
+            if self.ping_interval is not None
+            else (20.0 if spot else 180.0),
+            pong_timeout=self.pong_timeout
+            if self.pong_timeout is not None
+            else (60.0 if spot else 600.0),
+            control_limit=self.control_limit
+            if self.control_limit is not None
+            else (5 if spot else 10),
+            max_streams=self.max_streams
+            if self.max_streams is not None
+            else (1024 if spot else 200),
+            weight_limit=self.weight_limit
+            if self.weight_limit is not None
+            else (6000 if spot else 2400),
         )
 
 
@@ -77,7 +87,8 @@ _FAULT_HELP = (
     "scheduled fault AT:NAME[=VALUE] (repeatable), AT seconds after start. NAME is one of: "
     "reset, close=CODE, ignore_pings, mute, unmute, gap, duplicate, stale, stale_snapshot, "
     "malformed, fragment=COUNT, oversize=BYTES, handshake=STATUS, untrusted_cert, trusted_cert, "
-    "slow=SECONDS, lifetime=SECONDS. Example: --fault 5:reset --fault 0:slow=0.05")
+    "slow=SECONDS, lifetime=SECONDS. Example: --fault 5:reset --fault 0:slow=0.05"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,16 +98,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--host", default=d.host)
     g.add_argument("--port", type=int, default=d.port, help="WebSocket port (0: a free port)")
     g.add_argument("--rest-port", type=int, default=d.rest_port, help="REST port (0: a free port)")
-    g.add_argument("--symbols", default=",".join(d.symbols), help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+    g.add_argument(
+        "--symbols", default=",".join(d.symbols), help="comma-separated, e.g. BTCUSDT,ETHUSDT"
+    )
     g.add_argument("--market", choices=(SPOT, USDM), default=d.market)
     g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--rate", type=float, default=d.rate, help="market actions per second per symbol")
+    g.add_argument(
+        "--rate", type=float, default=d.rate, help="market actions per second per symbol"
+    )
     g.add_argument("--levels", type=int, default=d.levels, help="book levels per side")
-    g.add_argument("--interval-scale", type=float, default=d.interval_scale,
-                   help="multiply depth push intervals (0.1: @depth@100ms every 10 ms)")
+    g.add_argument(
+        "--interval-scale",
+        type=float,
+        default=d.interval_scale,
+        help="multiply depth push intervals (0.1: @depth@100ms every 10 ms)",
+    )
     g.add_argument("--ping-interval", type=float, default=None, help="server ping period, s")
     g.add_argument("--pong-timeout", type=float, default=None, help="drop after no pong for, s")
-    g.add_argument("--control-limit", type=int, default=None, help="incoming control frames per second")
+    g.add_argument(
+        "--control-limit", type=int, default=None, help="incoming control frames per second"
+    )
     g.add_argument("--max-streams", type=int, default=None)
     g.add_argument("--attempt-limit", type=int, default=d.attempt_limit)
     g.add_argument("--attempt-window", type=float, default=d.attempt_window)
@@ -105,12 +126,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-limit", type=int, default=None, help="REST weight per window")
     g.add_argument("--weight-window", type=float, default=d.weight_window)
     g.add_argument("--error-shape", choices=("flat", "nested"), default=d.error_shape)
-    g.add_argument("--blast", type=int, default=0, metavar="N",
-                   help="send N pre-encoded aggTrade+depthUpdate frames to each new connection")
-    g.add_argument("--paced", type=float, default=0.0, metavar="RATE",
-                   help="send stamped messages at RATE/s to each new connection")
+    g.add_argument(
+        "--blast",
+        type=int,
+        default=0,
+        metavar="N",
+        help="send N pre-encoded aggTrade+depthUpdate frames to each new connection",
+    )
+    g.add_argument(
+        "--paced",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="send stamped messages at RATE/s to each new connection",
+    )
     g.add_argument("--paced-count", type=int, default=0, help="messages per paced run (0: forever)")
-    g.add_argument("--fault", action="append", default=[], type=parse_fault, metavar="AT:NAME[=VALUE]", help=_FAULT_HELP)
+    g.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=parse_fault,
+        metavar="AT:NAME[=VALUE]",
+        help=_FAULT_HELP,
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -122,13 +160,16 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     return SimConfig(**kw)
 
 
-def parse_fault(spec: str) -> tuple[float, str, Optional[str]]:
+def parse_fault(spec: str) -> tuple[float, str, str | None]:
     """``"5:close=1011"`` -> ``(5.0, "close", "1011")``."""
     at, sep, rest = spec.partition(":")
     if not sep:
         raise argparse.ArgumentTypeError(f"fault {spec!r}: expected AT:NAME[=VALUE]")
     name, _, value = rest.partition("=")
     from .faults import Faults
+
     if name.strip() not in Faults.NAMES:
-        raise argparse.ArgumentTypeError(f"fault {spec!r}: unknown name; known: {', '.join(Faults.NAMES)}")
+        raise argparse.ArgumentTypeError(
+            f"fault {spec!r}: unknown name; known: {', '.join(Faults.NAMES)}"
+        )
     return float(at), name.strip(), (value or None)

@@ -3,6 +3,7 @@
 :func:`handle_control` takes the raw text of one client message and a connection state object
 and returns the reply bytes.  Error texts are the documented ones (binance-protocol.md §3).
 """
+
 from __future__ import annotations
 
 import json
@@ -70,6 +71,7 @@ def handle_control(raw: bytes, state: ControlState, nested_errors: bool = False)
 
     Raises :class:`TooManyStreams` when a SUBSCRIBE would exceed the stream cap.
     """
+
     def err(code, msg, rid=...):
         return error_reply(code, msg, rid, nested_errors)
 
@@ -85,14 +87,20 @@ def handle_control(raw: bytes, state: ControlState, nested_errors: bool = False)
     if "method" not in req:
         # serde reports the missing field at the end of the object.
         lines = text.rstrip().split("\n")
-        return err(2, f"Invalid request: missing field `method` at line {len(lines)} column {len(lines[-1])}")
+        return err(
+            2,
+            f"Invalid request: missing field `method` at line {len(lines)} column {len(lines[-1])}",
+        )
     method = req["method"]
     if method not in METHODS:
         m = _METHOD_END.search(text)
         col = m.end() if m else len(text)
-        return err(2, f"Invalid request: unknown variant `{method}`, expected one of "
-                      f"`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, "
-                      f"`GET_PROPERTY` at line 1 column {col}")
+        return err(
+            2,
+            f"Invalid request: unknown variant `{method}`, expected one of "
+            f"`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, "
+            f"`GET_PROPERTY` at line 1 column {col}",
+        )
     if "id" not in req or not _valid_id(req["id"]):
         return err(2, MSG_ID)
     rid = req["id"]

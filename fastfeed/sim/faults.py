@@ -4,25 +4,30 @@ the command line (see :meth:`Faults.apply`).
 ``conn`` arguments accept a :class:`~fastfeed.sim.wsserver.SimConnection`, a connection id, or
 ``None`` for every open connection (and, where it makes sense, connections opened later).
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import ExchangeSimulator
-    from .wsserver import SimConnection
+    from .rest import RestServer
+    from .tls import SimTLS
+    from .wsserver import SimConnection, WSServer
 
 ConnRef = Union["SimConnection", int, None]
 
 
 class Faults:
-    """Fault injection for one :class:`~fastfeed.sim.ExchangeSimulator`."""
+    """Fault injection for one simulator: acts on its WebSocket server, REST server and TLS
+    certificates, which are handed in (the parts never reach back into the whole)."""
 
-    def __init__(self, sim: "ExchangeSimulator"):
-        self._sim = sim
+    def __init__(self, ws: WSServer, rest: RestServer, tls: SimTLS):
+        self._ws = ws
+        self._rest = rest
+        self._tls = tls
 
     def _conns(self, conn: ConnRef) -> list:
-        ws = self._sim._ws
+        ws = self._ws
         if conn is None:
             return list(ws.connections.values())
         if isinstance(conn, int):
@@ -44,7 +49,7 @@ class Faults:
     def ignore_pings(self, on: bool = True, conn: ConnRef = None) -> None:
         """Stop (or resume) answering the client's pings."""
         if conn is None:
-            self._sim._ws.ignore_pings = on
+            self._ws.ignore_pings = on
         for c in self._conns(conn):
             c.ignore_pings = on
 
@@ -56,7 +61,7 @@ class Faults:
     def slow(self, delay: float, conn: ConnRef = None) -> None:
         """Delay every data write by ``delay`` seconds (order kept); 0 switches it off."""
         if conn is None:
-            self._sim._ws.delay = delay
+            self._ws.delay = delay
         for c in self._conns(conn):
             c.delay = delay
 
@@ -65,9 +70,13 @@ class Faults:
         for c in self._conns(conn):
             c.fragment_left, c.fragment_parts = count, max(2, parts)
 
-    def malformed(self, payload: Optional[bytes] = None, conn: ConnRef = None) -> None:
+    def malformed(self, payload: bytes | None = None, conn: ConnRef = None) -> None:
         """Send one text frame that is not valid JSON (default: a truncated aggTrade)."""
-        data = payload if payload is not None else b'{"e":"aggTrade","E":1700000000000,"s":"BTCUSDT","a":'
+        data = (
+            payload
+            if payload is not None
+            else b'{"e":"aggTrade","E":1700000000000,"s":"BTCUSDT","a":'
+        )
         for c in self._conns(conn):
             c.send_data(data, "malformed")
 
@@ -80,44 +89,44 @@ class Faults:
             c.send_data(data, "oversize")
 
     # ------------------------------------------------------------------ depth stream
-    def depth_gap(self, stream: Optional[str] = None, count: int = 1) -> None:
+    def depth_gap(self, stream: str | None = None, count: int = 1) -> None:
         """Drop the next ``count`` diff-depth events of ``stream`` (any depth stream if None)."""
-        self._sim._ws.depth_faults.append(["gap", stream, count])
+        self._ws.depth_faults.append(["gap", stream, count])
 
-    def depth_duplicate(self, stream: Optional[str] = None, count: int = 1) -> None:
+    def depth_duplicate(self, stream: str | None = None, count: int = 1) -> None:
         """Send the next ``count`` diff-depth events twice."""
-        self._sim._ws.depth_faults.append(["duplicate", stream, count])
+        self._ws.depth_faults.append(["duplicate", stream, count])
 
-    def depth_stale(self, stream: Optional[str] = None, count: int = 1) -> None:
+    def depth_stale(self, stream: str | None = None, count: int = 1) -> None:
         """After each of the next ``count`` events, resend an older one (``u`` < book id)."""
-        self._sim._ws.depth_faults.append(["stale", stream, count])
+        self._ws.depth_faults.append(["stale", stream, count])
 
-    def stale_snapshot(self, count: int = 1, updates_back: Optional[int] = None) -> None:
+    def stale_snapshot(self, count: int = 1, updates_back: int | None = None) -> None:
         """The next ``count`` REST depth snapshots are old: the book ``updates_back`` ids ago,
         or the oldest book in the kept history (older than anything a new subscriber buffered)."""
-        rest = self._sim._rest
+        rest = self._rest
         rest.stale_snapshots, rest.stale_back = count, updates_back
 
     def rest_delay(self, seconds: float) -> None:
         """Delay REST depth answers by ``seconds``."""
-        self._sim._rest.delay = seconds
+        self._rest.delay = seconds
 
     # ------------------------------------------------------------------ handshake, TLS, lifetime
-    def handshake(self, status: Optional[int], count: Optional[int] = None) -> None:
+    def handshake(self, status: int | None, count: int | None = None) -> None:
         """Answer the next ``count`` upgrade requests (all if None) with HTTP ``status``
         (404, 429 and 503 carry the usual meaning; 429/503 add ``Retry-After: 1``).
         ``handshake(None)`` restores normal upgrades."""
-        ws = self._sim._ws
+        ws = self._ws
         ws.handshake_status, ws.handshake_count = status, count
 
     def untrusted_cert(self, on: bool = True) -> None:
         """New TLS handshakes (WS and REST) present a certificate from an unknown CA."""
-        self._sim._tls.use_rogue_cert(on)
+        self._tls.use_rogue_cert(on)
 
-    def lifetime(self, seconds: float, notice: Optional[float] = None) -> None:
+    def lifetime(self, seconds: float, notice: float | None = None) -> None:
         """Shorten the connection lifetime (existing connections are re-armed from their
         connect time); ``serverShutdown`` comes ``notice`` seconds before the close."""
-        ws = self._sim._ws
+        ws = self._ws
         ws.lifetime = seconds
         if notice is not None:
             ws.shutdown_notice = notice
@@ -130,13 +139,13 @@ class Faults:
         self.mute(False)
         self.slow(0.0)
         self.handshake(None)
-        if self._sim._tls.rogue:
+        if self._tls.rogue:
             self.untrusted_cert(False)
-        self._sim._ws.depth_faults.clear()
-        self._sim._rest.stale_snapshots = 0
+        self._ws.depth_faults.clear()
+        self._rest.stale_snapshots = 0
 
     # ------------------------------------------------------------------ command line
-    def apply(self, name: str, value: Optional[str] = None) -> None:
+    def apply(self, name: str, value: str | None = None) -> None:
         """Apply a fault by its command-line name (``close``, ``slow``, ...) and string value."""
         v = value
         table = {
@@ -164,7 +173,24 @@ class Faults:
             raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(table))}")
         table[name]()
 
-    NAMES = ("reset", "close", "ignore_pings", "answer_pings", "mute", "unmute", "gap",
-             "duplicate", "stale", "stale_snapshot", "malformed", "fragment", "oversize",
-             "handshake", "untrusted_cert", "trusted_cert", "slow", "lifetime", "clear")
-
+    NAMES = (
+        "reset",
+        "close",
+        "ignore_pings",
+        "answer_pings",
+        "mute",
+        "unmute",
+        "gap",
+        "duplicate",
+        "stale",
+        "stale_snapshot",
+        "malformed",
+        "fragment",
+        "oversize",
+        "handshake",
+        "untrusted_cert",
+        "trusted_cert",
+        "slow",
+        "lifetime",
+        "clear",
+    )

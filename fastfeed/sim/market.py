@@ -9,14 +9,15 @@ Prices and quantities are integers in units of ``10**-decimals`` (``decimals`` i
 digits Binance prints: 8 on spot, the tick/step precision on USD-M), so books are exact and the
 formatting is a cached integer split, never a float round trip.
 """
+
 from __future__ import annotations
 
 import bisect
 import random
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Callable, Iterable, Optional
 
 SPOT = "spot"
 USDM = "usdm"
@@ -24,6 +25,7 @@ MARKETS = (SPOT, USDM)
 
 
 # --------------------------------------------------------------------------- symbols
+
 
 @dataclass(frozen=True)
 class SymbolSpec:
@@ -71,8 +73,17 @@ def _decimals(s: str) -> int:
 def default_spec(symbol: str, market: str = SPOT) -> SymbolSpec:
     """Spec for ``symbol`` (known majors get real-looking rules; others a generic 0.01/0.001)."""
     symbol = symbol.upper()
-    st, ss, ft, fs, price, typ = _KNOWN.get(symbol, ("0.01", "0.001", "0.01", "0.001", "100.00", "10"))
-    quote = next((q for q in ("USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB") if symbol.endswith(q) and symbol != q), "USDT")
+    st, ss, ft, fs, price, typ = _KNOWN.get(
+        symbol, ("0.01", "0.001", "0.01", "0.001", "100.00", "10")
+    )
+    quote = next(
+        (
+            q
+            for q in ("USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB")
+            if symbol.endswith(q) and symbol != q
+        ),
+        "USDT",
+    )
     base = symbol[: -len(quote)] if symbol.endswith(quote) else symbol
     if market == SPOT:
         return SymbolSpec(symbol, base, quote, st, ss, price, 8, 8, typ)
@@ -90,6 +101,7 @@ def fmt_units(v: int, d: int) -> str:
 
 # --------------------------------------------------------------------------- events
 
+
 class Event:
     """One message of one stream.  ``render(us)`` gives the payload bytes (cached).
 
@@ -98,7 +110,7 @@ class Event:
     ``partialDepth``).
     """
 
-    __slots__ = ("stream", "symbol", "kind", "E", "_cache")
+    __slots__ = ("E", "_cache", "kind", "stream", "symbol")
     fields: tuple = ()
 
     def __init__(self, stream: str, symbol: str, E: int):
@@ -126,51 +138,63 @@ def _levels(levels) -> str:
 
 
 class AggTrade(Event):
-    __slots__ = ("a", "p", "q", "f", "l", "T", "m", "usdm")
+    __slots__ = ("T", "a", "f", "l", "m", "p", "q", "usdm")
     kind = "aggTrade"
 
     def _render(self, us):
         if self.usdm:  # USD-M: no "M", an "nq" (RPI-free quantity; equal here, no RPI simulated)
-            return (f'{{"e":"aggTrade","E":{_t(self.E, us)},"s":"{self.symbol}","a":{self.a},'
-                    f'"p":"{self.p}","q":"{self.q}","nq":"{self.q}","f":{self.f},"l":{self.l},'
-                    f'"T":{_t(self.T, us)},"m":{"true" if self.m else "false"}}}')
-        return (f'{{"e":"aggTrade","E":{_t(self.E, us)},"s":"{self.symbol}","a":{self.a},'
-                f'"p":"{self.p}","q":"{self.q}","f":{self.f},"l":{self.l},"T":{_t(self.T, us)},'
-                f'"m":{"true" if self.m else "false"},"M":true}}')
+            return (
+                f'{{"e":"aggTrade","E":{_t(self.E, us)},"s":"{self.symbol}","a":{self.a},'
+                f'"p":"{self.p}","q":"{self.q}","nq":"{self.q}","f":{self.f},"l":{self.l},'
+                f'"T":{_t(self.T, us)},"m":{"true" if self.m else "false"}}}'
+            )
+        return (
+            f'{{"e":"aggTrade","E":{_t(self.E, us)},"s":"{self.symbol}","a":{self.a},'
+            f'"p":"{self.p}","q":"{self.q}","f":{self.f},"l":{self.l},"T":{_t(self.T, us)},'
+            f'"m":{"true" if self.m else "false"},"M":true}}'
+        )
 
 
 class Trade(Event):
-    __slots__ = ("t", "p", "q", "T", "m", "usdm")
+    __slots__ = ("T", "m", "p", "q", "t", "usdm")
     kind = "trade"
 
     def _render(self, us):
         if self.usdm:  # field order as recorded from fstream
-            return (f'{{"e":"trade","E":{_t(self.E, us)},"T":{_t(self.T, us)},"s":"{self.symbol}",'
-                    f'"t":{self.t},"p":"{self.p}","q":"{self.q}","X":"MARKET",'
-                    f'"m":{"true" if self.m else "false"}}}')
-        return (f'{{"e":"trade","E":{_t(self.E, us)},"s":"{self.symbol}","t":{self.t},'
-                f'"p":"{self.p}","q":"{self.q}","T":{_t(self.T, us)},'
-                f'"m":{"true" if self.m else "false"},"M":true}}')
+            return (
+                f'{{"e":"trade","E":{_t(self.E, us)},"T":{_t(self.T, us)},"s":"{self.symbol}",'
+                f'"t":{self.t},"p":"{self.p}","q":"{self.q}","X":"MARKET",'
+                f'"m":{"true" if self.m else "false"}}}'
+            )
+        return (
+            f'{{"e":"trade","E":{_t(self.E, us)},"s":"{self.symbol}","t":{self.t},'
+            f'"p":"{self.p}","q":"{self.q}","T":{_t(self.T, us)},'
+            f'"m":{"true" if self.m else "false"},"M":true}}'
+        )
 
 
 class BookTicker(Event):
-    __slots__ = ("u", "b", "B", "a", "A", "T", "usdm")
+    __slots__ = ("A", "B", "T", "a", "b", "u", "usdm")
     kind = "bookTicker"
 
     def _render(self, us):
         if self.usdm:
-            return (f'{{"e":"bookTicker","u":{self.u},"s":"{self.symbol}","b":"{self.b}",'
-                    f'"B":"{self.B}","a":"{self.a}","A":"{self.A}","T":{_t(self.T, us)},'
-                    f'"E":{_t(self.E, us)}}}')
+            return (
+                f'{{"e":"bookTicker","u":{self.u},"s":"{self.symbol}","b":"{self.b}",'
+                f'"B":"{self.B}","a":"{self.a}","A":"{self.A}","T":{_t(self.T, us)},'
+                f'"E":{_t(self.E, us)}}}'
+            )
         # Spot bookTicker has no e/E (see binance-protocol.md).
-        return (f'{{"u":{self.u},"s":"{self.symbol}","b":"{self.b}","B":"{self.B}",'
-                f'"a":"{self.a}","A":"{self.A}"}}')
+        return (
+            f'{{"u":{self.u},"s":"{self.symbol}","b":"{self.b}","B":"{self.B}",'
+            f'"a":"{self.a}","A":"{self.A}"}}'
+        )
 
 
 class DepthUpdate(Event):
     """Diff depth event; also the USD-M partial depth shape (``kind`` then ``partialDepth``)."""
 
-    __slots__ = ("U", "u", "pu", "bids", "asks", "T", "usdm", "partial")
+    __slots__ = ("T", "U", "asks", "bids", "partial", "pu", "u", "usdm")
 
     @property
     def kind(self):
@@ -178,22 +202,28 @@ class DepthUpdate(Event):
 
     def _render(self, us):
         if self.usdm:
-            return (f'{{"e":"depthUpdate","E":{_t(self.E, us)},"T":{_t(self.T, us)},'
-                    f'"s":"{self.symbol}","U":{self.U},"u":{self.u},"pu":{self.pu},'
-                    f'"b":{_levels(self.bids)},"a":{_levels(self.asks)}}}')
-        return (f'{{"e":"depthUpdate","E":{_t(self.E, us)},"s":"{self.symbol}","U":{self.U},'
-                f'"u":{self.u},"b":{_levels(self.bids)},"a":{_levels(self.asks)}}}')
+            return (
+                f'{{"e":"depthUpdate","E":{_t(self.E, us)},"T":{_t(self.T, us)},'
+                f'"s":"{self.symbol}","U":{self.U},"u":{self.u},"pu":{self.pu},'
+                f'"b":{_levels(self.bids)},"a":{_levels(self.asks)}}}'
+            )
+        return (
+            f'{{"e":"depthUpdate","E":{_t(self.E, us)},"s":"{self.symbol}","U":{self.U},'
+            f'"u":{self.u},"b":{_levels(self.bids)},"a":{_levels(self.asks)}}}'
+        )
 
 
 class PartialDepth(Event):
     """Spot partial book depth: ``{lastUpdateId,bids,asks}`` with no symbol or time."""
 
-    __slots__ = ("lastUpdateId", "bids", "asks")
+    __slots__ = ("asks", "bids", "lastUpdateId")
     kind = "partialDepth"
 
     def _render(self, us):
-        return (f'{{"lastUpdateId":{self.lastUpdateId},"bids":{_levels(self.bids)},'
-                f'"asks":{_levels(self.asks)}}}')
+        return (
+            f'{{"lastUpdateId":{self.lastUpdateId},"bids":{_levels(self.bids)},'
+            f'"asks":{_levels(self.asks)}}}'
+        )
 
 
 def _mk(cls, stream, symbol, E, **kw):
@@ -205,13 +235,15 @@ def _mk(cls, stream, symbol, E, **kw):
 
 # --------------------------------------------------------------------------- streams
 
+
 def stream_intervals(market: str) -> tuple[dict, dict]:
     """(diff depth suffix -> seconds, partial suffix template -> seconds) for ``market``."""
     if market == SPOT:
-        return ({"depth": 1.0, "depth@100ms": 0.1},
-                {"depth{n}": 1.0, "depth{n}@100ms": 0.1})
-    return ({"depth": 0.25, "depth@500ms": 0.5, "depth@100ms": 0.1},
-            {"depth{n}": 0.25, "depth{n}@500ms": 0.5, "depth{n}@100ms": 0.1})
+        return ({"depth": 1.0, "depth@100ms": 0.1}, {"depth{n}": 1.0, "depth{n}@100ms": 0.1})
+    return (
+        {"depth": 0.25, "depth@500ms": 0.5, "depth@100ms": 0.1},
+        {"depth{n}": 0.25, "depth{n}@500ms": 0.5, "depth{n}@100ms": 0.1},
+    )
 
 
 PARTIAL_SIZES = (5, 10, 20)
@@ -235,17 +267,18 @@ def usdm_route(suffix: str) -> str:
 
 # --------------------------------------------------------------------------- book
 
+
 class _Side:
     """One side of a book: ``qty`` by integer price plus a sorted price list."""
 
-    __slots__ = ("qty", "prices", "is_bid")
+    __slots__ = ("is_bid", "prices", "qty")
 
     def __init__(self, is_bid: bool):
         self.qty: dict[int, int] = {}
         self.prices: list[int] = []  # ascending
         self.is_bid = is_bid
 
-    def best(self) -> Optional[int]:
+    def best(self) -> int | None:
         if not self.prices:
             return None
         return self.prices[-1] if self.is_bid else self.prices[0]
@@ -262,7 +295,7 @@ class _Side:
             del self.prices[i]
         return old
 
-    def top(self, n: Optional[int] = None) -> list[int]:
+    def top(self, n: int | None = None) -> list[int]:
         """Prices best first (all, or the best ``n``)."""
         if self.is_bid:
             src = self.prices if n is None else (self.prices[-n:] if n > 0 else [])
@@ -287,8 +320,15 @@ class _DiffBatch:
 class SymbolBook:
     """A simulated book for one symbol plus its change history (for :meth:`book_at`)."""
 
-    def __init__(self, spec: SymbolSpec, market: str, rng: random.Random, levels: int,
-                 history: int, start_id: int):
+    def __init__(
+        self,
+        spec: SymbolSpec,
+        market: str,
+        rng: random.Random,
+        levels: int,
+        history: int,
+        start_id: int,
+    ):
         self.spec = spec
         self.market = market
         self.usdm = market == USDM
@@ -371,7 +411,7 @@ class SymbolBook:
 
     def act(self, E: int, out: list):
         """One random market action at time ``E`` (µs); appends real-time events to ``out``."""
-        self._up = self._lean()     # chance that an action pushes the price up
+        self._up = self._lean()  # chance that an action pushes the price up
         r = self.rng.random()
         if r < 0.45:
             self._add()
@@ -383,9 +423,21 @@ class SymbolBook:
         top = self._top()
         if top != self._ticker:
             self._ticker = top
-            out.append(_mk(BookTicker, f"{self.lower}@bookTicker", self.spec.symbol, E,
-                           u=self.last_id, b=self.p(top[0]), B=self.q(top[1]), a=self.p(top[2]),
-                           A=self.q(top[3]), T=E - 1000, usdm=self.usdm))
+            out.append(
+                _mk(
+                    BookTicker,
+                    f"{self.lower}@bookTicker",
+                    self.spec.symbol,
+                    E,
+                    u=self.last_id,
+                    b=self.p(top[0]),
+                    B=self.q(top[1]),
+                    a=self.p(top[2]),
+                    A=self.q(top[3]),
+                    T=E - 1000,
+                    usdm=self.usdm,
+                )
+            )
 
     def _add(self):
         rng = self.rng
@@ -402,7 +454,7 @@ class SymbolBook:
             best = bb if is_bid else ba
             price = best - d * self.tick if is_bid else best + d * self.tick
         if price < self.tick:
-            return                                  # prices stay positive
+            return  # prices stay positive
         self._change(side, price, side.qty.get(price, 0) + self._rand_qty())
 
     def _cancel(self):
@@ -440,12 +492,37 @@ class SymbolBook:
             ps = self.p(price)
             for fq in fills:
                 self.trade_id += 1
-                out.append(_mk(Trade, f"{self.lower}@trade", self.spec.symbol, E, t=self.trade_id,
-                               p=ps, q=self.q(fq), T=T, m=not taker_buy, usdm=self.usdm))
+                out.append(
+                    _mk(
+                        Trade,
+                        f"{self.lower}@trade",
+                        self.spec.symbol,
+                        E,
+                        t=self.trade_id,
+                        p=ps,
+                        q=self.q(fq),
+                        T=T,
+                        m=not taker_buy,
+                        usdm=self.usdm,
+                    )
+                )
             self.agg_id += 1
-            out.append(_mk(AggTrade, f"{self.lower}@aggTrade", self.spec.symbol, E, a=self.agg_id,
-                           p=ps, q=self.q(take), f=first, l=self.trade_id, T=T, m=not taker_buy,
-                           usdm=self.usdm))
+            out.append(
+                _mk(
+                    AggTrade,
+                    f"{self.lower}@aggTrade",
+                    self.spec.symbol,
+                    E,
+                    a=self.agg_id,
+                    p=ps,
+                    q=self.q(take),
+                    f=first,
+                    l=self.trade_id,
+                    T=T,
+                    m=not taker_buy,
+                    usdm=self.usdm,
+                )
+            )
             self._change(book, price, avail - take)
 
     def _maintain(self):
@@ -455,20 +532,22 @@ class SymbolBook:
                 other = self.asks if side.is_bid else self.bids
                 ref = other.best()
                 if side.is_bid and ref - self.tick < self.tick:
-                    continue                        # no bid at zero
-                self._change(side, ref - self.tick if side.is_bid else ref + self.tick, self._rand_qty())
+                    continue  # no bid at zero
+                self._change(
+                    side, ref - self.tick if side.is_bid else ref + self.tick, self._rand_qty()
+                )
             while len(side) < self.levels:
                 far = side.prices[0] - self.tick if side.is_bid else side.prices[-1] + self.tick
                 gap = self.rng.randint(0, 2) * self.tick
                 if side.is_bid and far - gap < self.tick:
-                    break                           # no bids at zero or below
+                    break  # no bids at zero or below
                 self._change(side, far - gap if side.is_bid else far + gap, self._rand_qty())
             while len(side) > self.levels + self.levels // 4:
                 far = side.prices[0] if side.is_bid else side.prices[-1]
                 self._change(side, far, 0)
 
     # ---- depth streams
-    def flush_diff(self, suffix: str, E: int) -> Optional[DepthUpdate]:
+    def flush_diff(self, suffix: str, E: int) -> DepthUpdate | None:
         batch = self.diff[suffix]
         if not batch.changes:
             return None
@@ -478,10 +557,20 @@ class SymbolBook:
         # Recorded spot data lists bids best first; fstream lists both sides ascending.
         bids.sort(reverse=not self.usdm)
         asks.sort()
-        ev = _mk(DepthUpdate, f"{self.lower}@{suffix}", self.spec.symbol, E, U=batch.first,
-                 u=batch.last, pu=batch.prev_u, T=E - 1000, usdm=self.usdm, partial=False,
-                 bids=[(self.p(p), self.q(q)) for p, q in bids],
-                 asks=[(self.p(p), self.q(q)) for p, q in asks])
+        ev = _mk(
+            DepthUpdate,
+            f"{self.lower}@{suffix}",
+            self.spec.symbol,
+            E,
+            U=batch.first,
+            u=batch.last,
+            pu=batch.prev_u,
+            T=E - 1000,
+            usdm=self.usdm,
+            partial=False,
+            bids=[(self.p(p), self.q(q)) for p, q in bids],
+            asks=[(self.p(p), self.q(q)) for p, q in asks],
+        )
         batch.prev_u = batch.last
         batch.changes = {}
         return ev
@@ -491,18 +580,36 @@ class SymbolBook:
         asks = [(self.p(p), self.q(self.asks.qty[p])) for p in self.asks.top(n)]
         stream = f"{self.lower}@{suffix}"
         if not self.usdm:
-            return _mk(PartialDepth, stream, self.spec.symbol, E, lastUpdateId=self.last_id,
-                       bids=bids, asks=asks)
+            return _mk(
+                PartialDepth,
+                stream,
+                self.spec.symbol,
+                E,
+                lastUpdateId=self.last_id,
+                bids=bids,
+                asks=asks,
+            )
         prev = self.partial_prev.get(suffix, self.last_id)
         first = self.partial_first.get(suffix, self.last_id)
         self.partial_prev[suffix] = self.last_id
         self.partial_first[suffix] = self.last_id + 1
-        return _mk(DepthUpdate, stream, self.spec.symbol, E, U=min(first, self.last_id),
-                   u=self.last_id, pu=prev, T=E - 1000, usdm=True, partial=True,
-                   bids=bids, asks=asks)
+        return _mk(
+            DepthUpdate,
+            stream,
+            self.spec.symbol,
+            E,
+            U=min(first, self.last_id),
+            u=self.last_id,
+            pu=prev,
+            T=E - 1000,
+            usdm=True,
+            partial=True,
+            bids=bids,
+            asks=asks,
+        )
 
     # ---- ground truth
-    def snapshot(self, limit: Optional[int] = None):
+    def snapshot(self, limit: int | None = None):
         """``(last_id, bids, asks)`` of the current book, best first, as strings."""
         bids = [(self.p(p), self.q(self.bids.qty[p])) for p in self.bids.top(limit)]
         asks = [(self.p(p), self.q(self.asks.qty[p])) for p in self.asks.top(limit)]
@@ -514,11 +621,12 @@ class SymbolBook:
             return self.history[0][0]
         return self.initial_id
 
-    def book_at(self, update_id: int, limit: Optional[int] = None):
+    def book_at(self, update_id: int, limit: int | None = None):
         """Book after every change with id <= ``update_id`` (bids, asks), best first."""
         if update_id < self.oldest_id():
-            raise ValueError(f"update id {update_id} is older than the kept history "
-                             f"(oldest {self.oldest_id()})")
+            raise ValueError(
+                f"update id {update_id} is older than the kept history (oldest {self.oldest_id()})"
+            )
         if update_id > self.last_id:
             raise ValueError(f"update id {update_id} is in the future (last {self.last_id})")
         bids, asks = dict(self.bids.qty), dict(self.asks.qty)
@@ -532,10 +640,14 @@ class SymbolBook:
                 d.pop(price, None)
         b = sorted(bids, reverse=True)[:limit]
         a = sorted(asks)[:limit]
-        return ([(self.p(p), self.q(bids[p])) for p in b], [(self.p(p), self.q(asks[p])) for p in a])
+        return (
+            [(self.p(p), self.q(bids[p])) for p in b],
+            [(self.p(p), self.q(asks[p])) for p in a],
+        )
 
 
 # --------------------------------------------------------------------------- market
+
 
 class Market:
     """All simulated books of one exchange, advanced on an explicit clock.
@@ -545,10 +657,19 @@ class Market:
     push interval (``0.1`` makes ``@depth@100ms`` push every 10 ms of simulated time).
     """
 
-    def __init__(self, symbols: Iterable[str] = ("BTCUSDT",), market: str = SPOT, *, seed: int = 0,
-                 rate: float = 50.0, levels: int = 200, history: int = 200_000,
-                 interval_scale: float = 1.0, start_us: int = 0,
-                 specs: Optional[dict[str, SymbolSpec]] = None):
+    def __init__(
+        self,
+        symbols: Iterable[str] = ("BTCUSDT",),
+        market: str = SPOT,
+        *,
+        seed: int = 0,
+        rate: float = 50.0,
+        levels: int = 200,
+        history: int = 200_000,
+        interval_scale: float = 1.0,
+        start_us: int = 0,
+        specs: dict[str, SymbolSpec] | None = None,
+    ):
         if market not in MARKETS:
             raise ValueError(f"market must be one of {MARKETS}")
         self.market = market
@@ -559,9 +680,14 @@ class Market:
         for i, sym in enumerate(symbols):
             sym = sym.upper()
             spec = specs.get(sym) or default_spec(sym, market)
-            start = self.rng.randrange(10**9, 10**10) if market == SPOT else self.rng.randrange(10**12, 10**13)
-            self.books[sym] = SymbolBook(spec, market, random.Random(f"{seed}:{sym}"), levels,
-                                         history, start)
+            start = (
+                self.rng.randrange(10**9, 10**10)
+                if market == SPOT
+                else self.rng.randrange(10**12, 10**13)
+            )
+            self.books[sym] = SymbolBook(
+                spec, market, random.Random(f"{seed}:{sym}"), levels, history, start
+            )
         diff, part = stream_intervals(market)
         self.diff_intervals = {k: v * interval_scale for k, v in diff.items()}
         self.partial_intervals = {}
@@ -589,9 +715,13 @@ class Market:
 
     def valid_stream(self, name: str) -> bool:
         sym, _, suffix = name.partition("@")
-        return sym.upper() in self.books and sym == sym.lower() and suffix in stream_suffixes(self.market)
+        return (
+            sym.upper() in self.books
+            and sym == sym.lower()
+            and suffix in stream_suffixes(self.market)
+        )
 
-    def advance_to(self, t_us: int, wanted: Optional[Callable[[str], bool]] = None) -> list[Event]:
+    def advance_to(self, t_us: int, wanted: Callable[[str], bool] | None = None) -> list[Event]:
         """Run the market up to time ``t_us``; return the events in send order.
 
         ``wanted(stream)`` filters the partial-depth snapshots (they cost a sort per push);

@@ -13,17 +13,19 @@ own (``multiprocessing`` spawn) and the test drives it with a few commands::
 Every call waits for the child's reply while the caller's event loop keeps running (the
 client must go on reading while the simulator writes).
 """
+
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
 import time
-from typing import Any, Optional
+from typing import Any
 
 
 def _child(conn, overrides: dict) -> None:
     try:
         import uvloop
+
         uvloop.run(_serve(conn, overrides))
     except ImportError:  # pragma: no cover
         asyncio.run(_serve(conn, overrides))
@@ -31,19 +33,19 @@ def _child(conn, overrides: dict) -> None:
 
 async def _serve(conn, overrides: dict) -> None:
     from . import ExchangeSimulator
+
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue = asyncio.Queue()
 
     def readable():
         try:
             inbox.put_nowait(conn.recv())
-        except (EOFError, OSError):      # the parent went away
+        except (EOFError, OSError):  # the parent went away
             loop.remove_reader(conn.fileno())
             inbox.put_nowait(("stop", ()))
 
     async with ExchangeSimulator(**overrides) as sim:
-        conn.send({"ws": sim.ws_url, "rest": sim.rest_url, "ca": sim.ca_file,
-                   "config": sim.config})
+        conn.send({"ws": sim.ws_url, "rest": sim.rest_url, "ca": sim.ca_file, "config": sim.config})
         loop.add_reader(conn.fileno(), readable)
         prepared = None
         while True:
@@ -66,7 +68,7 @@ async def _serve(conn, overrides: dict) -> None:
                 else:
                     raise ValueError(f"unknown command {cmd!r}")
                 conn.send(("ok", result))
-            except Exception as e:  # noqa: BLE001 - reported to the caller
+            except Exception as e:
                 conn.send(("error", repr(e)))
 
 
@@ -79,16 +81,17 @@ class RemoteSimulator:
     def __init__(self, start_timeout: float = 60.0, **overrides):
         self._overrides = overrides
         self._start_timeout = start_timeout
-        self._proc: Optional[multiprocessing.Process] = None
+        self._proc: multiprocessing.Process | None = None
         self._conn = None
         self.ws_url = self.rest_url = self.ca_file = ""
         self.config = None
 
-    async def __aenter__(self) -> "RemoteSimulator":
-        ctx = multiprocessing.get_context("spawn")   # a fresh interpreter: nothing shared
+    async def __aenter__(self) -> RemoteSimulator:
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing shared
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_child, args=(child, self._overrides), daemon=True,
-                                 name="fastfeed-sim")
+        self._proc = ctx.Process(
+            target=_child, args=(child, self._overrides), daemon=True, name="fastfeed-sim"
+        )
         self._proc.start()
         child.close()
         info = await self._reply(self._start_timeout)
@@ -110,12 +113,13 @@ class RemoteSimulator:
                 self._conn.close()
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
     def client_ssl_context(self):
         """A verifying client ``SSLContext`` that trusts the simulator's CA."""
         import ssl
+
         return ssl.create_default_context(cafile=self.ca_file)
 
     async def _reply(self, timeout: float) -> Any:

@@ -6,6 +6,7 @@ straddles a boundary by chance, so its used-weight headers are reproducible (dec
 Over the limit the answer is 429 with ``Retry-After``, and after ``ban_after`` further requests
 while limited, 418 for ``ban_seconds`` (binance-protocol.md §6).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,7 @@ import math
 import time
 from collections import deque
 from decimal import Decimal
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -36,12 +37,16 @@ def usdm_depth_weight(limit: int) -> int:
 
 
 def _json(body, status=200, headers=None) -> web.Response:
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
-                        headers=headers, content_type="application/json")
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+    )
 
 
 class _IPState:
-    __slots__ = ("window", "used", "over", "banned_until")
+    __slots__ = ("banned_until", "over", "used", "window")
 
     def __init__(self):
         self.window = -1
@@ -53,21 +58,21 @@ class _IPState:
 class RestServer:
     """aiohttp application on its own port; shares the simulator's market and faults."""
 
-    def __init__(self, sim: "ExchangeSimulator"):
+    def __init__(self, sim: ExchangeSimulator):
         self.sim = sim
         self.cfg = sim.config
         self.ips: dict[str, _IPState] = {}
         self.stale_snapshots = 0
-        self.stale_back: Optional[int] = None
+        self.stale_back: int | None = None
         self.delay = 0.0
         self.requests = 0
         # (monotonic arrival time, path, symbol, status, Retry-After or None) of recent depth
         # requests: lets a
         # test check a client honoured Retry-After / a ban (bounded)
         self.log: deque = deque(maxlen=100_000)
-        self.runner: Optional[web.AppRunner] = None
+        self.runner: web.AppRunner | None = None
         self.port = 0
-        self.epoch = 0.0    # monotonic time the weight windows start from: set in start()
+        self.epoch = 0.0  # monotonic time the weight windows start from: set in start()
         app = web.Application()
         if self.cfg.market == SPOT:
             app.router.add_get("/api/v3/depth", self.depth)
@@ -92,7 +97,7 @@ class RestServer:
             await self.runner.cleanup()
 
     # ------------------------------------------------------------------ weight
-    def _charge(self, request: web.Request, weight: int) -> tuple[Optional[web.Response], dict]:
+    def _charge(self, request: web.Request, weight: int) -> tuple[web.Response | None, dict]:
         ip = request.remote or "?"
         st = self.ips.setdefault(ip, _IPState())
         now = time.monotonic()
@@ -103,21 +108,40 @@ class RestServer:
         retry = max(1, math.ceil(self.epoch + (w + 1) * win - now))
         if st.banned_until > now:
             secs = max(1, math.ceil(st.banned_until - now))
-            return _json({"code": -1003, "msg": f"Way too many requests; IP({ip}) banned until "
-                          f"{int((time.time() + secs) * 1000)}. Please use the websocket for live "
-                          f"updates to avoid bans."}, 418, {"Retry-After": str(secs)}), {}
+            return _json(
+                {
+                    "code": -1003,
+                    "msg": f"Way too many requests; IP({ip}) banned until "
+                    f"{int((time.time() + secs) * 1000)}. Please use the websocket for live "
+                    f"updates to avoid bans.",
+                },
+                418,
+                {"Retry-After": str(secs)},
+            ), {}
         if st.used + weight > self.cfg.weight_limit:
             st.over += 1
             if st.over > self.cfg.ban_after:
                 st.banned_until = now + self.cfg.ban_seconds
                 secs = max(1, math.ceil(self.cfg.ban_seconds))
-                return _json({"code": -1003, "msg": f"Way too many requests; IP({ip}) banned "
-                              f"until {int((time.time() + secs) * 1000)}."}, 418,
-                             {"Retry-After": str(secs)}), {}
-            return _json({"code": -1003, "msg": f"Too many requests; current limit of IP({ip}) is "
-                          f"{self.cfg.weight_limit} requests per minute. Please use the websocket "
-                          f"for live updates to avoid polling the API."}, 429,
-                         {"Retry-After": str(retry), "X-MBX-USED-WEIGHT-1M": str(st.used)}), {}
+                return _json(
+                    {
+                        "code": -1003,
+                        "msg": f"Way too many requests; IP({ip}) banned "
+                        f"until {int((time.time() + secs) * 1000)}.",
+                    },
+                    418,
+                    {"Retry-After": str(secs)},
+                ), {}
+            return _json(
+                {
+                    "code": -1003,
+                    "msg": f"Too many requests; current limit of IP({ip}) is "
+                    f"{self.cfg.weight_limit} requests per minute. Please use the websocket "
+                    f"for live updates to avoid polling the API.",
+                },
+                429,
+                {"Retry-After": str(retry), "X-MBX-USED-WEIGHT-1M": str(st.used)},
+            ), {}
         st.used += weight
         return None, {"X-MBX-USED-WEIGHT-1M": str(st.used)}
 
@@ -126,8 +150,15 @@ class RestServer:
         t = time.monotonic()
         resp = await self._depth(request)
         ra = resp.headers.get("Retry-After")
-        self.log.append((t, request.path, request.query.get("symbol", "").upper(), resp.status,
-                         float(ra) if ra is not None else None))
+        self.log.append(
+            (
+                t,
+                request.path,
+                request.query.get("symbol", "").upper(),
+                resp.status,
+                float(ra) if ra is not None else None,
+            )
+        )
         return resp
 
     async def _depth(self, request: web.Request) -> web.Response:
@@ -141,14 +172,25 @@ class RestServer:
             try:
                 limit = int(raw)
             except ValueError:
-                return _json({"code": -1100, "msg": f"Illegal characters found in parameter 'limit'; "
-                              f"legal range is '^[0-9]{{1,20}}$'."}, 400)
+                return _json(
+                    {
+                        "code": -1100,
+                        "msg": "Illegal characters found in parameter 'limit'; "
+                        "legal range is '^[0-9]{1,20}$'.",
+                    },
+                    400,
+                )
             if spot:
                 if limit < 1:
-                    return _json({"code": -1100, "msg": "Illegal characters found in parameter 'limit'."}, 400)
+                    return _json(
+                        {"code": -1100, "msg": "Illegal characters found in parameter 'limit'."},
+                        400,
+                    )
                 limit = min(limit, SPOT_MAX_LIMIT)  # larger values are truncated to 5000
             elif limit not in USDM_LIMITS:
-                return _json({"code": -1130, "msg": "Data sent for paramter 'limit' is not valid."}, 400)
+                return _json(
+                    {"code": -1130, "msg": "Data sent for paramter 'limit' is not valid."}, 400
+                )
         weight = spot_depth_weight(limit) if spot else usdm_depth_weight(limit)
         resp, headers = self._charge(request, weight)
         if resp is not None:
@@ -185,13 +227,23 @@ class RestServer:
             s = book.spec
             pd, qd = s.price_decimals, s.qty_decimals
             entry = {
-                "symbol": s.symbol, "status": "TRADING", "baseAsset": s.base,
+                "symbol": s.symbol,
+                "status": "TRADING",
+                "baseAsset": s.base,
                 "quoteAsset": s.quote,
                 "filters": [
-                    {"filterType": "PRICE_FILTER", "minPrice": fmt_p_(s.tick_size, pd),
-                     "maxPrice": fmt_p_("1000000", pd), "tickSize": fmt_p_(s.tick_size, pd)},
-                    {"filterType": "LOT_SIZE", "minQty": fmt_p_(s.step_size, qd),
-                     "maxQty": fmt_p_("9000", qd), "stepSize": fmt_p_(s.step_size, qd)},
+                    {
+                        "filterType": "PRICE_FILTER",
+                        "minPrice": fmt_p_(s.tick_size, pd),
+                        "maxPrice": fmt_p_("1000000", pd),
+                        "tickSize": fmt_p_(s.tick_size, pd),
+                    },
+                    {
+                        "filterType": "LOT_SIZE",
+                        "minQty": fmt_p_(s.step_size, qd),
+                        "maxQty": fmt_p_("9000", qd),
+                        "stepSize": fmt_p_(s.step_size, qd),
+                    },
                 ],
             }
             if self.cfg.market == SPOT:
@@ -199,10 +251,25 @@ class RestServer:
             else:
                 entry.update(pricePrecision=pd, quantityPrecision=qd, contractType="PERPETUAL")
             syms.append(entry)
-        limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                   "limit": self.cfg.weight_limit}]
-        return _json({"timezone": "UTC", "serverTime": self.sim.now_ms(), "rateLimits": limits,
-                      "exchangeFilters": [], "symbols": syms}, 200, headers)
+        limits = [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": self.cfg.weight_limit,
+            }
+        ]
+        return _json(
+            {
+                "timezone": "UTC",
+                "serverTime": self.sim.now_ms(),
+                "rateLimits": limits,
+                "exchangeFilters": [],
+                "symbols": syms,
+            },
+            200,
+            headers,
+        )
 
     async def time(self, request: web.Request) -> web.Response:
         resp, headers = self._charge(request, 1)

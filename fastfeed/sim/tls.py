@@ -4,6 +4,7 @@ A trusted CA signs the server certificate (for ``127.0.0.1``, ``::1`` and ``loca
 is written to a temporary directory so that any client (picows, websockets, curl) can load it.
 A second, *rogue* CA is made on demand for the "certificate the client does not trust" fault.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The simulator's WebSocket server: picows over TLS, Binance paths, rules and faults."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,11 +8,18 @@ import socket
 import struct
 import time
 from collections import Counter, deque
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from picows import (WSListener, WSMsgType, WSTransport, WSUpgradeResponse,
-                    WSUpgradeResponseWithListener, ws_create_server)
+from picows import (
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
 
 from .control import TooManyStreams, error_reply, handle_control
 from .market import SPOT, Event, usdm_route
@@ -43,7 +51,7 @@ def parse_target(target: str, market: str) -> tuple[str, bool, list[str], bool]:
     if market != SPOT:
         for prefix in ("/public", "/market"):
             if path == prefix or path.startswith(prefix + "/"):
-                route, path = prefix[1:], path[len(prefix):] or "/"
+                route, path = prefix[1:], path[len(prefix) :] or "/"
                 break
     if path == "/ws" or path.startswith("/ws/"):
         combined = False
@@ -75,8 +83,16 @@ class SimConnection(WSListener):
     ``connected_at`` and ``closed`` (a future done on disconnect).
     """
 
-    def __init__(self, server: "WSServer", conn_id: int, path: str, route: str, combined: bool,
-                 streams: list[str], us: bool):
+    def __init__(
+        self,
+        server: WSServer,
+        conn_id: int,
+        path: str,
+        route: str,
+        combined: bool,
+        streams: list[str],
+        us: bool,
+    ):
         super().__init__()
         self.server = server
         self.id = conn_id
@@ -89,9 +105,9 @@ class SimConnection(WSListener):
         self.sent: Counter = Counter()
         self.received: Counter = Counter()
         self.records: deque = deque(maxlen=server.cfg.record or 1)
-        self.transport: Optional[WSTransport] = None
+        self.transport: WSTransport | None = None
         self.connected_at = 0.0
-        self.close_code: Optional[int] = None
+        self.close_code: int | None = None
         self.close_reason = ""
         self.closed: asyncio.Future = asyncio.get_running_loop().create_future()
         self.ignore_pings = server.ignore_pings
@@ -109,7 +125,7 @@ class SimConnection(WSListener):
         self._can_write.set()
         self._slow_q: deque = deque()
         self._slow_handle = None
-        self._frag_buf: Optional[bytearray] = None
+        self._frag_buf: bytearray | None = None
 
     # ------------------------------------------------------------------ picows callbacks
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -224,12 +240,14 @@ class SimConnection(WSListener):
         except TooManyStreams:
             self.close(1008, "Too many streams")
             return
-        self.sent["error" if (b'"code"' in reply[:12] or reply.startswith(b'{"error"')) else "reply"] += 1
+        self.sent[
+            "error" if (b'"code"' in reply[:12] or reply.startswith(b'{"error"')) else "reply"
+        ] += 1
         self._record("control", None, reply)
         self.transport.send(WSMsgType.TEXT, reply)
 
     # ------------------------------------------------------------------ sending
-    def _record(self, kind: str, stream: Optional[str], payload: bytes) -> None:
+    def _record(self, kind: str, stream: str | None, payload: bytes) -> None:
         if self.server.cfg.record:
             self.records.append((kind, stream, payload))
 
@@ -246,7 +264,7 @@ class SimConnection(WSListener):
             ev._cache[key] = payload
         self.send_data(payload, ev.kind, ev.stream)
 
-    def send_data(self, payload: bytes, kind: str, stream: Optional[str] = None) -> None:
+    def send_data(self, payload: bytes, kind: str, stream: str | None = None) -> None:
         """Send a data frame, honouring the slow-server and fragmentation faults."""
         if self.transport is None or self.transport.is_disconnected:
             return
@@ -262,7 +280,9 @@ class SimConnection(WSListener):
 
     def _schedule_slow(self):
         due = self._slow_q[0][0]
-        self._slow_handle = asyncio.get_running_loop().call_later(max(0.0, due - time.monotonic()), self._drain_slow)
+        self._slow_handle = asyncio.get_running_loop().call_later(
+            max(0.0, due - time.monotonic()), self._drain_slow
+        )
 
     def _drain_slow(self):
         self._slow_handle = None
@@ -280,7 +300,7 @@ class SimConnection(WSListener):
             self.fragment_left -= 1
             n = self.fragment_parts
             step = -(-len(payload) // n)
-            chunks = [payload[i:i + step] for i in range(0, len(payload), step)]
+            chunks = [payload[i : i + step] for i in range(0, len(payload), step)]
             tr.send(WSMsgType.TEXT, chunks[0], fin=False)
             for c in chunks[1:-1]:
                 tr.send(WSMsgType.CONTINUATION, c, fin=False)
@@ -315,7 +335,11 @@ class SimConnection(WSListener):
     def _pong_deadline(self, payload: bytes) -> None:
         if payload in self._pending_pings and self.transport and not self.transport.is_disconnected:
             # No close frame: the exchange just drops a connection that stopped answering.
-            log.info("conn %d: no pong within %.3fs, disconnecting", self.id, self.server.cfg.pong_timeout)
+            log.info(
+                "conn %d: no pong within %.3fs, disconnecting",
+                self.id,
+                self.server.cfg.pong_timeout,
+            )
             self.close_reason = "pong timeout"
             self.transport.disconnect()
 
@@ -327,8 +351,10 @@ class SimConnection(WSListener):
         loop = asyncio.get_running_loop()
         left = self.connected_at + lifetime - time.monotonic()
         notice = min(notice, lifetime / 2)
-        self._life_handles = [loop.call_later(max(0.0, left - notice), self._shutdown_event),
-                              loop.call_later(max(0.0, left), self._lifetime_close)]
+        self._life_handles = [
+            loop.call_later(max(0.0, left - notice), self._shutdown_event),
+            loop.call_later(max(0.0, left), self._lifetime_close),
+        ]
 
     def _shutdown_event(self) -> None:
         E = time.time_ns() // (1000 if self.us else 1_000_000)
@@ -367,7 +393,7 @@ class SimConnection(WSListener):
 class WSServer:
     """Owns the listening socket, the connections and the stream -> subscribers map."""
 
-    def __init__(self, sim: "ExchangeSimulator"):
+    def __init__(self, sim: ExchangeSimulator):
         self.sim = sim
         self.cfg = sim.config
         self.market = self.cfg.market
@@ -380,19 +406,24 @@ class WSServer:
         self.shutdown_notice = self.cfg.shutdown_notice
         self.ignore_pings = False
         self.delay = 0.0
-        self.handshake_status: Optional[int] = None
-        self.handshake_count: Optional[int] = None
+        self.handshake_status: int | None = None
+        self.handshake_count: int | None = None
         self.depth_faults: list[list] = []  # [kind, stream or None, remaining]
         self._recent: dict[str, deque] = {}
-        self.server: Optional[asyncio.AbstractServer] = None
+        self.server: asyncio.AbstractServer | None = None
         self.port = 0
 
     async def start(self, ssl_context) -> None:
         self.server = await ws_create_server(
-            self._factory, self.cfg.host, self.cfg.port, ssl=ssl_context,
+            self._factory,
+            self.cfg.host,
+            self.cfg.port,
+            ssl=ssl_context,
             enable_auto_pong=False,  # pings are counted against the rate limit, and can be ignored
-            max_frame_size=self.cfg.max_frame_size, websocket_handshake_timeout=5,
-            logger_name="fastfeed.sim.ws")
+            max_frame_size=self.cfg.max_frame_size,
+            websocket_handshake_timeout=5,
+            logger_name="fastfeed.sim.ws",
+        )
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

@@ -1,8 +1,9 @@
 import enum
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from fastfeed._ring import Ring
+from fastfeed.core._ring import Ring
 
 SIMD: str  # "sse2" or "portable": the digit kernels this build uses
 
@@ -49,9 +50,17 @@ class BinanceDecoder:
     last_shutdown_time: int
     control_dropped: int
     slow_count: int
-    def __init__(self, trades: int = 65536, depth: int = 131072, tickers: int = 65536,
-                 partial: int = 16384, max_levels: int = 5000, max_symbols: int = 16384,
-                 control_maxlen: int = 256, default_symbol: str | None = None) -> None: ...
+    def __init__(
+        self,
+        trades: int = 65536,
+        depth: int = 131072,
+        tickers: int = 65536,
+        partial: int = 16384,
+        max_levels: int = 5000,
+        max_symbols: int = 16384,
+        control_maxlen: int = 256,
+        default_symbol: str | None = None,
+    ) -> None: ...
     def decode(self, payload: Buffer, recv_ns: int = 0) -> Kind: ...
     def decode_lines(self, buffer: Buffer, recv_ns: int = 0) -> int: ...
     def set_default_symbol(self, name: str) -> None: ...

@@ -1,8 +1,8 @@
 # C-level transport listener and the sink it writes through (see _listener.pyx).
 from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t
 from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType
-from fastfeed._decoder cimport BinanceDecoder
-from fastfeed._ring cimport Ring
+from fastfeed.core._decoder cimport BinanceDecoder
+from fastfeed.core._ring cimport Ring
 
 # Stream slots: one id sequence per (symbol, slot kind).
 cdef enum:

@@ -16,6 +16,7 @@ Three layers, each testable alone:
 
 See docs/decisions/0302-book-snapshots.md.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,8 @@ import logging
 import math
 import ssl as _ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from fastfeed._aio import Backoff, Service, cancel_and_wait
 
@@ -36,7 +37,7 @@ SPOT_REST_URL = "https://api.binance.com"
 USDM_REST_URL = "https://fapi.binance.com"
 
 # binance-protocol.md section 6 (our own table: the client must not trust the simulator's).
-SPOT_WEIGHT_LIMIT = 6000     # REQUEST_WEIGHT per minute per IP
+SPOT_WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute per IP
 USDM_WEIGHT_LIMIT = 2400
 SPOT_MAX_LIMIT = 5000
 USDM_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
@@ -72,6 +73,7 @@ def weight_limit(market: str) -> int:
 
 # --------------------------------------------------------------------------- budget
 
+
 class WeightBudget:
     """Request-weight budget of one IP: stay under ``fraction * limit`` per ``window`` s.
 
@@ -85,8 +87,13 @@ class WeightBudget:
       can only make us wait longer, never get us banned.
     """
 
-    def __init__(self, limit: int, fraction: float = 0.5, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        limit: int,
+        fraction: float = 0.5,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if limit < 1:
             raise ValueError("limit must be >= 1")
         if not 0.0 < fraction <= 1.0:
@@ -119,32 +126,35 @@ class WeightBudget:
             return max(local, self._header + since)
         return local
 
-    def used(self, now: Optional[float] = None) -> int:
+    def used(self, now: float | None = None) -> int:
         """Estimated weight in use now."""
         now = self.clock() if now is None else now
         self._prune(now)
         return self._used_at(now)
 
-    def delay(self, weight: int, now: Optional[float] = None) -> float:
+    def delay(self, weight: int, now: float | None = None) -> float:
         """Seconds until a request of ``weight`` may be sent (0.0: now)."""
         if weight > self.cap:
-            raise ValueError(f"a request of weight {weight} can never fit a budget of {self.cap} "
-                             f"({self.fraction:g} x {self.limit}); use a smaller depth limit")
+            raise ValueError(
+                f"a request of weight {weight} can never fit a budget of {self.cap} "
+                f"({self.fraction:g} x {self.limit}); use a smaller depth limit"
+            )
         now = self.clock() if now is None else now
         self._prune(now)
         start = max(now, self.paused_until)
         if self._used_at(start) + weight <= self.cap:
             return start - now
         # The estimate only falls when an entry or the header leaves the window.
-        times = sorted({s + self.window for s, _ in self._sent if s + self.window > start}
-                       | ({self._header_at + self.window}
-                          if self._header_at + self.window > start else set()))
+        times = sorted(
+            {s + self.window for s, _ in self._sent if s + self.window > start}
+            | ({self._header_at + self.window} if self._header_at + self.window > start else set())
+        )
         for t in times:
             if self._used_at(t) + weight <= self.cap:
                 return t - now
-        return start + self.window - now   # unreachable in practice: everything expired
+        return start + self.window - now  # unreachable in practice: everything expired
 
-    def spend(self, weight: int, now: Optional[float] = None) -> float:
+    def spend(self, weight: int, now: float | None = None) -> float:
         """Record a request of ``weight`` sent at ``now``; returns ``now``."""
         now = self.clock() if now is None else now
         self._prune(now)
@@ -158,13 +168,13 @@ class WeightBudget:
         if sent_at >= self._header_at:
             self._header, self._header_at = used, sent_at
 
-    def pause(self, seconds: float, now: Optional[float] = None) -> None:
+    def pause(self, seconds: float, now: float | None = None) -> None:
         """No request may be sent for ``seconds`` (a 429 / 418 ``Retry-After``)."""
         now = self.clock() if now is None else now
         self.pauses += 1
         self.paused_until = max(self.paused_until, now + seconds)
 
-    def paused(self, now: Optional[float] = None) -> bool:
+    def paused(self, now: float | None = None) -> bool:
         now = self.clock() if now is None else now
         return now < self.paused_until
 
@@ -180,18 +190,25 @@ class WeightBudget:
 
     def stats(self) -> dict:
         now = self.clock()
-        return {"limit": self.limit, "cap": self.cap, "used": self.used(now),
-                "header": self._header if now - self._header_at < self.window else None,
-                "spent_total": self.spent_total, "pauses": self.pauses, "waits": self.waits,
-                "paused_for": max(0.0, self.paused_until - now)}
+        return {
+            "limit": self.limit,
+            "cap": self.cap,
+            "used": self.used(now),
+            "header": self._header if now - self._header_at < self.window else None,
+            "spent_total": self.spent_total,
+            "pauses": self.pauses,
+            "waits": self.waits,
+            "paused_for": max(0.0, self.paused_until - now),
+        }
 
 
 # --------------------------------------------------------------------------- client
 
+
 class SnapshotError(Exception):
     """A snapshot fetch failed (network, timeout, HTTP error, bad body)."""
 
-    def __init__(self, reason: str, msg: str, status: Optional[int] = None):
+    def __init__(self, reason: str, msg: str, status: int | None = None):
         super().__init__(f"{reason}: {msg}")
         self.reason, self.status = reason, status
 
@@ -222,7 +239,7 @@ def _retry_after(headers, default: float) -> float:
         v = float(raw)
         return v if v >= 0 and math.isfinite(v) else default
     except (TypeError, ValueError):
-        return default   # missing, or an HTTP date: assume the documented worst case
+        return default  # missing, or an HTTP date: assume the documented worst case
 
 
 class SnapshotClient(Service):
@@ -235,14 +252,25 @@ class SnapshotClient(Service):
     (seconds, total), ``max_body`` the response size in bytes.
     """
 
-    def __init__(self, market: str = "spot", base_url: Optional[str] = None,
-                 ssl: Optional[_ssl.SSLContext] = None, budget: Optional[WeightBudget] = None,
-                 *, fraction: float = 0.5, timeout: float = 10.0, max_connections: int = 4,
-                 max_body: int = 4 << 20, ban_default: float = 120.0):
+    def __init__(
+        self,
+        market: str = "spot",
+        base_url: str | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        budget: WeightBudget | None = None,
+        *,
+        fraction: float = 0.5,
+        timeout: float = 10.0,
+        max_connections: int = 4,
+        max_body: int = 4 << 20,
+        ban_default: float = 120.0,
+    ):
         if market not in ("spot", "usdm"):
             raise ValueError("market must be 'spot' or 'usdm'")
         self.market = market
-        self.base_url = (base_url or (SPOT_REST_URL if market == "spot" else USDM_REST_URL)).rstrip("/")
+        self.base_url = (base_url or (SPOT_REST_URL if market == "spot" else USDM_REST_URL)).rstrip(
+            "/"
+        )
         if not self.base_url.startswith("https://"):
             raise ValueError("base_url must be https://")
         self.path = "/api/v3/depth" if market == "spot" else "/fapi/v1/depth"
@@ -255,15 +283,20 @@ class SnapshotClient(Service):
 
     async def start(self) -> None:
         import aiohttp
+
         if self._session is not None:
             return
         if self._ssl is None:
-            from fastfeed.feed import default_ssl_context
+            from fastfeed.feed.endpoint import default_ssl_context
+
             self._ssl = default_ssl_context()
         conn = aiohttp.TCPConnector(limit=self.max_connections, ssl=self._ssl, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
-            connector=conn, timeout=aiohttp.ClientTimeout(total=self.timeout, connect=self.timeout),
-            headers={"Accept": "application/json"}, raise_for_status=False)
+            connector=conn,
+            timeout=aiohttp.ClientTimeout(total=self.timeout, connect=self.timeout),
+            headers={"Accept": "application/json"},
+            raise_for_status=False,
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -274,6 +307,7 @@ class SnapshotClient(Service):
         """One snapshot of ``symbol`` (exchange name, e.g. ``"BTCUSDT"``); waits for the
         budget first.  Raises :class:`RateLimited` or :class:`SnapshotError`."""
         import aiohttp
+
         if self._session is None:
             raise RuntimeError("SnapshotClient not started")
         weight = depth_weight(self.market, limit)
@@ -292,7 +326,9 @@ class SnapshotClient(Service):
                     raise RateLimited(r.status, ra, body)
                 body = await self._read(r)
                 if r.status != 200:
-                    raise SnapshotError(f"http {r.status}", body[:300].decode("utf-8", "replace"), r.status)
+                    raise SnapshotError(
+                        f"http {r.status}", body[:300].decode("utf-8", "replace"), r.status
+                    )
         except aiohttp.ClientError as e:
             raise SnapshotError("network", f"{type(e).__name__}: {e}") from e
         except asyncio.TimeoutError as e:
@@ -310,7 +346,9 @@ class SnapshotClient(Service):
     async def _read(self, r) -> bytes:
         # Bounded: a response larger than max_body is an error, not a memory spike.
         if r.content_length is not None and r.content_length > self.max_body:
-            raise SnapshotError("too large", f"{r.content_length} bytes > {self.max_body}", r.status)
+            raise SnapshotError(
+                "too large", f"{r.content_length} bytes > {self.max_body}", r.status
+            )
         chunks, n = [], 0
         async for chunk in r.content.iter_chunked(1 << 16):
             n += len(chunk)
@@ -321,6 +359,7 @@ class SnapshotClient(Service):
 
 
 # --------------------------------------------------------------------------- driver
+
 
 class SnapshotDriver:
     """Serves a ``BookSet``'s snapshot requests with ``workers`` concurrent fetches.
@@ -335,10 +374,19 @@ class SnapshotDriver:
     ``retry_max``, jittered).  A 429 / 418 pauses all requests through the shared budget.
     """
 
-    def __init__(self, books, client: SnapshotClient, name_of: Callable[[int], str],
-                 limit: int, *, workers: int = 2, retry_initial: float = 0.25,
-                 retry_max: float = 30.0, first_event_wait: float = 1.0,
-                 on_synced: Optional[Callable[[int], None]] = None):
+    def __init__(
+        self,
+        books,
+        client: SnapshotClient,
+        name_of: Callable[[int], str],
+        limit: int,
+        *,
+        workers: int = 2,
+        retry_initial: float = 0.25,
+        retry_max: float = 30.0,
+        first_event_wait: float = 1.0,
+        on_synced: Callable[[int], None] | None = None,
+    ):
         check_limit(client.market, limit)
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -349,17 +397,19 @@ class SnapshotDriver:
         self.on_synced = on_synced
         # symbol -> [priority, queued_at, not_before]; bounded by the tracked symbols
         self.pending: dict[int, list] = {}
-        self._backoff: dict[int, Backoff] = {}   # per symbol, while its fetches keep failing
+        self._backoff: dict[int, Backoff] = {}  # per symbol, while its fetches keep failing
         self.counters: collections.Counter = collections.Counter()
         self.failures: collections.Counter = collections.Counter()  # by reason
-        self._wake: Optional[asyncio.Event] = None
+        self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self.in_flight: set[int] = set()
 
     def start(self) -> None:
         self._wake = asyncio.Event()
-        self._tasks = [asyncio.create_task(self._worker(), name=f"fastfeed-snapshots-{i}")
-                       for i in range(self.workers)]
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"fastfeed-snapshots-{i}")
+            for i in range(self.workers)
+        ]
         self.notify()
 
     async def stop(self) -> None:
@@ -371,12 +421,12 @@ class SnapshotDriver:
         reqs = self.books.take_snapshot_requests()
         if not reqs:
             if self.pending and self._wake is not None:
-                self._wake.set()   # a waiting symbol may have buffered its first event
+                self._wake.set()  # a waiting symbol may have buffered its first event
             return
         now = time.monotonic()
         for sym in reqs:
             if sym in self.pending or sym in self.in_flight:
-                continue   # already queued (e.g. re-requested by a too-old snapshot)
+                continue  # already queued (e.g. re-requested by a too-old snapshot)
             # a book that applied events before was valid: it lost sync, serve it first
             prio = 0 if self.books.stats(sym)["events"] > 0 else 1
             self.pending[sym] = [prio, now, now]
@@ -392,7 +442,13 @@ class SnapshotDriver:
         old = self.pending.get(sym)
         prio = old[0] if old else (0 if self.books.stats(sym)["events"] > 0 else 1)
         self.pending[sym] = [prio, old[1] if old else now, now + d]
-        log.debug("symbol %s: retry in %.2fs after %s (attempt %d)", self.name_of(sym), d, reason, b.failures)
+        log.debug(
+            "symbol %s: retry in %.2fs after %s (attempt %d)",
+            self.name_of(sym),
+            d,
+            reason,
+            b.failures,
+        )
 
     async def _next(self) -> int:
         while True:
@@ -400,11 +456,11 @@ class SnapshotDriver:
             best, best_key, soonest = None, None, math.inf
             for sym, (prio, queued, not_before) in list(self.pending.items()):
                 try:
-                    if self.books.state(sym) != 0:      # no longer SYNCING: nothing to do
+                    if self.books.state(sym) != 0:  # no longer SYNCING: nothing to do
                         del self.pending[sym]
                         continue
                     waiting = self.books.buffered_events(sym) == 0
-                except KeyError:                          # untracked meanwhile
+                except KeyError:  # untracked meanwhile
                     del self.pending[sym]
                     continue
                 due = not_before
@@ -423,7 +479,7 @@ class SnapshotDriver:
             # wake on a new request, a first buffered event (poll calls notify) or a due time
             timeout = None if soonest == math.inf else max(0.001, soonest - now)
             if timeout is None and self.pending:
-                timeout = 0.05   # symbols waiting for their first event: look again soon
+                timeout = 0.05  # symbols waiting for their first event: look again soon
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except asyncio.TimeoutError:
@@ -437,7 +493,7 @@ class SnapshotDriver:
                 await self._sync_one(sym)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a bug must not kill the worker silently
+            except Exception:
                 self.counters["errors"] += 1
                 self.failures["internal"] += 1
                 log.exception("snapshot of symbol %s failed", self.name_of(sym))
@@ -447,7 +503,8 @@ class SnapshotDriver:
             self.notify()
 
     async def _sync_one(self, sym: int) -> None:
-        from fastfeed._book import SnapshotResult
+        from fastfeed.book._book import SnapshotResult
+
         name = self.name_of(sym)
         self.counters["fetches"] += 1
         try:
@@ -456,11 +513,15 @@ class SnapshotDriver:
             self.counters["rate_limited"] += 1
             self.failures[e.reason] += 1
             if e.status == 418:
-                log.error("REST IP ban (418) fetching %s snapshot: all requests paused %.0fs",
-                          name, e.retry_after)
+                log.error(
+                    "REST IP ban (418) fetching %s snapshot: all requests paused %.0fs",
+                    name,
+                    e.retry_after,
+                )
             else:
-                log.warning("REST 429 fetching %s snapshot: all requests paused %.1fs",
-                            name, e.retry_after)
+                log.warning(
+                    "REST 429 fetching %s snapshot: all requests paused %.1fs", name, e.retry_after
+                )
             # the budget holds every request back; queue the symbol again (no extra delay:
             # the pause is the delay)
             now = time.monotonic()
@@ -473,9 +534,11 @@ class SnapshotDriver:
             self._retry(sym, e.reason)
             return
         try:
-            res = self.books.apply_snapshot(sym, snap.last_update_id, snap.bids, snap.asks, snap.limit)
+            res = self.books.apply_snapshot(
+                sym, snap.last_update_id, snap.bids, snap.asks, snap.limit
+            )
         except KeyError:
-            return   # untracked while the request was in flight
+            return  # untracked while the request was in flight
         except ValueError as e:
             self.counters["bad_snapshots"] += 1
             self.failures["bad snapshot"] += 1
@@ -486,14 +549,21 @@ class SnapshotDriver:
         if res == SnapshotResult.TOO_OLD:
             # The book re-requested it.  Refetch after a (short, growing) delay: the REST
             # side may lag the stream, and asking again at once would burn weight.
-            self.notify()   # takes the book's re-request (this symbol is in flight: skipped)
-            log.info("snapshot of %s too old (lastUpdateId %d < first buffered U %d); refetching",
-                     name, snap.last_update_id, self.books.first_buffered_id(sym))
+            self.notify()  # takes the book's re-request (this symbol is in flight: skipped)
+            log.info(
+                "snapshot of %s too old (lastUpdateId %d < first buffered U %d); refetching",
+                name,
+                snap.last_update_id,
+                self.books.first_buffered_id(sym),
+            )
             self._retry(sym, "too old")
         elif res == SnapshotResult.FAILED:
             self.failures["snapshot failed"] += 1
-            log.warning("snapshot of %s loaded but its buffered events invalidated it (%s)",
-                        name, self.books.last_reason(sym).name)
+            log.warning(
+                "snapshot of %s loaded but its buffered events invalidated it (%s)",
+                name,
+                self.books.last_reason(sym).name,
+            )
             self.notify()
             self._retry(sym, "replay failed")
         else:
@@ -502,5 +572,9 @@ class SnapshotDriver:
                 self.on_synced(sym)
 
     def stats(self) -> dict:
-        return {"pending": len(self.pending), "in_flight": len(self.in_flight),
-                **self.counters, "failures": dict(self.failures)}
+        return {
+            "pending": len(self.pending),
+            "in_flight": len(self.in_flight),
+            **self.counters,
+            "failures": dict(self.failures),
+        }

@@ -1,10 +1,11 @@
 """``fastfeed.OrderBook``: local order books on a :class:`~fastfeed.BinanceFeed`.
 
-Binds the feed's depth ring to a Cython :class:`~fastfeed._book.BookSet` (the sequencing and
-the levels), runs the REST snapshot driver (:mod:`fastfeed.snapshots`) and, optionally, a
+Binds the feed's depth ring to a Cython :class:`~fastfeed.book._book.BookSet` (the sequencing and
+the levels), runs the REST snapshot driver (:mod:`fastfeed.book.snapshots`) and, optionally, a
 scheduled validation against fresh snapshots.  Symbols are exchange names (``"BTCUSDT"``)
 here; the rings carry the decoder's symbol ids (``ob.symbol_id(name)`` / ``ob.symbol_name(i)``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -12,20 +13,27 @@ import collections
 import logging
 import math
 import time
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import numpy as np
 
 from fastfeed._aio import Service, cancel_and_wait
-from fastfeed._book import BookSet, State, Top
-from fastfeed.snapshots import (RateLimited, SnapshotClient, SnapshotDriver, SnapshotError,
-                                WeightBudget, check_limit, depth_weight)
-from fastfeed.snapshots import weight_limit as _market_weight_limit
+from fastfeed.book._book import BookSet, State, Top
+from fastfeed.book.snapshots import (
+    RateLimited,
+    SnapshotClient,
+    SnapshotDriver,
+    SnapshotError,
+    WeightBudget,
+    check_limit,
+    depth_weight,
+)
+from fastfeed.book.snapshots import weight_limit as _market_weight_limit
 
 log = logging.getLogger("fastfeed.book")
 _vlog = logging.getLogger("fastfeed.book.validation")
 
-_S_DEPTH = 2   # fastfeed.feed.S_DEPTH (diff-depth stream slot)
+_S_DEPTH = 2  # fastfeed.feed.S_DEPTH (diff-depth stream slot)
 
 
 class OrderBook(Service):
@@ -43,7 +51,7 @@ class OrderBook(Service):
     pass the simulator's context in tests).  ``limit``: snapshot depth (default 1000: weight
     50 on spot, 20 on USD-M).  ``weight_fraction`` of the IP's REST weight limit
     (``weight_limit``, default the market's) this object may use, per ``weight_window``
-    seconds; or pass a shared ``budget`` (:class:`~fastfeed.snapshots.WeightBudget`).
+    seconds; or pass a shared ``budget`` (:class:`~fastfeed.book.snapshots.WeightBudget`).
     ``workers``: concurrent snapshot fetches (also the connection pool size).  Retries:
     ``retry_initial`` .. ``retry_max`` seconds, doubling, jittered.
 
@@ -62,23 +70,42 @@ class OrderBook(Service):
     are logged on ``fastfeed.book``; snapshot fetching on ``fastfeed.book.snapshots``.
     """
 
-    def __init__(self, feed, symbols: Optional[Iterable[str]] = None, *,
-                 rest_url: Optional[str] = None, ssl=None, limit: int = 1000,
-                 max_levels: int = 5000, buffer_rows: int = 65536, tops_capacity: int = 65536,
-                 events_capacity: int = 4096, resync_on_stale: bool = False,
-                 weight_fraction: float = 0.5, weight_limit: Optional[int] = None,
-                 weight_window: float = 60.0, budget: Optional[WeightBudget] = None,
-                 workers: int = 2, timeout: float = 10.0, retry_initial: float = 0.25,
-                 retry_max: float = 30.0, first_event_wait: float = 1.0,
-                 validate_every: Optional[float] = None, validate_depth: int = 20,
-                 validate_limit: Optional[int] = None, validate_timeout: float = 10.0,
-                 resync_on_mismatch: bool = True, autopoll: bool = True,
-                 poll_interval: float = 0.05):
+    def __init__(
+        self,
+        feed,
+        symbols: Iterable[str] | None = None,
+        *,
+        rest_url: str | None = None,
+        ssl=None,
+        limit: int = 1000,
+        max_levels: int = 5000,
+        buffer_rows: int = 65536,
+        tops_capacity: int = 65536,
+        events_capacity: int = 4096,
+        resync_on_stale: bool = False,
+        weight_fraction: float = 0.5,
+        weight_limit: int | None = None,
+        weight_window: float = 60.0,
+        budget: WeightBudget | None = None,
+        workers: int = 2,
+        timeout: float = 10.0,
+        retry_initial: float = 0.25,
+        retry_max: float = 30.0,
+        first_event_wait: float = 1.0,
+        validate_every: float | None = None,
+        validate_depth: int = 20,
+        validate_limit: int | None = None,
+        validate_timeout: float = 10.0,
+        resync_on_mismatch: bool = True,
+        autopoll: bool = True,
+        poll_interval: float = 0.05,
+    ):
         self.feed = feed
         self.market = feed.market
         check_limit(self.market, limit)
         if symbols is None:
-            from fastfeed.feed import stream_slot
+            from fastfeed.feed.streams import stream_slot
+
             symbols = []
             for s in feed.streams:
                 ss = stream_slot(s)
@@ -86,7 +113,9 @@ class OrderBook(Service):
                     symbols.append(ss[0])
         self.symbols = [s.upper() for s in symbols]
         if not self.symbols:
-            raise ValueError("no symbols: subscribe the feed to <symbol>@depth streams or pass symbols=")
+            raise ValueError(
+                "no symbols: subscribe the feed to <symbol>@depth streams or pass symbols="
+            )
         self.limit = limit
         self.validate_every = validate_every
         self.validate_depth = validate_depth
@@ -97,30 +126,52 @@ class OrderBook(Service):
         self.validate_timeout = validate_timeout
         self.resync_on_mismatch = resync_on_mismatch
         self.autopoll, self.poll_interval = autopoll, poll_interval
-        self.books = BookSet(self.market, max_levels=max_levels, buffer_rows=buffer_rows,
-                             tops_capacity=tops_capacity, events_capacity=events_capacity,
-                             auto_track=False, resync_on_stale=resync_on_stale)
+        self.books = BookSet(
+            self.market,
+            max_levels=max_levels,
+            buffer_rows=buffer_rows,
+            tops_capacity=tops_capacity,
+            events_capacity=events_capacity,
+            auto_track=False,
+            resync_on_stale=resync_on_stale,
+        )
         dec = feed.decoder
         self._ids = {name: dec.symbols.id(name) for name in self.symbols}
         for i in self._ids.values():
             self.books.track(i)
         if budget is None:
-            budget = WeightBudget(weight_limit or _market_weight_limit(self.market),
-                                  weight_fraction, weight_window)
+            budget = WeightBudget(
+                weight_limit or _market_weight_limit(self.market), weight_fraction, weight_window
+            )
         # fail now, not in a worker, if a request can never fit the budget
-        budget.delay(max(depth_weight(self.market, limit),
-                         depth_weight(self.market, self.validate_limit)), 0.0)
+        budget.delay(
+            max(depth_weight(self.market, limit), depth_weight(self.market, self.validate_limit)),
+            0.0,
+        )
         self.budget = budget
-        self.client = SnapshotClient(self.market, rest_url, ssl, budget, timeout=timeout,
-                                     max_connections=workers + (1 if validate_every else 0))
-        self.driver = SnapshotDriver(self.books, self.client, dec.symbol, limit, workers=workers,
-                                     retry_initial=retry_initial, retry_max=retry_max,
-                                     first_event_wait=first_event_wait)
+        self.client = SnapshotClient(
+            self.market,
+            rest_url,
+            ssl,
+            budget,
+            timeout=timeout,
+            max_connections=workers + (1 if validate_every else 0),
+        )
+        self.driver = SnapshotDriver(
+            self.books,
+            self.client,
+            dec.symbol,
+            limit,
+            workers=workers,
+            retry_initial=retry_initial,
+            retry_max=retry_max,
+            first_event_wait=first_event_wait,
+        )
         self.counters: collections.Counter = collections.Counter()
-        self._cursor = feed.depth.written   # an event boundary: older rows are not needed
-        self._vpending: dict[int, list] = {}   # symbol -> [shadow BookSet, cursor, deadline]
+        self._cursor = feed.depth.written  # an event boundary: older rows are not needed
+        self._vpending: dict[int, list] = {}  # symbol -> [shadow BookSet, cursor, deadline]
         self._tasks: list[asyncio.Task] = []
-        self._wake: Optional[asyncio.Event] = None
+        self._wake: asyncio.Event | None = None
         self._prev_wake = None
         self._my_wake = None
         self._closed = False
@@ -140,14 +191,23 @@ class OrderBook(Service):
                 if prev is not None:
                     prev()
                 ev.set()
+
             self._prev_wake, self._my_wake = prev, wake
             sink.wake = wake
             self._tasks.append(asyncio.create_task(self._poll_loop(), name="fastfeed-book-poll"))
         if self.validate_every:
-            self._tasks.append(asyncio.create_task(self._validate_loop(), name="fastfeed-book-validate"))
-        log.info("order books up: %s %s, snapshot limit %d, budget %d/%d per %gs",
-                 self.market, ",".join(self.symbols), self.limit, self.budget.cap,
-                 self.budget.limit, self.budget.window)
+            self._tasks.append(
+                asyncio.create_task(self._validate_loop(), name="fastfeed-book-validate")
+            )
+        log.info(
+            "order books up: %s %s, snapshot limit %d, budget %d/%d per %gs",
+            self.market,
+            ",".join(self.symbols),
+            self.limit,
+            self.budget.cap,
+            self.budget.limit,
+            self.budget.window,
+        )
 
     async def close(self) -> None:
         """Stop the tasks and close the HTTPS session (idempotent)."""
@@ -174,7 +234,7 @@ class OrderBook(Service):
             self.feed.sink.pending = False
             try:
                 self.poll()
-            except Exception:  # noqa: BLE001 - must not die silently
+            except Exception:
                 self.counters["poll_errors"] += 1
                 log.exception("order book poll failed")
 
@@ -187,15 +247,18 @@ class OrderBook(Service):
             self._advance_validations()
         return self._cursor - before
 
-    async def wait_synced(self, symbols: Optional[Iterable[str]] = None,
-                          timeout: Optional[float] = None) -> None:
+    async def wait_synced(
+        self, symbols: Iterable[str] | None = None, timeout: float | None = None
+    ) -> None:
         """Wait until the books of ``symbols`` (default all) are valid.
         Raises ``asyncio.TimeoutError``."""
         names = list(symbols) if symbols is not None else self.symbols
         end = None if timeout is None else time.monotonic() + timeout
         while not all(self.is_valid(n) for n in names):
             if end is not None and time.monotonic() > end:
-                raise asyncio.TimeoutError(f"books not synced: {[n for n in names if not self.is_valid(n)]}")
+                raise asyncio.TimeoutError(
+                    f"books not synced: {[n for n in names if not self.is_valid(n)]}"
+                )
             if not self.autopoll:
                 self.poll()
             await asyncio.sleep(0.005)
@@ -252,10 +315,16 @@ class OrderBook(Service):
         """Book counters (all symbols summed, plus per symbol), snapshot driver counters,
         REST weight budget, validation counters."""
         per = {n: self.books.stats(i) for n, i in self._ids.items()}
-        return {"books": self.books.stats(), "symbols": per, "snapshots": self.driver.stats(),
-                "rest": dict(self.client.counters), "budget": self.budget.stats(),
-                "validation": dict(self.counters), "tops": self.tops.written,
-                "events": self.events.written}
+        return {
+            "books": self.books.stats(),
+            "symbols": per,
+            "snapshots": self.driver.stats(),
+            "rest": dict(self.client.counters),
+            "budget": self.budget.stats(),
+            "validation": dict(self.counters),
+            "tops": self.tops.written,
+            "events": self.events.written,
+        }
 
     # ------------------------------------------------------------------ validation
     async def _validate_loop(self) -> None:
@@ -271,7 +340,7 @@ class OrderBook(Service):
                     await self.validate(name)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # noqa: BLE001
+                except Exception:
                     self.counters["errors"] += 1
                     log.exception("validation of %s failed", name)
 
@@ -281,7 +350,7 @@ class OrderBook(Service):
         sym = self.symbol_id(name)
         if not self.autopoll:
             self.poll()
-        cursor = self._cursor   # every row before it is in the book already
+        cursor = self._cursor  # every row before it is in the book already
         self.counters["fetches"] += 1
         try:
             snap = await self.client.fetch(name, self.validate_limit)
@@ -293,10 +362,16 @@ class OrderBook(Service):
             self.counters["fetch_failures"] += 1
             log.warning("validation of %s: snapshot failed (%s)", name, e)
             return
-        shadow = BookSet(self.market, max_levels=max(200, 2 * self.validate_limit),
-                         buffer_rows=self.books.buffer_rows, max_symbols=sym + 1,
-                         tops_capacity=1024, events_capacity=64, auto_track=False,
-                         logger=_vlog)
+        shadow = BookSet(
+            self.market,
+            max_levels=max(200, 2 * self.validate_limit),
+            buffer_rows=self.books.buffer_rows,
+            max_symbols=sym + 1,
+            tops_capacity=1024,
+            events_capacity=64,
+            auto_track=False,
+            logger=_vlog,
+        )
         shadow.track(sym)
         try:
             shadow.apply_snapshot(sym, snap.last_update_id, snap.bids, snap.asks, snap.limit)
@@ -305,7 +380,7 @@ class OrderBook(Service):
             log.warning("validation of %s: unusable snapshot (%s)", name, e)
             return
         self._vpending[sym] = [shadow, cursor, time.monotonic() + self.validate_timeout]
-        self.poll()   # the book first, then the shadow, up to the same row
+        self.poll()  # the book first, then the shadow, up to the same row
 
     def _advance_validations(self) -> None:
         # Called right after the book consumed the ring up to its end (poll), so the shadow
@@ -326,15 +401,23 @@ class OrderBook(Service):
                 # rows overwritten, a gap) or no event spanned it in time: nothing to compare
                 del self._vpending[sym]
                 self.counters["skipped"] += 1
-                _vlog.info("validation of %s skipped: %s", name,
-                           "timeout" if st != State.SYNCING else shadow.last_reason(sym).name)
+                _vlog.info(
+                    "validation of %s skipped: %s",
+                    name,
+                    "timeout" if st != State.SYNCING else shadow.last_reason(sym).name,
+                )
 
     def _compare(self, sym: int, name: str, shadow: BookSet) -> None:
         books = self.books
         if not books.is_valid(sym) or books.last_update_id(sym) != shadow.last_update_id(sym):
             self.counters["skipped"] += 1
-            _vlog.info("validation of %s skipped: book %s at %d, snapshot replayed to %d", name,
-                       books.state(sym).name, books.last_update_id(sym), shadow.last_update_id(sym))
+            _vlog.info(
+                "validation of %s skipped: book %s at %d, snapshot replayed to %d",
+                name,
+                books.state(sym).name,
+                books.last_update_id(sym),
+                shadow.last_update_id(sym),
+            )
             return
         n = self.validate_depth
         a, b = books.top_fp(sym, n), shadow.top_fp(sym, n)
@@ -361,11 +444,17 @@ class OrderBook(Service):
             if not np.array_equal(x, y):
                 m = min(len(x), len(y))
                 idx = next((i for i in range(m) if x[i] != y[i]), m)
-                diff.append(f"{label}[{idx}] book={x[idx] if idx < len(x) else None} "
-                            f"snapshot={y[idx] if idx < len(y) else None}")
-        log.error("book %s differs from a fresh snapshot at update id %d: %s%s", name,
-                  books.last_update_id(sym), "; ".join(diff),
-                  " -> resync" if self.resync_on_mismatch else "")
+                diff.append(
+                    f"{label}[{idx}] book={x[idx] if idx < len(x) else None} "
+                    f"snapshot={y[idx] if idx < len(y) else None}"
+                )
+        log.error(
+            "book %s differs from a fresh snapshot at update id %d: %s%s",
+            name,
+            books.last_update_id(sym),
+            "; ".join(diff),
+            " -> resync" if self.resync_on_mismatch else "",
+        )
         if self.resync_on_mismatch:
             books.reset(sym)
             self.driver.notify()

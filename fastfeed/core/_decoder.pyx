@@ -19,13 +19,13 @@ from libc.math cimport NAN
 from libc.stdint cimport INT64_MIN, int8_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy, memset
 
-from fastfeed._clock cimport ff_now_ns
-from fastfeed._json cimport (FF_IS_FATAL, ff_bytes_eq, ff_hash, ff_parse_decimal, ff_parse_int, ff_scan, ff_scan_string,
+from fastfeed.core._clock cimport ff_now_ns
+from fastfeed.core._json cimport (FF_IS_FATAL, ff_bytes_eq, ff_hash, ff_parse_decimal, ff_parse_int, ff_scan, ff_scan_string,
                              ff_skip_literal, ff_skip_value, ff_skip_ws, ff_unescape)
-from fastfeed._ring cimport Ring
-from fastfeed._rows cimport (FP_NONE, ROW_LAST_OF_EVENT, DepthRow, PartialRow, TickerRow,
+from fastfeed.core._ring cimport Ring
+from fastfeed.core._rows cimport (FP_NONE, ROW_LAST_OF_EVENT, DepthRow, PartialRow, TickerRow,
                              TradeRow)
-from fastfeed._rows import DEPTH_DTYPE, PARTIAL_DTYPE, TICKER_DTYPE, TRADE_DTYPE
+from fastfeed.core._rows import DEPTH_DTYPE, PARTIAL_DTYPE, TICKER_DTYPE, TRADE_DTYPE
 
 log = logging.getLogger("fastfeed.decoder")
 

@@ -16,11 +16,11 @@ from libc.string cimport memcpy, memset
 from cpython.mem cimport PyMem_Malloc, PyMem_Free, PyMem_Calloc
 
 from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType, WSCloseCode
-from fastfeed._clock cimport ff_now_ns
-from fastfeed._decoder cimport (BinanceDecoder, SymbolTable, K_TRADE, K_DEPTH, K_TICKER,
+from fastfeed.core._clock cimport ff_now_ns
+from fastfeed.core._decoder cimport (BinanceDecoder, SymbolTable, K_TRADE, K_DEPTH, K_TICKER,
                                 K_PARTIAL)
-from fastfeed._ring cimport Ring
-from fastfeed._rows cimport TradeRow, DepthRow, TickerRow, PartialRow
+from fastfeed.core._ring cimport Ring
+from fastfeed.core._rows cimport TradeRow, DepthRow, TickerRow, PartialRow
 
 import numpy as np
 
@@ -436,52 +436,3 @@ cdef class FeedListener(WSListener):
                 "duplicates": self.duplicates, "last_msg_ns": self.last_msg_ns,
                 "close_code": self.close_code, "close_reason": self.close_reason,
                 "protocol_error": self.protocol_error}
-
-
-cdef class CountingListener(WSListener):
-    """Benchmark baseline: counts frames and bytes at C level and does nothing else."""
-    cdef readonly uint64_t frames, bytes
-    cdef public object done
-    cdef public uint64_t target
-
-    def __cinit__(self):
-        self.frames = self.bytes = 0
-        self.done = None
-        self.target = 0
-
-    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
-        self.frames += 1
-        self.bytes += <uint64_t>frame.payload_size
-        if self.target and self.frames >= self.target and self.done is not None:
-            d = self.done
-            self.done = None
-            d()
-
-
-cdef class DecodeListener(WSListener):
-    """Benchmark split: decodes every frame into one ``BinanceDecoder`` (clock read once per
-    socket read) with no id filter, feed or wake-ups; fastfeed's cost floor for a stream."""
-    cdef readonly uint64_t frames
-    cdef readonly BinanceDecoder decoder
-    cdef public object done
-    cdef public uint64_t target
-    cdef int64_t now
-
-    def __cinit__(self, BinanceDecoder decoder=None):
-        self.frames = 0
-        self.decoder = decoder if decoder is not None else BinanceDecoder()
-        self.done = None
-        self.target = 0
-        self.now = 0
-
-    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
-        if self.now == 0:
-            self.now = ff_now_ns()
-        self.decoder.decode_ptr(frame.payload_ptr, frame.payload_size, self.now)
-        if frame.last_in_buffer:
-            self.now = 0
-        self.frames += 1
-        if self.target and self.frames >= self.target and self.done is not None:
-            d = self.done
-            self.done = None
-            d()

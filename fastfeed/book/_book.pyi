@@ -1,10 +1,11 @@
 import logging
+from collections.abc import Sequence
 from enum import IntEnum
-from typing import Literal, NamedTuple, Sequence
+from typing import Literal, NamedTuple
 
 import numpy as np
 
-from fastfeed._ring import Ring
+from fastfeed.core._ring import Ring
 
 TOP_DTYPE: np.dtype
 BOOK_EVENT_DTYPE: np.dtype

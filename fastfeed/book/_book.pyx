@@ -43,10 +43,10 @@ from libc.math cimport NAN
 from libc.stdint cimport INT64_MIN
 from libc.string cimport memcpy, memmove, memset
 
-from fastfeed._ring cimport Ring
-from fastfeed._rows cimport ROW_LAST_OF_EVENT, DepthRow
+from fastfeed.core._ring cimport Ring
+from fastfeed.core._rows cimport ROW_LAST_OF_EVENT, DepthRow
 
-from fastfeed._rows import DEPTH_DTYPE
+from fastfeed.core._rows import DEPTH_DTYPE
 
 cnp.import_array()
 

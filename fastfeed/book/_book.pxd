@@ -6,8 +6,8 @@ from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cimport numpy as cnp
 
-from fastfeed._ring cimport Ring
-from fastfeed._rows cimport DepthRow
+from fastfeed.core._ring cimport Ring
+from fastfeed.core._rows cimport DepthRow
 
 cpdef enum BookState:
     SYNCING = 0     # no book: events are buffered, a snapshot is requested

@@ -5,9 +5,10 @@ One :class:`BinanceFeed` owns one set of rings (``feed.decoder``) and one or two
 Each route is supervised by a task that connects, subscribes, watches health, reconnects with
 capped exponential backoff with jitter (inside the exchange's connection-attempt limit), and
 rotates to a replacement connection on ``serverShutdown`` or before the 24 h lifetime.  Every
-connection writes through one :class:`~fastfeed._listener.FeedSink`, whose id filter makes
+connection writes through one :class:`~fastfeed.feed._listener.FeedSink`, whose id filter makes
 the rotation seamless (see docs/decisions/0201-feed-bridge-by-id-filter.md).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,28 +21,45 @@ import os
 import socket
 import ssl as _ssl
 import time
-from typing import Any, Callable, Iterable, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from picows import (WSAutoPingStrategy, WSCloseCode, WSError, WSInvalidStatusError, WSMsgType,
-                    ws_connect)
+from picows import (
+    WSAutoPingStrategy,
+    WSCloseCode,
+    WSError,
+    WSInvalidStatusError,
+    WSMsgType,
+    ws_connect,
+)
 
 from fastfeed._aio import Backoff, Service, cancel_and_wait
-from fastfeed._decoder import BinanceDecoder
-from fastfeed._listener import (EVENT_DTYPE, FeedListener, FeedSink, SLOT_NAMES,
-                                latency_bucket_bounds)
-from fastfeed.errors import (ConnectError, FeedError, HandshakeError, ProtocolError,
-                             SubscriptionError, TLSVerificationError)
+from fastfeed.core._decoder import BinanceDecoder
+from fastfeed.errors import (
+    ConnectError,
+    FeedError,
+    HandshakeError,
+    SubscriptionError,
+    TLSVerificationError,
+)
+from fastfeed.feed._listener import (
+    EVENT_DTYPE,
+    FeedListener,
+    FeedSink,
+    latency_bucket_bounds,
+)
+from fastfeed.feed.endpoint import SPOT_URL, USDM_URL, default_ssl_context
+from fastfeed.feed.streams import (
+    stream_slot,
+    usdm_route,
+)
 
 log = logging.getLogger("fastfeed.feed")
-
-SPOT_URL = "wss://stream.binance.com:9443"
-USDM_URL = "wss://fstream.binance.com"
-
-S_AGG, S_TRADE, S_DEPTH, S_TICKER, S_PARTIAL = range(5)
 
 
 class EventReason(enum.IntEnum):
     """``reason`` of a row in ``feed.events`` (mirrors the C enum in _listener.pxd)."""
+
     GAP = 1
     CONNECT = 2
     DISCONNECT = 3
@@ -49,35 +67,6 @@ class EventReason(enum.IntEnum):
     PROTOCOL = 5
     SUBSCRIBE = 6
     WATCHDOG = 7
-
-
-def stream_slot(stream: str) -> Optional[tuple[str, int]]:
-    """``"btcusdt@depth@100ms"`` -> ``("BTCUSDT", S_DEPTH)``; None for streams the rings do
-    not carry per symbol (tickers of all symbols, klines, ...)."""
-    sym, _, rest = stream.partition("@")
-    if not rest or sym.startswith("!"):
-        return None
-    kind = rest.split("@")[0]
-    if kind == "aggTrade":
-        slot = S_AGG
-    elif kind == "trade":
-        slot = S_TRADE
-    elif kind == "depth":
-        slot = S_DEPTH
-    elif kind.startswith("depth") and kind[5:].isdigit():
-        slot = S_PARTIAL
-    elif kind == "bookTicker":
-        slot = S_TICKER
-    else:
-        return None
-    return sym.upper(), slot
-
-
-def usdm_route(stream: str) -> str:
-    """USD-M routing (binance-protocol.md section 1): depth and bookTicker on ``/public``,
-    everything else on ``/market``."""
-    kind = stream.partition("@")[2].split("@")[0]
-    return "public" if kind.startswith("depth") or kind == "bookTicker" or stream == "!bookTicker" else "market"
 
 
 def _rss_bytes() -> int:
@@ -91,20 +80,21 @@ def _rss_bytes() -> int:
 class _Conn:
     """One WebSocket connection of a route (cold-path bookkeeping only)."""
 
-    def __init__(self, feed: "BinanceFeed", route: "_Route", conn_id: int):
+    def __init__(self, feed: BinanceFeed, route: _Route, conn_id: int):
         self.feed, self.route, self.id = feed, route, conn_id
         # Per-connection decoder: control replies and counters.  Its rings are replaced by
         # the feed's when the listener is made (rows are decoded in place), so they are 1 row.
-        self.stage = BinanceDecoder(trades=1, depth=1, tickers=1, partial=1,
-                                    max_levels=1000, control_maxlen=16)
+        self.stage = BinanceDecoder(
+            trades=1, depth=1, tickers=1, partial=1, max_levels=1000, control_maxlen=16
+        )
         self.stage.on_control = self._on_control
-        self.listener: Optional[FeedListener] = None
+        self.listener: FeedListener | None = None
         self.transport = None
         self.pending: dict = {}
         self.sends: collections.deque = collections.deque(maxlen=feed.control_rate)
         loop = asyncio.get_running_loop()
-        self.trigger: asyncio.Future = loop.create_future()   # reason this connection must go
-        self.gone: asyncio.Future = loop.create_future()      # disconnected
+        self.trigger: asyncio.Future = loop.create_future()  # reason this connection must go
+        self.gone: asyncio.Future = loop.create_future()  # disconnected
         self.opened = time.monotonic()
 
     def fire(self, reason: str) -> None:
@@ -143,11 +133,15 @@ class _Conn:
             self.fire("serverShutdown")
             return
         rid = msg.get("id")
-        err = msg.get("error") if isinstance(msg.get("error"), dict) else (msg if "code" in msg else None)
+        err = (
+            msg.get("error")
+            if isinstance(msg.get("error"), dict)
+            else (msg if "code" in msg else None)
+        )
         if err is not None:
             exc = SubscriptionError(err.get("code"), str(err.get("msg")), rid)
             fut = self.pending.pop(rid, None)
-            if fut is None and self.pending:     # error without id: the oldest request
+            if fut is None and self.pending:  # error without id: the oldest request
                 fut = self.pending.pop(next(iter(self.pending)))
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
@@ -158,7 +152,7 @@ class _Conn:
         if fut is not None and not fut.done():
             fut.set_result(msg.get("result"))
 
-    async def request(self, method: str, params: Optional[list] = None) -> Any:
+    async def request(self, method: str, params: list | None = None) -> Any:
         """Send a control request paced under the limit and await its reply."""
         feed = self.feed
         await self._pace()
@@ -173,7 +167,9 @@ class _Conn:
             return await asyncio.wait_for(fut, feed.ack_timeout)
         except asyncio.TimeoutError:
             self.pending.pop(rid, None)
-            raise SubscriptionError(None, f"no reply to {method} within {feed.ack_timeout}s", rid) from None
+            raise SubscriptionError(
+                None, f"no reply to {method} within {feed.ack_timeout}s", rid
+            ) from None
 
     async def _pace(self) -> None:
         # At most control_rate messages in any 1 s window (the limit also counts pings/pongs,
@@ -194,16 +190,16 @@ class _Conn:
                 tr.send_close(code, b"")
             tr.disconnect()
             await asyncio.wait_for(asyncio.shield(self.gone), timeout)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - best effort
+        except (asyncio.TimeoutError, Exception):
             tr.disconnect(False)
 
 
 class _Route:
     def __init__(self, name: str, prefix: str, streams: list[str]):
         self.name, self.prefix, self.streams = name, prefix, streams
-        self.conn: Optional[_Conn] = None
+        self.conn: _Conn | None = None
         self.ready = asyncio.Event()
-        self.task: Optional[asyncio.Task] = None
+        self.task: asyncio.Task | None = None
         self.rotating = False
 
 
@@ -230,20 +226,39 @@ class BinanceFeed(Service):
     called once per wake from an internal task) and ``on_state`` (callable(str, dict)).
     """
 
-    def __init__(self, streams: Iterable[str], market: str = "spot", url: Optional[str] = None,
-                 ssl: Optional[_ssl.SSLContext] = None, *, subscribe: str = "url",
-                 time_unit: str = "ms", ping_interval: float = 20.0, pong_timeout: float = 10.0,
-                 stream_timeout: Optional[float] = 60.0, backoff_initial: float = 0.5,
-                 backoff_max: float = 30.0, max_lifetime: float = 23.5 * 3600,
-                 rotation_timeout: float = 30.0, ack_timeout: float = 10.0,
-                 start_timeout: Optional[float] = 30.0, connect_timeout: float = 10.0,
-                 attempt_limit: int = 300, attempt_window: float = 300.0,
-                 control_rate: Optional[int] = None, rcvbuf: int = 1 << 20,
-                 max_frame_size: int = 1 << 20, read_buffer: int = 1 << 16,
-                 trades: int = 1 << 16, depth: int = 1 << 17, tickers: int = 1 << 16,
-                 partial: int = 1 << 14, events: int = 1 << 12,
-                 on_data: Optional[Callable[["BinanceFeed"], Any]] = None,
-                 on_state: Optional[Callable[[str, dict], Any]] = None):
+    def __init__(
+        self,
+        streams: Iterable[str],
+        market: str = "spot",
+        url: str | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        *,
+        subscribe: str = "url",
+        time_unit: str = "ms",
+        ping_interval: float = 20.0,
+        pong_timeout: float = 10.0,
+        stream_timeout: float | None = 60.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        max_lifetime: float = 23.5 * 3600,
+        rotation_timeout: float = 30.0,
+        ack_timeout: float = 10.0,
+        start_timeout: float | None = 30.0,
+        connect_timeout: float = 10.0,
+        attempt_limit: int = 300,
+        attempt_window: float = 300.0,
+        control_rate: int | None = None,
+        rcvbuf: int = 1 << 20,
+        max_frame_size: int = 1 << 20,
+        read_buffer: int = 1 << 16,
+        trades: int = 1 << 16,
+        depth: int = 1 << 17,
+        tickers: int = 1 << 16,
+        partial: int = 1 << 14,
+        events: int = 1 << 12,
+        on_data: Callable[[BinanceFeed], Any] | None = None,
+        on_state: Callable[[str, dict], Any] | None = None,
+    ):
         if market not in ("spot", "usdm"):
             raise ValueError("market must be 'spot' or 'usdm'")
         if subscribe not in ("url", "live"):
@@ -257,7 +272,11 @@ class BinanceFeed(Service):
         self.stream_timeout = stream_timeout
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.max_lifetime, self.rotation_timeout = max_lifetime, rotation_timeout
-        self.ack_timeout, self.start_timeout, self.connect_timeout = ack_timeout, start_timeout, connect_timeout
+        self.ack_timeout, self.start_timeout, self.connect_timeout = (
+            ack_timeout,
+            start_timeout,
+            connect_timeout,
+        )
         self.attempt_limit, self.attempt_window = attempt_limit, attempt_window
         self.control_rate = control_rate or (4 if market == "spot" else 8)
         self.rcvbuf, self.max_frame_size, self.read_buffer = rcvbuf, max_frame_size, read_buffer
@@ -272,15 +291,15 @@ class BinanceFeed(Service):
         self.reconnects: collections.Counter = collections.Counter()
         self.failures: collections.Counter = collections.Counter()
         self.errors: collections.deque = collections.deque(maxlen=32)  # recent (time, route, error)
-        self._retired = collections.Counter()   # decoder counters of closed connections
+        self._retired = collections.Counter()  # decoder counters of closed connections
         self._retired_bytes = collections.Counter()
         self._retired_rejects = collections.Counter()
         self._conns: list[_Conn] = []
         self._routes: list[_Route] = []
-        self._event: Optional[asyncio.Event] = None
+        self._event: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._closing = False
-        self._fatal: Optional[BaseException] = None
+        self._fatal: BaseException | None = None
         self._started = 0.0
 
     # ------------------------------------------------------------------ rings
@@ -317,7 +336,11 @@ class BinanceFeed(Service):
         else:
             pub = [s for s in self.streams if usdm_route(s) == "public"]
             mkt = [s for s in self.streams if usdm_route(s) == "market"]
-            self._routes = [r for r in (_Route("public", "/public", pub), _Route("market", "/market", mkt)) if r.streams]
+            self._routes = [
+                r
+                for r in (_Route("public", "/public", pub), _Route("market", "/market", mkt))
+                if r.streams
+            ]
         for r in self._routes:
             r.task = asyncio.create_task(self._route_loop(r), name=f"fastfeed-{r.name}")
             self._tasks.append(r.task)
@@ -327,13 +350,20 @@ class BinanceFeed(Service):
         try:
             await asyncio.wait_for(self._all_ready(), self.start_timeout)
         except asyncio.TimeoutError:
-            err = self._fatal or (self.errors[-1][2] if self.errors else ConnectError("start timeout"))
+            err = self._fatal or (
+                self.errors[-1][2] if self.errors else ConnectError("start timeout")
+            )
             await self.close()
             raise err from None
         except BaseException:
             await self.close()
             raise
-        log.info("feed up: %s %d streams on %d connection(s)", self.market, len(self.streams), len(self._routes))
+        log.info(
+            "feed up: %s %d streams on %d connection(s)",
+            self.market,
+            len(self.streams),
+            len(self._routes),
+        )
 
     async def _all_ready(self) -> None:
         while True:
@@ -375,7 +405,7 @@ class BinanceFeed(Service):
     def __aiter__(self):
         return self
 
-    async def __anext__(self) -> "BinanceFeed":
+    async def __anext__(self) -> BinanceFeed:
         try:
             await self.wait()
         except FeedError:
@@ -389,7 +419,7 @@ class BinanceFeed(Service):
             await self.wait()
             try:
                 self.on_data(self)
-            except Exception:  # noqa: BLE001 - a consumer bug must not kill the feed
+            except Exception:
                 log.exception("on_data callback failed")
 
     # ------------------------------------------------------------------ live subscriptions
@@ -418,12 +448,14 @@ class BinanceFeed(Service):
         names = {self._route_of(s) for s in streams}
         missing = names - {r.name for r in self._routes}
         if missing:
-            raise FeedError(f"no connection for route(s) {sorted(missing)}; create the feed with them")
+            raise FeedError(
+                f"no connection for route(s) {sorted(missing)}; create the feed with them"
+            )
         return [r for r in self._routes if r.name in names]
 
     async def _send_subs(self, conn: _Conn, method: str, streams: list[str]) -> None:
-        for i in range(0, len(streams), 100):   # keep each frame small
-            await conn.request(method, streams[i:i + 100])
+        for i in range(0, len(streams), 100):  # keep each frame small
+            await conn.request(method, streams[i : i + 100])
 
     # ------------------------------------------------------------------ connections
     def _route_url(self, route: _Route) -> str:
@@ -437,7 +469,7 @@ class BinanceFeed(Service):
         # Our own socket so SO_RCVBUF is capped (bounded kernel memory per connection).
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(parsed.host, parsed.port, type=socket.SOCK_STREAM)
-        last: Optional[BaseException] = None
+        last: BaseException | None = None
         for fam, typ, proto, _, addr in infos:
             sock = socket.socket(fam, typ, proto)
             try:
@@ -473,17 +505,28 @@ class BinanceFeed(Service):
         url = self._route_url(route)
         log.info("conn %d (%s): connecting %s", conn.id, route.name, url.split("?")[0])
         try:
-            tr, lis = await asyncio.wait_for(ws_connect(
-                factory, url, ssl_context=self._ssl,
-                enable_auto_ping=True, auto_ping_idle_timeout=self.ping_interval,
-                auto_ping_reply_timeout=self.pong_timeout,
-                auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
-                enable_auto_pong=True, max_frame_size=self.max_frame_size,
-                read_buffer_init_size=self.read_buffer, socket_factory=self._socket_factory,
-                websocket_handshake_timeout=self.connect_timeout,
-                logger_name=f"fastfeed.picows.{route.name}"), self.connect_timeout)
+            tr, lis = await asyncio.wait_for(
+                ws_connect(
+                    factory,
+                    url,
+                    ssl_context=self._ssl,
+                    enable_auto_ping=True,
+                    auto_ping_idle_timeout=self.ping_interval,
+                    auto_ping_reply_timeout=self.pong_timeout,
+                    auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
+                    enable_auto_pong=True,
+                    max_frame_size=self.max_frame_size,
+                    read_buffer_init_size=self.read_buffer,
+                    socket_factory=self._socket_factory,
+                    websocket_handshake_timeout=self.connect_timeout,
+                    logger_name=f"fastfeed.picows.{route.name}",
+                ),
+                self.connect_timeout,
+            )
         except _ssl.SSLCertVerificationError as e:
-            raise TLSVerificationError(f"certificate verification failed for {url.split('?')[0]}: {e.verify_message or e}") from e
+            raise TLSVerificationError(
+                f"certificate verification failed for {url.split('?')[0]}: {e.verify_message or e}"
+            ) from e
         except _ssl.SSLError as e:
             if "CERTIFICATE_VERIFY_FAILED" in str(e):
                 raise TLSVerificationError(f"certificate verification failed: {e}") from e
@@ -493,7 +536,11 @@ class BinanceFeed(Service):
             status = getattr(resp, "status", None)
             ra = None
             try:
-                ra = float(resp.headers.get("Retry-After")) if resp is not None and resp.headers.get("Retry-After") else None
+                ra = (
+                    float(resp.headers.get("Retry-After"))
+                    if resp is not None and resp.headers.get("Retry-After")
+                    else None
+                )
             except (TypeError, ValueError, AttributeError):
                 pass
             raise HandshakeError(int(status) if status is not None else None, "", ra) from e
@@ -535,16 +582,16 @@ class BinanceFeed(Service):
         self.errors.append((time.time(), route.name, err))
         self._state("connect_failed", route=route.name, error=str(err))
         if self._event is not None:
-            self._event.set()   # lets start() notice
+            self._event.set()  # lets start() notice
 
     async def _route_loop(self, route: _Route) -> None:
         backoff = Backoff(self.backoff_initial, self.backoff_max)
         while not self._closing:
-            err: Optional[BaseException] = None
+            err: BaseException | None = None
             try:
                 conn = await self._open(route)
             except SubscriptionError as e:
-                if e.code is not None:   # the exchange rejected the streams: retrying won't help
+                if e.code is not None:  # the exchange rejected the streams: retrying won't help
                     log.error("route %s: %s", route.name, e)
                     self._fatal = e
                     self._fail(route, e)
@@ -565,9 +612,12 @@ class BinanceFeed(Service):
             self._event.set()
             reason = await self._serve(route, conn)
             lis = conn.listener
-            if lis is not None and lis.messages > 0 and \
-                    time.time_ns() - lis.connected_ns >= self.backoff_max * 1e9:
-                backoff.reset()   # it worked for a while: start over
+            if (
+                lis is not None
+                and lis.messages > 0
+                and time.time_ns() - lis.connected_ns >= self.backoff_max * 1e9
+            ):
+                backoff.reset()  # it worked for a while: start over
             self.reconnects[reason.split(":")[0]] += 1
             self.sink.mark(EventReason.DISCONNECT, conn.id)
             log.warning("conn %d (%s): %s; reconnecting", conn.id, route.name, reason)
@@ -592,7 +642,7 @@ class BinanceFeed(Service):
                 return "rotation failed: " + reason
             conn = new
 
-    async def _rotate(self, route: _Route, old: _Conn, reason: str) -> Optional[_Conn]:
+    async def _rotate(self, route: _Route, old: _Conn, reason: str) -> _Conn | None:
         """Open the replacement first, let both feed the filter until the new one has caught
         up on every stream (or the timeout), then close the old one."""
         route.rotating = True
@@ -613,7 +663,14 @@ class BinanceFeed(Service):
             while time.monotonic() < deadline and not new.gone.done():
                 if all(new.listener.caught_up(sym, slot) for sym, slot in slots):
                     break
-                if old.gone.done() and slots and all(self.sink.last_recv_ns(s, sl) >= new.listener.connected_ns for s, sl in slots):
+                if (
+                    old.gone.done()
+                    and slots
+                    and all(
+                        self.sink.last_recv_ns(s, sl) >= new.listener.connected_ns
+                        for s, sl in slots
+                    )
+                ):
                     break
                 await asyncio.sleep(0.005)
             route.conn = new
@@ -663,7 +720,7 @@ class BinanceFeed(Service):
         if self.on_state is not None:
             try:
                 self.on_state(what, info)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("on_state callback failed")
 
     # ------------------------------------------------------------------ stats
@@ -709,44 +766,31 @@ class BinanceFeed(Service):
         hist, neg = self.sink.latency_histogram()
         rings = {n: getattr(self.decoder, n) for n in ("trades", "depth", "tickers", "partial")}
         return {
-            "messages": dict(counts), "bytes": dict(nbytes), "rejected": dict(rejects),
+            "messages": dict(counts),
+            "bytes": dict(nbytes),
+            "rejected": dict(rejects),
             "rows": {n: r.written for n, r in rings.items()},
             "overwritten": {n: max(0, r.written - r.capacity) for n, r in rings.items()},
-            "accepted": sc["accepted"], "duplicates": sc["duplicates"], "gaps": sc["gaps"],
+            "accepted": sc["accepted"],
+            "duplicates": sc["duplicates"],
+            "gaps": sc["gaps"],
             "unroutable": sc["unroutable"],
-            "reconnects": dict(self.reconnects), "connect_failures": dict(self.failures),
+            "reconnects": dict(self.reconnects),
+            "connect_failures": dict(self.failures),
             "events": self.sink.events.written,
             "age_s": ages,
-            "latency_us": self.latency_percentiles(), "latency_negative": neg,
-            "busy_ns": sc["busy_ns"], "reads": sc["batches"],
-            "connections": [dict(c.listener.stats(), route=c.route.name) for c in self._conns if c.listener is not None],
+            "latency_us": self.latency_percentiles(),
+            "latency_negative": neg,
+            "busy_ns": sc["busy_ns"],
+            "reads": sc["batches"],
+            "connections": [
+                dict(c.listener.stats(), route=c.route.name)
+                for c in self._conns
+                if c.listener is not None
+            ],
             "rss_bytes": _rss_bytes(),
             "uptime_s": time.monotonic() - self._started if self._started else 0.0,
         }
 
 
-def default_ssl_context() -> _ssl.SSLContext:
-    """Verifying client context: certifi's CAs when installed, else the system store;
-    hostname checked."""
-    try:
-        import certifi
-        ctx = _ssl.create_default_context(cafile=certifi.where())
-    except ImportError:  # pragma: no cover
-        ctx = _ssl.create_default_context()
-    ctx.check_hostname = True
-    ctx.verify_mode = _ssl.CERT_REQUIRED
-    return ctx
-
-
-def run(coro):
-    """Run ``coro`` on uvloop when available, else asyncio."""
-    try:
-        import uvloop
-        return uvloop.run(coro)
-    except ImportError:  # pragma: no cover
-        return asyncio.run(coro)
-
-
-__all__ = ["BinanceFeed", "EventReason", "EVENT_DTYPE", "stream_slot", "usdm_route",
-           "default_ssl_context", "run", "FeedError", "ConnectError", "HandshakeError",
-           "TLSVerificationError", "SubscriptionError", "ProtocolError"]
+__all__ = ["EVENT_DTYPE", "BinanceFeed", "EventReason"]

@@ -1,9 +1,9 @@
 cimport cython
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
-from fastfeed._json cimport ff_scan
-from fastfeed._ring cimport Ring
-from fastfeed._rows cimport DepthRow
+from fastfeed.core._json cimport ff_scan
+from fastfeed.core._ring cimport Ring
+from fastfeed.core._rows cimport DepthRow
 
 # Kind codes (fastfeed.Kind mirrors them).
 cdef enum:
