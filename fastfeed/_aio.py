@@ -9,7 +9,7 @@ S = TypeVar("S", bound="Service")
 T = TypeVar("T")
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task]) -> None:
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
     """Cancels every task, then waits for each to finish; their errors are not re-raised
     (this runs on shutdown, where the tasks' own handlers have already reported them)."""
     tasks = list(tasks)

@@ -1,4 +1,6 @@
-"""fastfeed's exception hierarchy.  Everything the feed raises derives from :class:`FeedError`."""
+"""fastfeed's exception hierarchy.  Everything the feed raises at run time derives from
+:class:`FeedError`; mistakes in arguments are ``TypeError`` / ``ValueError`` at construction.
+Each error raised from another carries it as ``__cause__``."""
 
 from __future__ import annotations
 

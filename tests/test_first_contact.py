@@ -4,7 +4,7 @@ Mistakes a retry cannot fix raise at construction (``TypeError`` / ``ValueError`
 first start with a typed :class:`fastfeed.FeedError`, after one attempt (``failures`` counts
 one) and well before ``start_timeout``; network errors are retried with backoff and logged
 with the host until ``start_timeout``.  The real picows client over real TLS against the
-simulator on 127.0.0.1 (docs/decisions/0204-endpoint-config-fail-fast.md).
+simulator on 127.0.0.1 (docs/decisions/0210-endpoint-config-fail-fast.md).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from fastfeed.book.snapshots import (
     depth_weight,
 )
 from fastfeed.book.snapshots import weight_limit as _market_weight_limit
+from fastfeed.core._ring import Ring
 from fastfeed.feed.config import check_number, with_options
 from fastfeed.feed.endpoint import Endpoint
 
@@ -345,13 +346,13 @@ class OrderBook(Service):
 
     # ------------------------------------------------------------------ queries
     @property
-    def tops(self):
+    def tops(self) -> Ring:
         """Ring of ``TOP_DTYPE`` rows: one per applied event (best bid/ask after it) and one
         per book event (``code`` != UPDATE), in stream order."""
         return self.books.tops
 
     @property
-    def events(self):
+    def events(self) -> Ring:
         """Ring of ``BOOK_EVENT_DTYPE`` rows: every gap, resync, synced, stale, ... event."""
         return self.books.events
 
@@ -391,7 +392,7 @@ class OrderBook(Service):
         """:meth:`top` as exact int64 fixed point (scale 1e8)."""
         return self.books.top_fp(self.symbol_id(name), n)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Book counters (all symbols summed, plus per symbol), snapshot driver counters,
         REST weight budget, validation counters."""
         per = {n: self.books.stats(i) for n, i in self._ids.items()}

@@ -35,6 +35,7 @@ from picows import (
 
 from fastfeed._aio import Backoff, Service, cancel_and_wait
 from fastfeed.core._decoder import BinanceDecoder
+from fastfeed.core._ring import Ring
 from fastfeed.errors import (
     ConnectError,
     FeedError,
@@ -81,7 +82,7 @@ def _rss_bytes() -> int:
 
 
 def retry_can_fix(err: BaseException) -> bool:
-    """Whether retrying may cure ``err`` on a feed's first start (docs/decisions/0204): network
+    """Whether retrying may cure ``err`` on a feed's first start (docs/decisions/0210): network
     errors (refused, unreachable, DNS, timeouts), 5xx, 408, 418 and 429 may pass; a
     certificate that does not verify, another 4xx handshake refusal, a refused subscription
     and a server that does not speak TLS will not."""
@@ -343,23 +344,23 @@ class BinanceFeed(Service):
 
     # ------------------------------------------------------------------ rings
     @property
-    def trades(self):
+    def trades(self) -> Ring:
         return self.decoder.trades
 
     @property
-    def depth(self):
+    def depth(self) -> Ring:
         return self.decoder.depth
 
     @property
-    def tickers(self):
+    def tickers(self) -> Ring:
         return self.decoder.tickers
 
     @property
-    def partial(self):
+    def partial(self) -> Ring:
         return self.decoder.partial
 
     @property
-    def events(self):
+    def events(self) -> Ring:
         return self.sink.events
 
     # ------------------------------------------------------------------ lifecycle
@@ -442,7 +443,7 @@ class BinanceFeed(Service):
         if self._fatal is not None:
             raise self._fatal
 
-    def __aiter__(self):
+    def __aiter__(self) -> BinanceFeed:
         return self
 
     async def __anext__(self) -> BinanceFeed:
@@ -778,13 +779,13 @@ class BinanceFeed(Service):
                 log.exception("on_state callback failed")
 
     # ------------------------------------------------------------------ stats
-    def latency_percentiles(self, ps=(50, 99, 99.9)) -> dict:
+    def latency_percentiles(self, ps: Sequence[float] = (50, 99, 99.9)) -> dict[float, int | None]:
         """Receive latency (recv time - event time) percentiles in microseconds, from the
         histogram (bucket lower bounds; <= 19 % relative error)."""
         hist, _neg = self.sink.latency_histogram()
         bounds = latency_bucket_bounds()
         total = sum(hist)
-        out = {}
+        out: dict[float, int | None] = {}
         for p in ps:
             if not total:
                 out[p] = None
@@ -797,7 +798,7 @@ class BinanceFeed(Service):
                     break
         return out
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Counters: messages and bytes per kind, rejects by reason, duplicates/gaps filtered,
         reconnects by reason, age of the last row per stream, latency, time in the
         listener+decoder, ring overwrites, RSS."""
