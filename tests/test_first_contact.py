@@ -36,12 +36,16 @@ FAST = 1.0  # seconds: "at once" (one TLS handshake on loopback), far below any 
 QUICK_RETRY = dict(backoff_initial=0.05, backoff_max=0.1)
 
 
-async def start_fails(feed: BinanceFeed, exc: type[BaseException]) -> tuple[BaseException, float]:
-    """Start ``feed``; it must raise ``exc``.  Returns the error and the seconds it took."""
+async def fails_at_once(feed: BinanceFeed, exc: type[BaseException]) -> BaseException:
+    """Start ``feed``: it must raise ``exc`` after one connection attempt, in under FAST
+    seconds (no retry loop).  Returns the error."""
     t0 = time.monotonic()
     with pytest.raises(exc) as ei:
         await feed.start()
-    return ei.value, time.monotonic() - t0
+    took = time.monotonic() - t0
+    assert took < FAST, took
+    assert sum(feed.failures.values()) == 1 and feed.failures[exc.__name__] == 1, feed.failures
+    return ei.value
 
 
 def free_port() -> int:
@@ -96,8 +100,7 @@ def test_untrusted_certificate_fails_at_once():
     async def body():
         async with ExchangeSimulator(**SIM) as sim:
             feed = BinanceFeed(["btcusdt@aggTrade"], url=sim.ws_url, **QUICK_RETRY)
-            err, took = await start_fails(feed, TLSVerificationError)
-            assert took < FAST and feed.failures["TLSVerificationError"] == 1
+            err = await fails_at_once(feed, TLSVerificationError)
             host = sim.ws_url.removeprefix("wss://")
             assert host in str(err) and "did not verify" in str(err)
             assert "sim.endpoint()" in str(err)  # how to fix it
@@ -111,8 +114,7 @@ def test_rogue_certificate_fails_at_once():
         async with ExchangeSimulator(**SIM) as sim:
             sim.faults.untrusted_cert(True)
             feed = BinanceFeed(["btcusdt@aggTrade"], endpoint=sim.endpoint(), **QUICK_RETRY)
-            err, took = await start_fails(feed, TLSVerificationError)
-            assert took < FAST and feed.failures["TLSVerificationError"] == 1
+            err = await fails_at_once(feed, TLSVerificationError)
             assert isinstance(err.__cause__, ssl.SSLCertVerificationError)
 
     run(body(), 30)
@@ -125,8 +127,7 @@ def test_stream_the_server_refuses_fails_at_once_naming_it():
         async with ExchangeSimulator(**SIM) as sim:
             streams = ["btcusdt@aggTrade", "nosuchusdt@aggTrade"]
             feed = BinanceFeed(streams, endpoint=sim.endpoint(), **QUICK_RETRY)
-            err, took = await start_fails(feed, HandshakeError)
-            assert took < FAST and feed.failures["HandshakeError"] == 1
+            err = await fails_at_once(feed, HandshakeError)
             assert err.status == 400
             assert "nosuchusdt@aggTrade" in str(err) and "invalid stream" in str(err)
             assert isinstance(err.__cause__, WSInvalidStatusError)
@@ -140,8 +141,7 @@ def test_stream_refused_by_live_subscribe_fails_at_once_naming_it():
             feed = BinanceFeed(
                 ["nosuchusdt@trade"], endpoint=sim.endpoint(), subscribe="live", **QUICK_RETRY
             )
-            err, took = await start_fails(feed, SubscriptionError)
-            assert took < FAST and feed.failures["SubscriptionError"] == 1
+            err = await fails_at_once(feed, SubscriptionError)
             assert err.code is not None and err.streams == ["nosuchusdt@trade"]
             assert "nosuchusdt@trade" in str(err)
             assert isinstance(err.__cause__, SubscriptionError)
@@ -155,8 +155,7 @@ def test_4xx_handshake_refusal_fails_at_once_naming_the_url(status):
         async with ExchangeSimulator(**SIM) as sim:
             sim.faults.handshake(status)
             feed = BinanceFeed(["btcusdt@aggTrade"], endpoint=sim.endpoint(), **QUICK_RETRY)
-            err, took = await start_fails(feed, HandshakeError)
-            assert took < FAST and feed.failures["HandshakeError"] == 1
+            err = await fails_at_once(feed, HandshakeError)
             assert err.status == status and f"HTTP {status}" in str(err)
             assert sim.ws_url in str(err) and "btcusdt@aggTrade" in str(err)
             assert isinstance(err.__cause__, WSInvalidStatusError)
@@ -177,8 +176,7 @@ def test_port_that_does_not_speak_tls_fails_at_once():
         port = server.sockets[0].getsockname()[1]
         try:
             feed = BinanceFeed(["btcusdt@aggTrade"], url=f"wss://127.0.0.1:{port}", **QUICK_RETRY)
-            err, took = await start_fails(feed, ConnectError)
-            assert took < FAST and feed.failures["ConnectError"] == 1
+            err = await fails_at_once(feed, ConnectError)
             assert f"127.0.0.1:{port}" in str(err) and "speak TLS" in str(err)
             assert isinstance(err.__cause__, ssl.SSLError)
         finally:
@@ -196,8 +194,7 @@ def test_fatal_error_with_no_start_timeout_still_raises():
             feed = BinanceFeed(
                 ["btcusdt@aggTrade"], url=sim.ws_url, start_timeout=None, **QUICK_RETRY
             )
-            _, took = await start_fails(feed, TLSVerificationError)
-            assert took < FAST
+            await fails_at_once(feed, TLSVerificationError)
 
     run(body(), 30)
 
@@ -215,8 +212,11 @@ def test_refused_connection_is_retried_logged_then_start_timeout(caplog):
         feed = BinanceFeed(
             ["btcusdt@aggTrade"], url=f"wss://127.0.0.1:{port}", start_timeout=0.5, **QUICK_RETRY
         )
-        err, took = await start_fails(feed, StartTimeoutError)
-        assert 0.5 <= took < 0.5 + FAST
+        t0 = time.monotonic()
+        with pytest.raises(StartTimeoutError) as ei:
+            await feed.start()
+        assert 0.5 <= time.monotonic() - t0 < 0.5 + FAST
+        err = ei.value
         assert feed.failures["ConnectError"] >= 2  # retried
         assert "start_timeout=0.5" in str(err) and f"127.0.0.1:{port}" in str(err)
         assert "Connection refused" in str(err)

@@ -181,18 +181,24 @@ class OrderBook(Service):
         check_limit(self.market, limit)
         if isinstance(symbols, str):
             symbols = [symbols]
-        if symbols is None:
-            from fastfeed.feed.streams import stream_slot
+        from fastfeed.feed.streams import stream_slot
 
-            symbols = []
-            for s in feed.streams:
-                ss = stream_slot(s)
-                if ss is not None and ss[1] == _S_DEPTH and ss[0] not in symbols:
-                    symbols.append(ss[0])
-        self.symbols = [s.upper() for s in symbols]
+        on_feed = []
+        for s in feed.streams:
+            ss = stream_slot(s)
+            if ss is not None and ss[1] == _S_DEPTH and ss[0] not in on_feed:
+                on_feed.append(ss[0])
+        self.symbols = [s.upper() for s in symbols] if symbols is not None else on_feed
         if not self.symbols:
             raise ValueError(
                 "no symbols: subscribe the feed to <symbol>@depth streams or pass symbols="
+            )
+        missing = [s for s in self.symbols if s not in on_feed]
+        if missing:
+            log.warning(
+                "order books for %s: the feed has no <symbol>@depth stream for them (yet); "
+                "they stay SYNCING until one is subscribed",
+                ", ".join(missing),
             )
         self.limit = limit
         self.validate_every = cfg.validate_every

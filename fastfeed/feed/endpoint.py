@@ -181,8 +181,8 @@ class Endpoint:
     def host(self, which: Literal["ws", "rest"] = "ws") -> str:
         """``host:port`` of the WebSocket (or REST) URL, for messages and logs."""
         parts = urlsplit(self.ws_url if which == "ws" else self.rest_url)
-        port = parts.port or 443
-        return f"{parts.hostname}:{port}"
+        host = parts.hostname or ""
+        return f"[{host}]:{parts.port or 443}" if ":" in host else f"{host}:{parts.port or 443}"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Endpoint):
