@@ -266,7 +266,9 @@ class SnapshotClient(Service):
         ban_default: float = 120.0,
     ) -> None:
         if endpoint is None:
-            endpoint = Endpoint(market or "spot", rest_url=base_url, ssl=ssl)
+            endpoint = Endpoint(
+                market if market is not None else "spot", rest_url=base_url, ssl=ssl
+            )
         elif market is not None or base_url is not None or ssl is not None:
             endpoint = endpoint.replace(market=market, rest_url=base_url, ssl=ssl)
         self.endpoint = endpoint

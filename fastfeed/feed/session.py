@@ -206,11 +206,11 @@ class _Conn:
         self.transport.send(WSMsgType.TEXT, json.dumps(body, separators=(",", ":")).encode())
         try:
             return await asyncio.wait_for(fut, feed.ack_timeout)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError as e:
             self.pending.pop(rid, None)
             raise SubscriptionError(
-                None, f"no reply to {method} within {feed.ack_timeout}s", rid
-            ) from None
+                None, f"no reply to {method} within ack_timeout={feed.ack_timeout}s", rid
+            ) from e
 
     async def _pace(self) -> None:
         # At most control_rate messages in any 1 s window (the limit also counts pings/pongs,
@@ -286,7 +286,7 @@ class BinanceFeed(Service):
     ) -> None:
         self.streams = check_streams(streams)
         if endpoint is None:
-            endpoint = Endpoint(market or "spot", url, None, ssl)
+            endpoint = Endpoint(market if market is not None else "spot", url, None, ssl)
         elif not isinstance(endpoint, Endpoint):
             raise TypeError(f"endpoint must be a fastfeed.Endpoint, got {endpoint!r}")
         elif market is not None or url is not None or ssl is not None:
