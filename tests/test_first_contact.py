@@ -273,3 +273,25 @@ def test_ring_arguments_checked():
     with pytest.raises(TypeError, match="limit"):
         ring.read(0, limit=2.0)
     assert ring.read(0, limit=0).cursor == 0
+
+
+# ---------------------------------------------------------------------------- order book
+
+
+def test_book_snapshots_with_an_untrusted_certificate_say_so():
+    """The order book keeps retrying (a running book never gives up), but waiting for it
+    names why it is not synced: the snapshots' certificate."""
+
+    async def body():
+        async with ExchangeSimulator(**SIM) as sim:
+            async with BinanceFeed(["btcusdt@depth@100ms"], endpoint=sim.endpoint()) as feed:
+                other = fastfeed.default_ssl_context()  # does not know the simulator's CA
+                async with fastfeed.OrderBook(
+                    feed, ssl=other, retry_initial=0.05, first_event_wait=0.05
+                ) as ob:
+                    assert ob.client.endpoint.ssl is other
+                    with pytest.raises(asyncio.TimeoutError) as ei:
+                        await ob.wait_synced("BTCUSDT", timeout=1.0)
+                    assert "BTCUSDT" in str(ei.value) and "'tls'" in str(ei.value)
+
+    run(body(), 30)

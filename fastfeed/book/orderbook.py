@@ -335,16 +335,21 @@ class OrderBook(Service):
         return self._cursor - before
 
     async def wait_synced(
-        self, symbols: Iterable[str] | None = None, timeout: float | None = None
+        self, symbols: str | Iterable[str] | None = None, timeout: float | None = None
     ) -> None:
         """Wait until the books of ``symbols`` (default all) are valid.
         Raises ``asyncio.TimeoutError``."""
+        if isinstance(symbols, str):
+            symbols = [symbols]
         names = list(symbols) if symbols is not None else self.symbols
         end = None if timeout is None else time.monotonic() + timeout
         while not all(self.is_valid(n) for n in names):
             if end is not None and time.monotonic() > end:
                 raise asyncio.TimeoutError(
-                    f"books not synced: {[n for n in names if not self.is_valid(n)]}"
+                    f"books not synced within {timeout}s: "
+                    f"{[n for n in names if not self.is_valid(n)]}; snapshot failures by "
+                    f"reason: {dict(self.driver.failures)} (each is logged on "
+                    "fastfeed.book.snapshots)"
                 )
             if not self.autopoll:
                 self.poll()

@@ -327,6 +327,10 @@ class SnapshotClient(Service):
                     raise SnapshotError(
                         f"http {r.status}", body[:300].decode("utf-8", "replace"), r.status
                     )
+        except aiohttp.ClientConnectorCertificateError as e:
+            raise SnapshotError(
+                "tls", f"certificate of {self.endpoint.host('rest')} did not verify: {e}"
+            ) from e
         except aiohttp.ClientError as e:
             raise SnapshotError("network", f"{type(e).__name__}: {e}") from e
         except asyncio.TimeoutError as e:
