@@ -229,6 +229,39 @@ def test_refused_connection_is_retried_logged_then_start_timeout(caplog):
     assert retries and all(f"127.0.0.1:{port}" in r.getMessage() for r in retries)
 
 
+def test_silent_server_is_retried_with_connect_timeout_named():
+    """A server that accepts and never answers (a black hole): each attempt ends at
+    connect_timeout, is retried, and start_timeout ends it, naming both."""
+    held = []
+
+    async def silent(reader, writer):
+        held.append(writer)  # keep it open, say nothing
+
+    async def body():
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            feed = BinanceFeed(
+                ["btcusdt@aggTrade"],
+                url=f"wss://127.0.0.1:{port}",
+                connect_timeout=0.2,
+                start_timeout=1.0,
+                **QUICK_RETRY,
+            )
+            with pytest.raises(StartTimeoutError) as ei:
+                await feed.start()
+            assert feed.failures["ConnectError"] >= 2
+            assert "start_timeout=1.0" in str(ei.value) and "connect_timeout=0.2" in str(ei.value)
+            assert isinstance(ei.value.__cause__.__cause__, asyncio.TimeoutError)
+        finally:
+            for w in held:
+                w.close()
+            server.close()
+            await server.wait_closed()
+
+    run(body(), 30)
+
+
 def test_503_is_retried_until_it_passes():
     async def body():
         async with ExchangeSimulator(**SIM) as sim:
