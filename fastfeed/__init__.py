@@ -16,7 +16,7 @@ from fastfeed.book._book import (
 from fastfeed.book._book import (
     State as BookState,
 )
-from fastfeed.book.orderbook import OrderBook
+from fastfeed.book.orderbook import BookConfig, OrderBook
 from fastfeed.book.snapshots import WeightBudget
 from fastfeed.core._decoder import BinanceDecoder, Kind, Reject, SymbolTable
 from fastfeed.core._ring import ReadResult, Ring, RingReader
@@ -35,9 +35,12 @@ from fastfeed.errors import (
     FeedError,
     HandshakeError,
     ProtocolError,
+    StartTimeoutError,
     SubscriptionError,
     TLSVerificationError,
 )
+from fastfeed.feed.config import FeedConfig
+from fastfeed.feed.endpoint import Endpoint, default_ssl_context
 from fastfeed.feed.session import EVENT_DTYPE, BinanceFeed, EventReason
 
 __version__ = "0.1.0"
@@ -54,11 +57,14 @@ __all__ = [
     "TRADE_DTYPE",
     "BinanceDecoder",
     "BinanceFeed",
+    "BookConfig",
     "BookEvent",
     "BookSet",
     "BookState",
     "ConnectError",
+    "Endpoint",
     "EventReason",
+    "FeedConfig",
     "FeedError",
     "HandshakeError",
     "Kind",
@@ -68,9 +74,11 @@ __all__ = [
     "Reject",
     "Ring",
     "RingReader",
+    "StartTimeoutError",
     "SubscriptionError",
     "SymbolTable",
     "TLSVerificationError",
     "WeightBudget",
+    "default_ssl_context",
     "run",
 ]

@@ -2,7 +2,7 @@
 shared weight budget, and :class:`OrderBook`, which keeps books on a running feed."""
 
 from fastfeed.book._book import BOOK_EVENT_DTYPE, TOP_DTYPE, BookSet
-from fastfeed.book.orderbook import OrderBook
+from fastfeed.book.orderbook import BookConfig, OrderBook
 from fastfeed.book.snapshots import WeightBudget
 
-__all__ = ["BOOK_EVENT_DTYPE", "TOP_DTYPE", "BookSet", "OrderBook", "WeightBudget"]
+__all__ = ["BOOK_EVENT_DTYPE", "TOP_DTYPE", "BookConfig", "BookSet", "OrderBook", "WeightBudget"]

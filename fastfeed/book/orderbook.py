@@ -12,8 +12,11 @@ import asyncio
 import collections
 import logging
 import math
+import ssl as _ssl
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,11 +32,82 @@ from fastfeed.book.snapshots import (
     depth_weight,
 )
 from fastfeed.book.snapshots import weight_limit as _market_weight_limit
+from fastfeed.core._ring import Ring
+from fastfeed.feed.config import check_number, with_options
+from fastfeed.feed.endpoint import Endpoint
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastfeed.feed.session import BinanceFeed
 
 log = logging.getLogger("fastfeed.book")
 _vlog = logging.getLogger("fastfeed.book.validation")
 
 _S_DEPTH = 2  # fastfeed.feed.S_DEPTH (diff-depth stream slot)
+
+
+@dataclass(frozen=True)
+class BookConfig:
+    """Settings of an :class:`OrderBook` (times in seconds), checked when made.
+
+    Snapshots: ``limit`` (levels per snapshot; 1000 is weight 50 on spot, 20 on USD-M),
+    ``weight_fraction`` of the IP's REST weight limit (``weight_limit``, default the
+    market's) per ``weight_window``, ``workers`` (concurrent fetches), ``timeout`` (per
+    request), ``retry_initial`` .. ``retry_max`` (backoff of failed fetches),
+    ``first_event_wait`` (how long a symbol waits for its first depth event before its
+    snapshot is fetched), ``resync_on_stale``.  Validation: ``validate_every`` (None: off),
+    ``validate_depth`` levels compared against a snapshot of ``validate_limit`` (default 100
+    spot, 50 USD-M) within ``validate_timeout``, ``resync_on_mismatch``.  Memory:
+    ``max_levels`` per side, ``buffer_rows`` (depth rows buffered while syncing),
+    ``tops_capacity``, ``events_capacity``.  ``autopoll`` (False: call ``ob.poll()``
+    yourself) and ``poll_interval``.
+    """
+
+    limit: int = 1000
+    max_levels: int = 5000
+    buffer_rows: int = 65536
+    tops_capacity: int = 65536
+    events_capacity: int = 4096
+    resync_on_stale: bool = False
+    weight_fraction: float = 0.5
+    weight_limit: int | None = None
+    weight_window: float = 60.0
+    workers: int = 2
+    timeout: float = 10.0
+    retry_initial: float = 0.25
+    retry_max: float = 30.0
+    first_event_wait: float = 1.0
+    validate_every: float | None = None
+    validate_depth: int = 20
+    validate_limit: int | None = None
+    validate_timeout: float = 10.0
+    resync_on_mismatch: bool = True
+    autopoll: bool = True
+    poll_interval: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("limit", "max_levels", "buffer_rows", "tops_capacity", "events_capacity"):
+            check_number(name, getattr(self, name), integer=True)
+        for name in ("workers", "validate_depth"):
+            check_number(name, getattr(self, name), integer=True)
+        check_number("weight_limit", self.weight_limit, integer=True, optional=True)
+        check_number("validate_limit", self.validate_limit, integer=True, optional=True)
+        check_number("weight_fraction", self.weight_fraction)
+        if self.weight_fraction > 1:
+            raise ValueError(f"weight_fraction must be in (0, 1], got {self.weight_fraction!r}")
+        for name in (
+            "weight_window",
+            "timeout",
+            "retry_initial",
+            "validate_timeout",
+            "poll_interval",
+        ):
+            check_number(name, getattr(self, name))
+        check_number("retry_max", self.retry_max, low=self.retry_initial, strict=False)
+        check_number("first_event_wait", self.first_event_wait, strict=False)
+        check_number("validate_every", self.validate_every, optional=True)
+        for name in ("resync_on_stale", "resync_on_mismatch", "autopoll"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
 
 class OrderBook(Service):
@@ -47,13 +121,12 @@ class OrderBook(Service):
                 ob.best("BTCUSDT")            # (bid, bid_qty, ask, ask_qty)
 
     ``symbols``: exchange names to keep (default: every ``<sym>@depth[@100ms]`` stream of the
-    feed).  ``rest_url`` (default the exchange's), ``ssl`` (default: verifying context;
-    pass the simulator's context in tests).  ``limit``: snapshot depth (default 1000: weight
-    50 on spot, 20 on USD-M).  ``weight_fraction`` of the IP's REST weight limit
-    (``weight_limit``, default the market's) this object may use, per ``weight_window``
-    seconds; or pass a shared ``budget`` (:class:`~fastfeed.book.snapshots.WeightBudget`).
-    ``workers``: concurrent snapshot fetches (also the connection pool size).  Retries:
-    ``retry_initial`` .. ``retry_max`` seconds, doubling, jittered.
+    feed).  Where snapshots come from: ``endpoint`` (default the feed's, so its REST URL and
+    TLS context are the feed's), or its shortcuts ``rest_url`` and ``ssl``, which replace
+    those fields.  Settings: ``config`` (:class:`BookConfig`), or its fields as keyword
+    arguments (``validate_every=60``), which replace those of ``config``; ``budget``: a
+    :class:`~fastfeed.book.snapshots.WeightBudget` shared with other objects (default: one
+    of ``weight_fraction`` x ``weight_limit`` per ``weight_window``).
 
     ``validate_every`` (seconds, default off): compare the top ``validate_depth`` levels of
     every valid book with a fresh snapshot of ``validate_limit`` levels (same budget).  The
@@ -70,70 +143,84 @@ class OrderBook(Service):
     are logged on ``fastfeed.book``; snapshot fetching on ``fastfeed.book.snapshots``.
     """
 
+    endpoint: Endpoint
+    config: BookConfig
+
     def __init__(
         self,
-        feed,
-        symbols: Iterable[str] | None = None,
+        feed: BinanceFeed,
+        symbols: str | Iterable[str] | None = None,
         *,
+        endpoint: Endpoint | None = None,
         rest_url: str | None = None,
-        ssl=None,
-        limit: int = 1000,
-        max_levels: int = 5000,
-        buffer_rows: int = 65536,
-        tops_capacity: int = 65536,
-        events_capacity: int = 4096,
-        resync_on_stale: bool = False,
-        weight_fraction: float = 0.5,
-        weight_limit: int | None = None,
-        weight_window: float = 60.0,
+        ssl: _ssl.SSLContext | None = None,
+        config: BookConfig | None = None,
         budget: WeightBudget | None = None,
-        workers: int = 2,
-        timeout: float = 10.0,
-        retry_initial: float = 0.25,
-        retry_max: float = 30.0,
-        first_event_wait: float = 1.0,
-        validate_every: float | None = None,
-        validate_depth: int = 20,
-        validate_limit: int | None = None,
-        validate_timeout: float = 10.0,
-        resync_on_mismatch: bool = True,
-        autopoll: bool = True,
-        poll_interval: float = 0.05,
-    ):
+        **options: Any,
+    ) -> None:
+        ep = endpoint if endpoint is not None else getattr(feed, "endpoint", None)
+        if not isinstance(ep, Endpoint):
+            raise TypeError(
+                f"OrderBook needs a running fastfeed.BinanceFeed (or endpoint=), got {feed!r}"
+            )
+        if ep.market != feed.market:
+            raise ValueError(
+                f"endpoint market {ep.market!r} differs from the feed's {feed.market!r}"
+            )
+        if rest_url is not None or ssl is not None:
+            ep = ep.replace(rest_url=rest_url, ssl=ssl)
+        if config is not None and not isinstance(config, BookConfig):
+            raise TypeError(f"config must be a fastfeed.BookConfig, got {config!r}")
+        cfg = with_options(config or BookConfig(), options, "OrderBook")
+        if budget is not None and not isinstance(budget, WeightBudget):
+            raise TypeError(f"budget must be a fastfeed.WeightBudget, got {budget!r}")
+        self.endpoint, self.config = ep, cfg
+        limit = cfg.limit
         self.feed = feed
         self.market = feed.market
         check_limit(self.market, limit)
-        if symbols is None:
-            from fastfeed.feed.streams import stream_slot
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        from fastfeed.feed.streams import stream_slot
 
-            symbols = []
-            for s in feed.streams:
-                ss = stream_slot(s)
-                if ss is not None and ss[1] == _S_DEPTH and ss[0] not in symbols:
-                    symbols.append(ss[0])
-        self.symbols = [s.upper() for s in symbols]
+        on_feed = []
+        for s in feed.streams:
+            ss = stream_slot(s)
+            if ss is not None and ss[1] == _S_DEPTH and ss[0] not in on_feed:
+                on_feed.append(ss[0])
+        self.symbols = [s.upper() for s in symbols] if symbols is not None else on_feed
         if not self.symbols:
             raise ValueError(
                 "no symbols: subscribe the feed to <symbol>@depth streams or pass symbols="
             )
+        missing = [s for s in self.symbols if s not in on_feed]
+        if missing:
+            log.warning(
+                "order books for %s: the feed has no <symbol>@depth stream for them (yet); "
+                "they stay SYNCING until one is subscribed",
+                ", ".join(missing),
+            )
         self.limit = limit
-        self.validate_every = validate_every
-        self.validate_depth = validate_depth
-        self.validate_limit = validate_limit or (100 if self.market == "spot" else 50)
+        self.validate_every = cfg.validate_every
+        self.validate_depth = cfg.validate_depth
+        self.validate_limit = cfg.validate_limit or (100 if self.market == "spot" else 50)
         check_limit(self.market, self.validate_limit)
-        if self.validate_limit < validate_depth:
-            raise ValueError("validate_limit must be >= validate_depth")
-        self.validate_timeout = validate_timeout
-        self.resync_on_mismatch = resync_on_mismatch
-        self.autopoll, self.poll_interval = autopoll, poll_interval
+        if self.validate_limit < cfg.validate_depth:
+            raise ValueError(
+                f"validate_limit ({self.validate_limit}) must be >= validate_depth "
+                f"({cfg.validate_depth})"
+            )
+        self.validate_timeout = cfg.validate_timeout
+        self.resync_on_mismatch = cfg.resync_on_mismatch
+        self.autopoll, self.poll_interval = cfg.autopoll, cfg.poll_interval
         self.books = BookSet(
             self.market,
-            max_levels=max_levels,
-            buffer_rows=buffer_rows,
-            tops_capacity=tops_capacity,
-            events_capacity=events_capacity,
+            max_levels=cfg.max_levels,
+            buffer_rows=cfg.buffer_rows,
+            tops_capacity=cfg.tops_capacity,
+            events_capacity=cfg.events_capacity,
             auto_track=False,
-            resync_on_stale=resync_on_stale,
+            resync_on_stale=cfg.resync_on_stale,
         )
         dec = feed.decoder
         self._ids = {name: dec.symbols.id(name) for name in self.symbols}
@@ -141,7 +228,9 @@ class OrderBook(Service):
             self.books.track(i)
         if budget is None:
             budget = WeightBudget(
-                weight_limit or _market_weight_limit(self.market), weight_fraction, weight_window
+                cfg.weight_limit or _market_weight_limit(self.market),
+                cfg.weight_fraction,
+                cfg.weight_window,
             )
         # fail now, not in a worker, if a request can never fit the budget
         budget.delay(
@@ -150,22 +239,20 @@ class OrderBook(Service):
         )
         self.budget = budget
         self.client = SnapshotClient(
-            self.market,
-            rest_url,
-            ssl,
-            budget,
-            timeout=timeout,
-            max_connections=workers + (1 if validate_every else 0),
+            budget=budget,
+            endpoint=ep,
+            timeout=cfg.timeout,
+            max_connections=cfg.workers + (1 if cfg.validate_every else 0),
         )
         self.driver = SnapshotDriver(
             self.books,
             self.client,
             dec.symbol,
             limit,
-            workers=workers,
-            retry_initial=retry_initial,
-            retry_max=retry_max,
-            first_event_wait=first_event_wait,
+            workers=cfg.workers,
+            retry_initial=cfg.retry_initial,
+            retry_max=cfg.retry_max,
+            first_event_wait=cfg.first_event_wait,
         )
         self.counters: collections.Counter = collections.Counter()
         self._cursor = feed.depth.written  # an event boundary: older rows are not needed
@@ -248,16 +335,21 @@ class OrderBook(Service):
         return self._cursor - before
 
     async def wait_synced(
-        self, symbols: Iterable[str] | None = None, timeout: float | None = None
+        self, symbols: str | Iterable[str] | None = None, timeout: float | None = None
     ) -> None:
         """Wait until the books of ``symbols`` (default all) are valid.
         Raises ``asyncio.TimeoutError``."""
+        if isinstance(symbols, str):
+            symbols = [symbols]
         names = list(symbols) if symbols is not None else self.symbols
         end = None if timeout is None else time.monotonic() + timeout
         while not all(self.is_valid(n) for n in names):
             if end is not None and time.monotonic() > end:
                 raise asyncio.TimeoutError(
-                    f"books not synced: {[n for n in names if not self.is_valid(n)]}"
+                    f"books not synced within {timeout}s: "
+                    f"{[n for n in names if not self.is_valid(n)]}; snapshot failures by "
+                    f"reason: {dict(self.driver.failures)} (each is logged on "
+                    "fastfeed.book.snapshots)"
                 )
             if not self.autopoll:
                 self.poll()
@@ -265,13 +357,13 @@ class OrderBook(Service):
 
     # ------------------------------------------------------------------ queries
     @property
-    def tops(self):
+    def tops(self) -> Ring:
         """Ring of ``TOP_DTYPE`` rows: one per applied event (best bid/ask after it) and one
         per book event (``code`` != UPDATE), in stream order."""
         return self.books.tops
 
     @property
-    def events(self):
+    def events(self) -> Ring:
         """Ring of ``BOOK_EVENT_DTYPE`` rows: every gap, resync, synced, stale, ... event."""
         return self.books.events
 
@@ -311,7 +403,7 @@ class OrderBook(Service):
         """:meth:`top` as exact int64 fixed point (scale 1e8)."""
         return self.books.top_fp(self.symbol_id(name), n)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Book counters (all symbols summed, plus per symbol), snapshot driver counters,
         REST weight budget, validation counters."""
         per = {n: self.books.stats(i) for n, i in self._ids.items()}
@@ -464,4 +556,4 @@ class OrderBook(Service):
         return f"<OrderBook {self.market} {valid}/{len(self.symbols)} valid>"
 
 
-__all__ = ["OrderBook"]
+__all__ = ["BookConfig", "OrderBook"]

@@ -30,11 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastfeed._aio import Backoff, Service, cancel_and_wait
+from fastfeed.feed.endpoint import Endpoint, Market
 
 log = logging.getLogger("fastfeed.book.snapshots")
-
-SPOT_REST_URL = "https://api.binance.com"
-USDM_REST_URL = "https://fapi.binance.com"
 
 # binance-protocol.md section 6 (our own table: the client must not trust the simulator's).
 SPOT_WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute per IP
@@ -245,39 +243,41 @@ def _retry_after(headers, default: float) -> float:
 class SnapshotClient(Service):
     """HTTPS depth-snapshot client: ``async with SnapshotClient("spot") as c: await c.fetch(...)``.
 
-    ``base_url``: ``https://host[:port]`` (default the exchange).  ``ssl``: an ``SSLContext``
-    (default: verifying, certifi or system CAs, hostname checked; pass the simulator's client
-    context in tests).  ``budget``: a shared :class:`WeightBudget` (default: the market's
-    limit x ``fraction``).  ``max_connections`` bounds the connector, ``timeout`` each request
-    (seconds, total), ``max_body`` the response size in bytes.
+    Where: ``endpoint`` (:class:`~fastfeed.Endpoint`; its market, ``rest_url`` and TLS
+    context), or the shortcuts ``market``, ``base_url`` (``https://host[:port]``) and ``ssl``
+    (an ``SSLContext``; default verifying), which replace those fields.  ``budget``: a shared
+    :class:`WeightBudget` (default: the market's limit x ``fraction``).  ``max_connections``
+    bounds the connector, ``timeout`` each request (seconds, total), ``max_body`` the
+    response size in bytes.
     """
 
     def __init__(
         self,
-        market: str = "spot",
+        market: Market | None = None,
         base_url: str | None = None,
         ssl: _ssl.SSLContext | None = None,
         budget: WeightBudget | None = None,
         *,
+        endpoint: Endpoint | None = None,
         fraction: float = 0.5,
         timeout: float = 10.0,
         max_connections: int = 4,
         max_body: int = 4 << 20,
         ban_default: float = 120.0,
-    ):
-        if market not in ("spot", "usdm"):
-            raise ValueError("market must be 'spot' or 'usdm'")
-        self.market = market
-        self.base_url = (base_url or (SPOT_REST_URL if market == "spot" else USDM_REST_URL)).rstrip(
-            "/"
-        )
-        if not self.base_url.startswith("https://"):
-            raise ValueError("base_url must be https://")
-        self.path = "/api/v3/depth" if market == "spot" else "/fapi/v1/depth"
-        self.budget = budget or WeightBudget(weight_limit(market), fraction)
+    ) -> None:
+        if endpoint is None:
+            endpoint = Endpoint(
+                market if market is not None else "spot", rest_url=base_url, ssl=ssl
+            )
+        elif market is not None or base_url is not None or ssl is not None:
+            endpoint = endpoint.replace(market=market, rest_url=base_url, ssl=ssl)
+        self.endpoint = endpoint
+        self.market: Market = endpoint.market
+        self.base_url = endpoint.rest_url
+        self.path = "/api/v3/depth" if self.market == "spot" else "/fapi/v1/depth"
+        self.budget = budget or WeightBudget(weight_limit(self.market), fraction)
         self.timeout, self.max_connections, self.max_body = timeout, max_connections, max_body
         self.ban_default = ban_default
-        self._ssl = ssl
         self._session = None
         self.counters: collections.Counter = collections.Counter()
 
@@ -286,11 +286,9 @@ class SnapshotClient(Service):
 
         if self._session is not None:
             return
-        if self._ssl is None:
-            from fastfeed.feed.endpoint import default_ssl_context
-
-            self._ssl = default_ssl_context()
-        conn = aiohttp.TCPConnector(limit=self.max_connections, ssl=self._ssl, ttl_dns_cache=300)
+        conn = aiohttp.TCPConnector(
+            limit=self.max_connections, ssl=self.endpoint.ssl, ttl_dns_cache=300
+        )
         self._session = aiohttp.ClientSession(
             connector=conn,
             timeout=aiohttp.ClientTimeout(total=self.timeout, connect=self.timeout),
@@ -329,6 +327,10 @@ class SnapshotClient(Service):
                     raise SnapshotError(
                         f"http {r.status}", body[:300].decode("utf-8", "replace"), r.status
                     )
+        except aiohttp.ClientConnectorCertificateError as e:
+            raise SnapshotError(
+                "tls", f"certificate of {self.endpoint.host('rest')} did not verify: {e}"
+            ) from e
         except aiohttp.ClientError as e:
             raise SnapshotError("network", f"{type(e).__name__}: {e}") from e
         except asyncio.TimeoutError as e:

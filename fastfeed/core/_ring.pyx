@@ -1,4 +1,5 @@
 """Preallocated numpy ring buffers with a monotonic 64-bit write sequence."""
+import operator
 from collections import namedtuple
 
 import numpy as np
@@ -10,6 +11,15 @@ cnp.import_array()
 ReadResult = namedtuple("ReadResult", ["rows", "cursor", "lost"])
 ReadResult.__doc__ = """Result of Ring.read: the rows since the cursor, the cursor to pass next
 time, and how many rows were overwritten before the reader got to them."""
+
+
+def _index(name, value):
+    """``value`` as an int (numpy integers too); TypeError naming ``name`` for a float or
+    anything else, where a C conversion would truncate it or fail with an OverflowError."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
 
 
 cdef class Ring:
@@ -75,6 +85,9 @@ cdef class Ring:
         overwritten before this read; the returned cursor already skips them.
         ``limit`` caps the number of rows returned (the cursor then stops there).
         """
+        cursor = _index("cursor", cursor)
+        if limit is not None and _index("limit", limit) < 0:
+            raise ValueError(f"limit must be >= 0 or None, got {limit!r}")
         cdef uint64_t w = self._written
         if cursor < 0 or cursor > w:
             raise ValueError(f"cursor {cursor} is outside 0..{w}")
@@ -91,6 +104,8 @@ cdef class Ring:
 
     def reader(self, start="now"):
         """A RingReader positioned at the current end (``"now"``) or the oldest row."""
+        if start not in ("now", "oldest"):
+            raise ValueError(f"start must be 'now' or 'oldest', got {start!r}")
         return RingReader(self, self._written if start == "now" else self.oldest)
 
     cdef object _rows(self, uint64_t start, uint64_t end, bint copy):

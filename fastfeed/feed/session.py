@@ -35,10 +35,12 @@ from picows import (
 
 from fastfeed._aio import Backoff, Service, cancel_and_wait
 from fastfeed.core._decoder import BinanceDecoder
+from fastfeed.core._ring import Ring
 from fastfeed.errors import (
     ConnectError,
     FeedError,
     HandshakeError,
+    StartTimeoutError,
     SubscriptionError,
     TLSVerificationError,
 )
@@ -48,8 +50,10 @@ from fastfeed.feed._listener import (
     FeedSink,
     latency_bucket_bounds,
 )
-from fastfeed.feed.endpoint import SPOT_URL, USDM_URL, default_ssl_context
+from fastfeed.feed.config import FeedConfig, with_options
+from fastfeed.feed.endpoint import Endpoint, Market
 from fastfeed.feed.streams import (
+    check_streams,
     stream_slot,
     usdm_route,
 )
@@ -75,6 +79,43 @@ def _rss_bytes() -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:  # pragma: no cover - non-Linux
         return 0
+
+
+def retry_can_fix(err: BaseException) -> bool:
+    """Whether retrying may cure ``err`` on a feed's first start (docs/decisions/0210): network
+    errors (refused, unreachable, DNS, timeouts), 5xx, 408, 418 and 429 may pass; a
+    certificate that does not verify, another 4xx handshake refusal, a refused subscription
+    and a server that does not speak TLS will not."""
+    if isinstance(err, TLSVerificationError):
+        return False
+    if isinstance(err, HandshakeError):
+        return err.status is None or not 400 <= err.status < 500 or err.status in (408, 418, 429)
+    if isinstance(err, SubscriptionError):
+        return err.code is None  # no reply in time may pass; a refusal will not
+    cause = err.__cause__
+    return not (isinstance(cause, _ssl.SSLError) and cause.reason == "WRONG_VERSION_NUMBER")
+
+
+def _handshake_error(e: WSInvalidStatusError, url: str) -> HandshakeError:
+    """A :class:`HandshakeError` with the status, the server's message (Binance answers a
+    JSON ``{"code", "msg"}``) and ``Retry-After``."""
+    resp = getattr(e, "response", None)
+    status = getattr(resp, "status", None)
+    headers = getattr(resp, "headers", None) or {}
+    ra = None
+    try:
+        raw = headers.get("Retry-After")
+        ra = float(raw) if raw else None
+    except (TypeError, ValueError, AttributeError):
+        pass
+    msg = ""
+    body = getattr(e, "raw_body", None) or b""
+    try:
+        doc = json.loads(body[:2048])
+        msg = str(doc.get("msg", "")) if isinstance(doc, dict) else ""
+    except (ValueError, UnicodeDecodeError):
+        msg = body[:200].decode("utf-8", "replace").strip()
+    return HandshakeError(int(status) if status is not None else None, msg, ra, url=url)
 
 
 class _Conn:
@@ -165,11 +206,11 @@ class _Conn:
         self.transport.send(WSMsgType.TEXT, json.dumps(body, separators=(",", ":")).encode())
         try:
             return await asyncio.wait_for(fut, feed.ack_timeout)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError as e:
             self.pending.pop(rid, None)
             raise SubscriptionError(
-                None, f"no reply to {method} within {feed.ack_timeout}s", rid
-            ) from None
+                None, f"no reply to {method} within ack_timeout={feed.ack_timeout}s", rid
+            ) from e
 
     async def _pace(self) -> None:
         # At most control_rate messages in any 1 s window (the limit also counts pings/pongs,
@@ -214,80 +255,78 @@ class BinanceFeed(Service):
     ``await feed.wait()`` or ``async for _ in feed`` wakes once per socket read with new rows.
     ``feed.stats()`` returns counters.  Leaving the context (or cancelling it) closes cleanly.
 
-    Main options: ``market`` ("spot" | "usdm"), ``url`` (base ``wss://host:port``, default the
-    exchange), ``ssl`` (an ``SSLContext``; default verifies with certifi or system CAs),
-    ``subscribe`` ("url": streams in the URL; "live": SUBSCRIBE after connect), ``time_unit``
-    ("ms" | "us"), ``ping_interval``/``pong_timeout`` (client keepalive),
-    ``stream_timeout`` (no-data watchdog per stream), ``backoff_initial``/``backoff_max``,
-    ``max_lifetime`` (rotate before the 24 h cut), ``rotation_timeout``, ``ack_timeout``,
-    ``start_timeout`` (how long ``__aenter__`` waits for the first subscription; it then raises
-    the last connection error), ``rcvbuf`` (SO_RCVBUF), ``max_frame_size``, ring capacities
-    (``trades``, ``depth``, ``tickers``, ``partial``, ``events``), ``on_data`` (callable(feed),
+    ``streams``: a list of stream names (a lone string is one stream).  Where to connect:
+    ``endpoint`` (:class:`~fastfeed.Endpoint`: market, URLs, TLS; default Binance spot), or
+    its shortcuts ``market`` ("spot" | "usdm"), ``url`` (base ``wss://host:port``) and
+    ``ssl`` (an ``SSLContext``), which replace those fields of ``endpoint``.  Settings:
+    ``config`` (:class:`~fastfeed.FeedConfig`), or its fields as keyword arguments
+    (``ping_interval=5``), which replace those of ``config``.  ``on_data`` (callable(feed),
     called once per wake from an internal task) and ``on_state`` (callable(str, dict)).
+    Every argument is checked here: a wrong one raises ``TypeError`` / ``ValueError`` naming
+    it.  Entering the feed raises at once on what a retry cannot fix (TLS verification, an
+    HTTP 4xx handshake refusal, a refused subscription) and retries network errors until
+    ``config.start_timeout`` (:class:`~fastfeed.errors.StartTimeoutError`).
     """
+
+    endpoint: Endpoint
+    config: FeedConfig
 
     def __init__(
         self,
-        streams: Iterable[str],
-        market: str = "spot",
+        streams: str | Iterable[str],
+        market: Market | None = None,
         url: str | None = None,
         ssl: _ssl.SSLContext | None = None,
         *,
-        subscribe: str = "url",
-        time_unit: str = "ms",
-        ping_interval: float = 20.0,
-        pong_timeout: float = 10.0,
-        stream_timeout: float | None = 60.0,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
-        max_lifetime: float = 23.5 * 3600,
-        rotation_timeout: float = 30.0,
-        ack_timeout: float = 10.0,
-        start_timeout: float | None = 30.0,
-        connect_timeout: float = 10.0,
-        attempt_limit: int = 300,
-        attempt_window: float = 300.0,
-        control_rate: int | None = None,
-        rcvbuf: int = 1 << 20,
-        max_frame_size: int = 1 << 20,
-        read_buffer: int = 1 << 16,
-        trades: int = 1 << 16,
-        depth: int = 1 << 17,
-        tickers: int = 1 << 16,
-        partial: int = 1 << 14,
-        events: int = 1 << 12,
-        on_data: Callable[[BinanceFeed], Any] | None = None,
-        on_state: Callable[[str, dict], Any] | None = None,
-    ):
-        if market not in ("spot", "usdm"):
-            raise ValueError("market must be 'spot' or 'usdm'")
-        if subscribe not in ("url", "live"):
-            raise ValueError("subscribe must be 'url' or 'live'")
-        self.streams = [s for s in streams]
-        self.market = market
-        self.url = (url or (SPOT_URL if market == "spot" else USDM_URL)).rstrip("/")
-        self.subscribe_mode = subscribe
-        self.time_unit = time_unit
-        self.ping_interval, self.pong_timeout = ping_interval, min(pong_timeout, ping_interval)
-        self.stream_timeout = stream_timeout
-        self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
-        self.max_lifetime, self.rotation_timeout = max_lifetime, rotation_timeout
+        endpoint: Endpoint | None = None,
+        config: FeedConfig | None = None,
+        on_data: Callable[[BinanceFeed], object] | None = None,
+        on_state: Callable[[str, dict[str, Any]], object] | None = None,
+        **options: Any,
+    ) -> None:
+        self.streams = check_streams(streams)
+        if endpoint is None:
+            endpoint = Endpoint(market if market is not None else "spot", url, None, ssl)
+        elif not isinstance(endpoint, Endpoint):
+            raise TypeError(f"endpoint must be a fastfeed.Endpoint, got {endpoint!r}")
+        elif market is not None or url is not None or ssl is not None:
+            endpoint = endpoint.replace(market=market, ws_url=url, ssl=ssl)
+        if config is not None and not isinstance(config, FeedConfig):
+            raise TypeError(f"config must be a fastfeed.FeedConfig, got {config!r}")
+        cfg = with_options(config or FeedConfig(), options, "BinanceFeed")
+        for name, cb in (("on_data", on_data), ("on_state", on_state)):
+            if cb is not None and not callable(cb):
+                raise TypeError(f"{name} must be callable or None, got {cb!r}")
+        self.endpoint, self.config = endpoint, cfg
+        self.market: Market = endpoint.market
+        self.url = endpoint.ws_url
+        # The effective settings, read by the connection code (config keeps what was asked).
+        self.subscribe_mode = cfg.subscribe
+        self.time_unit = cfg.time_unit
+        self.ping_interval = cfg.ping_interval
+        self.pong_timeout = min(cfg.pong_timeout, cfg.ping_interval)
+        self.stream_timeout = cfg.stream_timeout
+        self.backoff_initial, self.backoff_max = cfg.backoff_initial, cfg.backoff_max
+        self.max_lifetime, self.rotation_timeout = cfg.max_lifetime, cfg.rotation_timeout
         self.ack_timeout, self.start_timeout, self.connect_timeout = (
-            ack_timeout,
-            start_timeout,
-            connect_timeout,
+            cfg.ack_timeout,
+            cfg.start_timeout,
+            cfg.connect_timeout,
         )
-        self.attempt_limit, self.attempt_window = attempt_limit, attempt_window
-        self.control_rate = control_rate or (4 if market == "spot" else 8)
-        self.rcvbuf, self.max_frame_size, self.read_buffer = rcvbuf, max_frame_size, read_buffer
+        self.attempt_limit, self.attempt_window = cfg.attempt_limit, cfg.attempt_window
+        self.control_rate = cfg.control_rate or (4 if self.market == "spot" else 8)
+        self.rcvbuf, self.max_frame_size = cfg.rcvbuf, cfg.max_frame_size
+        self.read_buffer = cfg.read_buffer
         self.on_data, self.on_state = on_data, on_state
-        self._ssl = ssl
-        self.decoder = BinanceDecoder(trades=trades, depth=depth, tickers=tickers, partial=partial)
-        self.sink = FeedSink(self.decoder, events)
-        self.sink.event_unit_ns = 1000 if time_unit == "us" else 1_000_000
+        self._ssl: _ssl.SSLContext | None = None  # the endpoint's, taken at start
+        self.decoder = BinanceDecoder(
+            trades=cfg.trades, depth=cfg.depth, tickers=cfg.tickers, partial=cfg.partial
+        )
+        self.sink = FeedSink(self.decoder, cfg.events)
+        self.sink.event_unit_ns = 1000 if self.time_unit == "us" else 1_000_000
         self._ids = itertools.count(1)
         self._conn_ids = itertools.count(1)
-        self._attempts: collections.deque = collections.deque(maxlen=attempt_limit)
+        self._attempts: collections.deque = collections.deque(maxlen=self.attempt_limit)
         self.reconnects: collections.Counter = collections.Counter()
         self.failures: collections.Counter = collections.Counter()
         self.errors: collections.deque = collections.deque(maxlen=32)  # recent (time, route, error)
@@ -300,27 +339,28 @@ class BinanceFeed(Service):
         self._tasks: list[asyncio.Task] = []
         self._closing = False
         self._fatal: BaseException | None = None
+        self._up = False  # every route was up once: from then on every error is retried
         self._started = 0.0
 
     # ------------------------------------------------------------------ rings
     @property
-    def trades(self):
+    def trades(self) -> Ring:
         return self.decoder.trades
 
     @property
-    def depth(self):
+    def depth(self) -> Ring:
         return self.decoder.depth
 
     @property
-    def tickers(self):
+    def tickers(self) -> Ring:
         return self.decoder.tickers
 
     @property
-    def partial(self):
+    def partial(self) -> Ring:
         return self.decoder.partial
 
     @property
-    def events(self):
+    def events(self) -> Ring:
         return self.sink.events
 
     # ------------------------------------------------------------------ lifecycle
@@ -329,8 +369,7 @@ class BinanceFeed(Service):
         self._event = asyncio.Event()
         self.sink.wake = self._event.set
         self._started = time.monotonic()
-        if self._ssl is None:
-            self._ssl = default_ssl_context()
+        self._ssl = self.endpoint.ssl
         if self.market == "spot":
             self._routes = [_Route("spot", "", list(self.streams))]
         else:
@@ -350,14 +389,16 @@ class BinanceFeed(Service):
         try:
             await asyncio.wait_for(self._all_ready(), self.start_timeout)
         except asyncio.TimeoutError:
-            err = self._fatal or (
-                self.errors[-1][2] if self.errors else ConnectError("start timeout")
-            )
+            last = self._fatal or (self.errors[-1][2] if self.errors else None)
             await self.close()
-            raise err from None
+            raise StartTimeoutError(
+                f"feed not up within start_timeout={self.start_timeout}s "
+                f"({self.endpoint.host()}); last error: {last or 'none'}"
+            ) from last
         except BaseException:
             await self.close()
             raise
+        self._up = True
         log.info(
             "feed up: %s %d streams on %d connection(s)",
             self.market,
@@ -402,7 +443,7 @@ class BinanceFeed(Service):
         if self._fatal is not None:
             raise self._fatal
 
-    def __aiter__(self):
+    def __aiter__(self) -> BinanceFeed:
         return self
 
     async def __anext__(self) -> BinanceFeed:
@@ -423,8 +464,9 @@ class BinanceFeed(Service):
                 log.exception("on_data callback failed")
 
     # ------------------------------------------------------------------ live subscriptions
-    async def subscribe(self, streams: Sequence[str]) -> None:
+    async def subscribe(self, streams: str | Sequence[str]) -> None:
         """Add streams on the live connection(s); raises :class:`SubscriptionError`."""
+        streams = check_streams(streams)
         for r in self._routes_for(streams):
             new = [s for s in streams if self._route_of(s) == r.name and s not in r.streams]
             if new and r.conn is not None:
@@ -432,8 +474,9 @@ class BinanceFeed(Service):
             r.streams.extend(new)
         self.streams.extend(s for s in streams if s not in self.streams)
 
-    async def unsubscribe(self, streams: Sequence[str]) -> None:
+    async def unsubscribe(self, streams: str | Sequence[str]) -> None:
         """Remove streams from the live connection(s)."""
+        streams = check_streams(streams)
         for r in self._routes_for(streams):
             gone = [s for s in streams if s in r.streams]
             if gone and r.conn is not None:
@@ -455,7 +498,11 @@ class BinanceFeed(Service):
 
     async def _send_subs(self, conn: _Conn, method: str, streams: list[str]) -> None:
         for i in range(0, len(streams), 100):  # keep each frame small
-            await conn.request(method, streams[i : i + 100])
+            chunk = streams[i : i + 100]
+            try:
+                await conn.request(method, chunk)
+            except SubscriptionError as e:
+                raise SubscriptionError(e.code, e.msg, e.request_id, chunk) from e
 
     # ------------------------------------------------------------------ connections
     def _route_url(self, route: _Route) -> str:
@@ -503,6 +550,7 @@ class BinanceFeed(Service):
             return lis
 
         url = self._route_url(route)
+        host = self.endpoint.host()
         log.info("conn %d (%s): connecting %s", conn.id, route.name, url.split("?")[0])
         try:
             tr, lis = await asyncio.wait_for(
@@ -519,40 +567,37 @@ class BinanceFeed(Service):
                     read_buffer_init_size=self.read_buffer,
                     socket_factory=self._socket_factory,
                     websocket_handshake_timeout=self.connect_timeout,
-                    logger_name=f"fastfeed.picows.{route.name}",
+                    # a Logger, not a name: picows would prefix a name with "picows."
+                    logger_name=logging.getLogger(f"fastfeed.picows.{route.name}"),
                 ),
                 self.connect_timeout,
             )
         except _ssl.SSLCertVerificationError as e:
             raise TLSVerificationError(
-                f"certificate verification failed for {url.split('?')[0]}: {e.verify_message or e}"
+                f"certificate of {host} did not verify: {e.verify_message or e}; give the "
+                "server's CA: Endpoint(ssl=fastfeed.default_ssl_context(cafile=...)), "
+                "sim.endpoint() for the simulator, or SSL_CERT_FILE"
             ) from e
         except _ssl.SSLError as e:
             if "CERTIFICATE_VERIFY_FAILED" in str(e):
-                raise TLSVerificationError(f"certificate verification failed: {e}") from e
-            raise ConnectError(f"TLS error: {e}") from e
+                raise TLSVerificationError(f"certificate of {host} did not verify: {e}") from e
+            hint = "; does this port speak TLS?" if e.reason == "WRONG_VERSION_NUMBER" else ""
+            raise ConnectError(f"TLS handshake with {host} failed: {e}{hint}") from e
         except WSInvalidStatusError as e:
-            resp = getattr(e, "response", None)
-            status = getattr(resp, "status", None)
-            ra = None
-            try:
-                ra = (
-                    float(resp.headers.get("Retry-After"))
-                    if resp is not None and resp.headers.get("Retry-After")
-                    else None
-                )
-            except (TypeError, ValueError, AttributeError):
-                pass
-            raise HandshakeError(int(status) if status is not None else None, "", ra) from e
+            raise _handshake_error(e, url) from e
         except WSError as e:
-            raise HandshakeError(None, str(e)) from e
+            raise HandshakeError(None, str(e), url=url) from e
         except asyncio.TimeoutError as e:
-            raise ConnectError(f"connect timeout after {self.connect_timeout}s") from e
+            raise ConnectError(
+                f"no connection to {host} within connect_timeout={self.connect_timeout}s"
+            ) from e
         except OSError as e:
-            raise ConnectError(f"connect failed: {e}") from e
+            # errno's text ("Connection refused"), not asyncio's "Connect call failed (...)"
+            why = os.strerror(e.errno) if isinstance(e.errno, int) and e.errno > 0 else None
+            raise ConnectError(f"cannot connect to {host}: {why or e.strerror or e}") from e
         if lis is None:
             tr.disconnect(False)
-            raise HandshakeError(None, "no listener (handshake closed)")
+            raise HandshakeError(None, "connection closed during the handshake", url=url)
         conn.listener, conn.transport = lis, tr
         self._conns.append(conn)
         try:
@@ -599,6 +644,16 @@ class BinanceFeed(Service):
                 err = e
             except FeedError as e:
                 err = e
+            except Exception as e:  # a bug: fail loudly rather than leave a dead route
+                log.exception("route %s: unexpected error", route.name)
+                self._fatal = e
+                self._fail(route, e)
+                return
+            if err is not None and not self._up and not retry_can_fix(err):
+                log.error("route %s: %s (not retried: a retry cannot fix this)", route.name, err)
+                self._fatal = err
+                self._fail(route, err)
+                return
             if err is not None:
                 delay = backoff.next()
                 if isinstance(err, HandshakeError) and err.retry_after:
@@ -724,13 +779,13 @@ class BinanceFeed(Service):
                 log.exception("on_state callback failed")
 
     # ------------------------------------------------------------------ stats
-    def latency_percentiles(self, ps=(50, 99, 99.9)) -> dict:
+    def latency_percentiles(self, ps: Sequence[float] = (50, 99, 99.9)) -> dict[float, int | None]:
         """Receive latency (recv time - event time) percentiles in microseconds, from the
         histogram (bucket lower bounds; <= 19 % relative error)."""
         hist, _neg = self.sink.latency_histogram()
         bounds = latency_bucket_bounds()
         total = sum(hist)
-        out = {}
+        out: dict[float, int | None] = {}
         for p in ps:
             if not total:
                 out[p] = None
@@ -743,7 +798,7 @@ class BinanceFeed(Service):
                     break
         return out
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Counters: messages and bytes per kind, rejects by reason, duplicates/gaps filtered,
         reconnects by reason, age of the last row per stream, latency, time in the
         listener+decoder, ring overwrites, RSS."""
@@ -763,7 +818,7 @@ class BinanceFeed(Service):
                 t = self.sink.last_recv_ns(self.decoder.symbols.id(ss[0]), ss[1])
                 ages[s] = (now - t) / 1e9 if t else None
         sc = self.sink.counters()
-        hist, neg = self.sink.latency_histogram()
+        _hist, neg = self.sink.latency_histogram()
         rings = {n: getattr(self.decoder, n) for n in ("trades", "depth", "tickers", "partial")}
         return {
             "messages": dict(counts),

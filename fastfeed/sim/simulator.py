@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import replace
 
 from fastfeed._aio import cancel_and_wait
+from fastfeed.feed.endpoint import Endpoint
 
 from .blast import BlastResult, FeedTemplates, PacedResult, blast_to, build_blast, paced_to
 from .config import SimConfig
@@ -132,6 +133,15 @@ class ExchangeSimulator:
     def client_ssl_context(self) -> ssl.SSLContext:
         """A verifying client ``SSLContext`` that trusts the simulator's CA."""
         return self._tls.client_context()
+
+    def endpoint(self) -> Endpoint:
+        """A :class:`fastfeed.Endpoint` for this simulator (after start): its market, WebSocket
+        and REST URLs, and a verifying TLS context that trusts its CA.  Give it to the feed
+        (``BinanceFeed(streams, endpoint=sim.endpoint())``); the order book on that feed
+        takes it from there."""
+        if not self.ws_url:
+            raise RuntimeError("the simulator is not started: use it inside `async with`")
+        return Endpoint(self.config.market, self.ws_url, self.rest_url, self.client_ssl_context())
 
     @property
     def connections(self) -> list[SimConnection]:
