@@ -15,6 +15,7 @@ import signal
 import ssl
 import time
 
+from fastfeed._aio import wait_event
 from fastfeed.cli import EXIT_INTERRUPTED, CommandError, require
 from fastfeed.cli.view import SIM_LATENCY_NOTE, Monitor, make_display
 from fastfeed.feed.streams import S_DEPTH, stream_slot
@@ -245,8 +246,7 @@ async def watch(
                 display.update(monitor.sample())
                 try:
                     while not stop.event.is_set():
-                        with contextlib.suppress(asyncio.TimeoutError):
-                            await asyncio.wait_for(stop.event.wait(), interval)
+                        await wait_event(stop.event, interval)
                         display.update(monitor.sample())
                 finally:
                     display.stop_live()
