@@ -5,6 +5,7 @@ plain fallback run on pipes, where a program's output usually goes."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -98,6 +99,16 @@ def test_version(tmp_path):
     code, out = finish(spawn("--version", tmp_path=tmp_path))
     assert code == 0
     assert out.startswith(f"fastfeed {fastfeed.__version__} (Python ")
+
+
+def test_entry_point(tmp_path):
+    script = shutil.which("fastfeed", path=os.path.dirname(sys.executable))
+    if script is None:
+        pytest.skip("no fastfeed script beside this interpreter (not installed)")
+    r = subprocess.run(
+        [script, "--version"], env=_env(), cwd=str(tmp_path), capture_output=True, text=True
+    )
+    assert r.returncode == 0 and r.stdout.startswith(f"fastfeed {fastfeed.__version__}")
 
 
 def test_help_shows_defaults(tmp_path):
@@ -223,7 +234,15 @@ def test_plain_text_when_stdout_is_not_a_terminal(tmp_path):
     assert "\nsummary\n" in r.stdout and "latency (recv - E)" in r.stdout
 
 
-def test_missing_extra_is_named(tmp_path):
+@pytest.mark.parametrize(
+    "argv, code, says",
+    [
+        (["--help"], 0, "demo"),  # the parser itself needs no extra
+        (["demo", "--seconds", "1"], 1, "pip install 'fastfeed[sim]'"),
+        (["sim"], 1, "pip install 'fastfeed[sim]'"),
+    ],
+)
+def test_missing_extra_is_named(argv, code, says, tmp_path):
     # A trustme that is not there: what a plain `pip install fastfeed` gives.
     (tmp_path / "trustme.py").write_text(
         "raise ModuleNotFoundError(\"No module named 'trustme'\", name='trustme')\n"
@@ -231,12 +250,12 @@ def test_missing_extra_is_named(tmp_path):
     env = _env()
     env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env.get("PYTHONPATH", "")
     r = subprocess.run(
-        [sys.executable, "-m", "fastfeed.cli", "demo", "--seconds", "1"],
+        [sys.executable, "-m", "fastfeed.cli", *argv],
         env=env,
         cwd=str(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert r.returncode == 1
-    assert "pip install 'fastfeed[sim]'" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == code, r.stderr
+    assert says in r.stdout + r.stderr and "Traceback" not in r.stderr
