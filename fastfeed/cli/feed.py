@@ -196,7 +196,7 @@ class Stop:
         """After a CancelledError: was it our doing (then it is handled, not propagated)?"""
         if self.why is None or self.live:
             return False
-        if hasattr(self._task, "uncancel"):
+        if self._task is not None and hasattr(self._task, "uncancel"):
             self._task.uncancel()
         return True
 

@@ -12,6 +12,7 @@ bucket; we show the bucket's upper bound ("p99 <= 5.1 ms") and put both bounds i
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -35,22 +36,15 @@ SIM_LATENCY_NOTE = (
 )
 
 
-def latency_percentiles(hist, ps=PERCENTILES) -> dict:
-    """``{p: (low_us, high_us)}``: the histogram bucket holding the ``p``-th percentile
-    (``high_us`` None for the open last bucket); ``{p: None}`` with no samples."""
+def latency_ranges(feed, ps=PERCENTILES) -> dict:
+    """``{p: (low_us, high_us)}``: the histogram bucket that holds the feed's ``p``-th
+    percentile (``high_us`` None for the open last bucket; ``{p: None}`` with no samples).
+    The feed reports the bucket's lower bound; the upper one is the next bucket's."""
     bounds = latency_bucket_bounds()
-    total = sum(hist)
-    out = {}
-    for p in ps:
-        out[p] = None
-        if not total:
-            continue
-        need, acc = total * p / 100.0, 0
-        for i, c in enumerate(hist):
-            acc += c
-            if acc >= need:
-                out[p] = (bounds[i], bounds[i + 1] if i + 1 < len(bounds) else None)
-                break
+    out: dict = {}
+    for p, low in feed.latency_percentiles(ps).items():
+        i = bisect.bisect_right(bounds, low) if low is not None else len(bounds)
+        out[p] = None if low is None else (low, bounds[i] if i < len(bounds) else None)
     return out
 
 
@@ -136,13 +130,12 @@ class Monitor:
         total = sum(st["messages"].values())
         t0, n0 = self._prev
         self._prev = (now, total)
-        hist, _neg = self.feed.sink.latency_histogram()
         book = self.book.stats()["books"] if self.book is not None else {}
         return {
             "elapsed": now - self.started,
             "messages": total,
             "rate": (total - n0) / (now - t0) if now > t0 else 0.0,
-            "latency": latency_percentiles(hist),
+            "latency": latency_ranges(self.feed),
             "reconnects": sum(st["reconnects"].values()),
             "gaps": sum(st["gaps"].values()) + book.get("gaps", 0),
             "duplicates": sum(st["duplicates"].values()),
@@ -166,7 +159,7 @@ class Monitor:
             "rows": st["rows"],
             "latency_us": {
                 f"p{p:g}": None if r is None else {"low": r[0], "high": r[1]}
-                for p, r in latency_percentiles(hist).items()
+                for p, r in latency_ranges(self.feed).items()
             },
             "latency_samples": sum(hist),
             "latency_negative": neg,
@@ -190,6 +183,8 @@ class Monitor:
                 row["book"] = {k: bs[k] for k in ("events", "gaps", "resyncs", "snapshots")}
             out["symbols"][name] = row
         if book_stats is not None:
+            out["book_gaps"] = book_stats["books"]["gaps"]
+            out["book_resyncs"] = book_stats["books"]["resyncs"]
             out["snapshots"] = book_stats["snapshots"]
         return out
 
@@ -221,7 +216,11 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
         ),
         ("reconnects", _by_reason(s["reconnects"])),
         ("connect failures", _by_reason(s["connect_failures"])),
-        ("gaps", _by_reason(s["gaps"])),
+        (
+            "gaps",
+            f"feed {_by_reason(s['gaps'])}"
+            + (f"; books {s['book_gaps']:,}" if "book_gaps" in s else ""),
+        ),
         ("duplicates dropped", _by_reason(s["duplicates"])),
         ("rejected", _by_reason(s["rejected"])),
         ("ring overwrites", _by_reason(s["overwritten"])),
@@ -360,16 +359,10 @@ class RichDisplay(PlainDisplay):
         )
         lat = Text(f"latency {fmt_latency(v['latency'])}")
         t = Table(box=None, header_style="bold", pad_edge=False)
-        for col, just in (
-            ("symbol", "left"),
-            ("from", "left"),
-            ("bid qty", "right"),
-            ("bid", "right"),
-            ("ask", "right"),
-            ("ask qty", "right"),
-            ("last trade", "right"),
-        ):
-            t.add_column(col, justify=just)
+        t.add_column("symbol")
+        t.add_column("from")
+        for col in ("bid qty", "bid", "ask", "ask qty", "last trade"):
+            t.add_column(col, justify="right")
         for r in v["symbols"]:
             src = f"book {r['state']}" if r["source"] == "book" else (r["source"] or "-")
             t.add_row(
