@@ -46,7 +46,7 @@ from libc.string cimport memcpy, memmove, memset
 from fastfeed.core._ring cimport Ring
 from fastfeed.core._rows cimport ROW_LAST_OF_EVENT, DepthRow
 
-from fastfeed.core._rows import DEPTH_DTYPE
+from fastfeed.core._rows import DEPTH_DTYPE as _DEPTH_DTYPE  # private: not this module's API
 
 cnp.import_array()
 
@@ -170,8 +170,8 @@ def to_fp(s):
     neg = s.startswith("-")
     if neg or s.startswith("+"):
         s = s[1:]
-    whole, dot, frac = s.partition(".")
-    if not (whole or frac) or not (whole.isdigit() or not whole) or not (frac.isdigit() or not frac):
+    whole, _, frac = s.partition(".")
+    if not (whole or frac) or (whole and not whole.isdigit()) or (frac and not frac.isdigit()):
         raise ValueError(f"not a plain decimal: {s!r}")
     if len(frac) > 8:
         if frac[8:].strip("0"):
@@ -844,10 +844,10 @@ cdef class BookSet:
         """
         if not isinstance(rows, np.ndarray) or rows.ndim != 1:
             raise TypeError("rows must be a 1-D numpy array of DEPTH_DTYPE")
-        if rows.dtype != DEPTH_DTYPE:
-            if rows.dtype.names != DEPTH_DTYPE.names:
+        if rows.dtype != _DEPTH_DTYPE:
+            if rows.dtype.names != _DEPTH_DTYPE.names:
                 raise TypeError("rows must be a 1-D numpy array of DEPTH_DTYPE")
-            rows = rows.astype(DEPTH_DTYPE)
+            rows = rows.astype(_DEPTH_DTYPE)
         if not rows.flags.c_contiguous:
             rows = np.ascontiguousarray(rows)
         self.apply_rows(<const DepthRow*>cnp.PyArray_DATA(rows), rows.shape[0])
@@ -858,7 +858,7 @@ cdef class BookSet:
         Reads the ring in place at C level (no copy).  If rows were overwritten before this
         call (``cursor`` older than the ring holds), every book resyncs (``Event.LOST``).
         """
-        if ring.itemsize != sizeof(DepthRow) or ring.array.dtype != DEPTH_DTYPE:
+        if ring.itemsize != sizeof(DepthRow) or ring.array.dtype != _DEPTH_DTYPE:
             raise TypeError("ring must hold DEPTH_DTYPE rows")
         if cursor < 0:
             raise ValueError("cursor must be >= 0")
