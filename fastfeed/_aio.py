@@ -1,8 +1,16 @@
 """Small asyncio helpers shared by the feed and the simulator (plain Python, no Cython)."""
 
+from __future__ import annotations
+
 import asyncio
 import random
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import Self
+
+T = TypeVar("T")
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task]) -> None:
@@ -27,7 +35,7 @@ class Backoff:
     exchange's connection-attempt limit is a hot loop in disguise.  ``reset()`` after a success.
     """
 
-    def __init__(self, initial: float, cap: float, rng: random.Random = None):
+    def __init__(self, initial: float, cap: float, rng: random.Random | None = None):
         if initial <= 0 or cap < initial:
             raise ValueError(f"backoff needs 0 < initial <= cap, got {initial}, {cap}")
         self.initial, self.cap = initial, cap
@@ -53,15 +61,15 @@ class Service:
     async def close(self) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
 
-def run(coro):
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on uvloop when available, else asyncio."""
     try:
         import uvloop

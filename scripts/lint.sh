@@ -9,6 +9,8 @@
 #   FASTFEED_WERROR=1 build            the extensions built with -Wall -Werror, in a scratch copy
 #   stubtest                           every compiled module against its .pyi, on that build
 #   clang-format --dry-run --Werror    C headers and C tests (style: .clang-format)
+#   scripts/check_docs.py              decision records have a status and an index row; no
+#                                      references to files outside the repository
 #
 # Needs the package's dependencies importable (stubtest imports the built modules) and a C
 # compiler.  Fix C style with: clang-format -i fastfeed/*/*.h tests/c/*.c
@@ -40,6 +42,7 @@ step "ruff format" ruff format --check .
 step "cython-lint" cython-lint "${cython_files[@]}"
 step "mypy" "$py" -m mypy
 step "clang-format" clang-format --dry-run --Werror "${c_files[@]}"
+step "docs" "$py" scripts/check_docs.py
 
 # The extensions, built with warnings as errors in a scratch copy (the checkout's own build,
 # if any, is left alone), then the stubs checked against exactly those modules.

@@ -565,7 +565,7 @@ def test_autopoll_tops_and_validation_detects_a_corrupted_book(caplog):
                     # its 18th bid.  Nothing in the sequencing can notice; validation must.
                     # The live market may rewrite that level before the comparison (then
                     # the book is right again and nothing is reported): try a few times.
-                    for attempt in range(5):
+                    for _attempt in range(5):
                         async with running_market(sim):
                             await ob.wait_synced(timeout=10)
                         bid = ob.books.levels(sid, 0)
@@ -590,7 +590,7 @@ def test_autopoll_tops_and_validation_detects_a_corrupted_book(caplog):
                         await ob.validate("BTCUSDT")
                         async with running_market(sim):  # a loaded machine may need seconds
                             await until(
-                                lambda: ob.counters["compared"] > compared,
+                                lambda compared=compared: ob.counters["compared"] > compared,
                                 30,
                                 "the validation after the corruption",
                             )

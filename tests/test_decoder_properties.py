@@ -155,7 +155,10 @@ def message(draw):
 
 def dump(rnd, v):
     """json.dumps with random whitespace and random escaping of string characters."""
-    ws = lambda: rnd.choice(WS_CHOICES)
+
+    def ws():
+        return rnd.choice(WS_CHOICES)
+
     if isinstance(v, dict):
         items = [dump(rnd, k) + ws() + ":" + ws() + dump(rnd, x) for k, x in v.items()]
         return "{" + ws() + ("," + ws()).join(items) + ws() + "}"

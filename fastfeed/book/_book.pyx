@@ -3,7 +3,8 @@
 A ``BookSet`` holds one book per symbol id (the decoder's symbol ids).  It consumes depth
 rows (``DEPTH_DTYPE``, one row per level, rows of one event consecutive, the last flagged)
 straight from a numpy array or from the decoder's depth ring, and implements the local
-order book procedure of Binance (docs/binance-protocol.md section 6) per symbol:
+order book procedure of Binance ("How to manage a local order book correctly" in the spot
+WebSocket streams docs and on the USD-M futures docs pages) per symbol:
 
 * ``SYNCING``: events are buffered (bounded, oldest dropped first and counted) and the
   symbol sits in the snapshot request queue (``take_snapshot_requests()``).
@@ -370,7 +371,7 @@ cdef inline bint _crossed(Book* b) noexcept:
             >= -b.side[1].keys[b.side[1].off + b.side[1].n - 1])
 
 
-# Sequencing rules of section 6, shared by the valid book and the buffer.
+# Binance's sequencing rules (module docstring), shared by the valid book and the buffer.
 cdef inline int _link(bint usdm, int64_t book_id, const DepthRow* r) noexcept:
     if r.last_id <= book_id:
         return LINK_STALE
@@ -415,7 +416,7 @@ cdef class BookSet:
     * ``auto_track``: create a book on the first row of an unknown symbol id; otherwise
       only symbols passed to ``track()`` are kept and other rows are counted and skipped.
     * ``resync_on_stale``: treat an event older than a valid book as a fault (resync)
-      instead of ignoring it as section 6 says.
+      instead of ignoring it as Binance's procedure says.
     * ``logger``: a ``logging.Logger`` or its name for the book events (default
       ``"fastfeed.book"``).
     """

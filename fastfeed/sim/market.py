@@ -214,7 +214,8 @@ class BookTicker(Event):
                 f'"B":"{self.B}","a":"{self.a}","A":"{self.A}","T":{_t(self.T, us)},'
                 f'"E":{_t(self.E, us)}}}'
             )
-        # Spot bookTicker has no e/E (see binance-protocol.md).
+        # Spot bookTicker has no e/E (Binance spot WebSocket streams docs, "Individual Symbol
+        # Book Ticker Streams").
         return (
             f'{{"u":{self.u},"s":"{self.symbol}","b":"{self.b}","B":"{self.B}",'
             f'"a":"{self.a}","A":"{self.A}"}}'
@@ -292,7 +293,9 @@ def stream_intervals(market: str) -> tuple[dict, dict]:
 
 PARTIAL_SIZES = (5, 10, 20)
 REALTIME = ("aggTrade", "trade", "bookTicker")
-# USD-M routing: which path serves a stream suffix (binance-protocol.md §1).
+# USD-M routing: which path serves a stream suffix.  Binance's USD-M futures docs split the
+# streams over /public (depth, bookTicker) and /market (aggTrade, trade, ...); an unrouted path
+# gets /public's.
 MARKET_ROUTED = {"aggTrade", "trade"}
 
 
@@ -436,7 +439,8 @@ class SymbolBook:
     def _next_id(self) -> int:
         if self.usdm and self.rng.random() < 0.6:
             # USD-M ids advance by more than one per change, so a stream's next U is
-            # generally not previous u + 1; only pu chains (binance-protocol.md §6).
+            # generally not previous u + 1; only pu chains (Binance USD-M "How to manage a
+            # local order book correctly": each event's pu must equal the previous u).
             self.last_id += self.rng.randint(2, 5)
         else:
             self.last_id += 1
@@ -732,7 +736,7 @@ class Market:
         self.rate = float(rate)
         self.books: dict[str, SymbolBook] = {}
         specs = specs or {}
-        for i, sym in enumerate(symbols):
+        for sym in symbols:
             sym = sym.upper()
             spec = specs.get(sym) or default_spec(sym, market)
             start = (

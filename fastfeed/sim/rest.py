@@ -4,7 +4,8 @@ Request weight is counted per client IP in fixed windows of ``weight_window`` se
 minute on the exchange), laid from the moment the server starts: a short session never
 straddles a boundary by chance, so its used-weight headers are reproducible (decision 0102).
 Over the limit the answer is 429 with ``Retry-After``, and after ``ban_after`` further requests
-while limited, 418 for ``ban_seconds`` (binance-protocol.md §6).
+while limited, 418 for ``ban_seconds``: the exchange's documented answers (Binance spot REST
+API docs, "LIMITS": 429 with Retry-After, then an automatic 418 ban of 2 minutes up to 3 days).
 """
 
 from __future__ import annotations

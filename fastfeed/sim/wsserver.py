@@ -42,7 +42,8 @@ def parse_target(target: str, market: str) -> tuple[str, bool, list[str], bool]:
     """``(route, combined, streams, microseconds)`` for a request target, or HandshakeReject.
 
     Spot: ``/ws``, ``/ws/<s1>/<s2>``, ``/stream``, ``/stream?streams=a/b``.  USD-M adds the
-    ``/public`` and ``/market`` prefixes; an unrouted path is ``public`` (binance-protocol.md §1).
+    ``/public`` and ``/market`` prefixes; an unrouted path is ``public``, as Binance's USD-M
+    futures docs say of connections without a route.
     """
     parts = urlsplit(target)
     path = unquote(parts.path).rstrip("/") or "/"
@@ -137,9 +138,8 @@ class SimConnection(WSListener):
         if cfg.ping_interval > 0:
             self._handles.append(loop.call_later(cfg.ping_interval, self._ping))
         self.schedule_lifetime(self.server.lifetime, self.server.shutdown_notice)
-        if self._initial:
-            if not self.subscribe(self._initial):
-                self.close(1008, "Too many streams")
+        if self._initial and not self.subscribe(self._initial):
+            self.close(1008, "Too many streams")
         self.server.sim._on_connection(self)
 
     def on_ws_frame(self, transport: WSTransport, frame) -> None:
