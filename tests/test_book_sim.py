@@ -262,6 +262,7 @@ def event_slices(rows):
 # --------------------------------------------------------------------------- the big one
 
 
+@pytest.mark.slow  # ~16 s: every fault against the simulator's ground truth
 def test_books_equal_ground_truth_under_faults(caplog):
     """100k depth events on 4 symbols, with gaps, duplicates, stale events, stale snapshots
     and 429s; the full book is compared with the truth after every applied live event, the

@@ -5,6 +5,7 @@ corruptions that the reference rejects give ERROR and write nothing."""
 import json
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import reference_decode, rows_match
@@ -221,6 +222,7 @@ SETTINGS = settings(
 )
 
 
+@pytest.mark.slow  # ~20 s: 400 generated messages, each against the reference
 @SETTINGS
 @given(payloads())
 def test_valid_messages_match_reference(payload):
@@ -249,6 +251,7 @@ def corrupted(draw):
     return bytes(p)
 
 
+@pytest.mark.slow  # ~20 s
 @SETTINGS
 @given(corrupted())
 def test_corruptions_match_reference_and_invalid_ones_write_nothing(payload):

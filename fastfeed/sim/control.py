@@ -53,14 +53,10 @@ def error_reply(code: int, msg: str, req_id: Any = ..., nested: bool = False) ->
     ``{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":2}`` (reported in the
     public issue ctubio/Krypto-trading-bot#1121), which ``error_shape="nested"`` reproduces.
     """
-    if nested:
-        body = {"error": {"code": code, "msg": msg}}
-        if req_id is not ...:
-            body["id"] = req_id
-    else:
-        body = {"code": code, "msg": msg}
-        if req_id is not ...:
-            body["id"] = req_id
+    error: dict[str, object] = {"code": code, "msg": msg}
+    body = {"error": error} if nested else error
+    if req_id is not ...:
+        body["id"] = req_id
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 

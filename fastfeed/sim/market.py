@@ -119,7 +119,8 @@ class Event:
         self.stream = stream
         self.symbol = symbol
         self.E = E  # microseconds
-        self._cache: dict[bool, bytes] = {}
+        # render(): by time unit; connections add (time unit, envelope) keys of their own.
+        self._cache: dict[bool | tuple[bool, bool], bytes] = {}
 
     @property
     def kind(self) -> str:
