@@ -53,7 +53,11 @@ find "$work/fastfeed" \( -name '*.so' -o -name '*.pyd' -o -name '*.c' -o -name '
 werror_build() { (cd "$work" && FASTFEED_WERROR=1 "$py" setup.py -q build_ext --inplace); }
 step "C build -Werror" werror_build
 stubtest() {
-    (cd "$work" && "$py" -m mypy.stubtest --mypy-config-file pyproject.toml \
+    # Type errors inside the package are the mypy step's to report; stubtest compares stubs with
+    # the runtime, and without this it would refuse to run while any module has a type error.
+    printf '[mypy]\npython_version = 3.10\n[mypy-fastfeed.*]\nignore_errors = True\n' \
+        >"$work/stubtest.ini"
+    (cd "$work" && "$py" -m mypy.stubtest --mypy-config-file stubtest.ini \
         --allowlist scripts/stubtest_allowlist.txt "${modules[@]}")
 }
 if [[ " ${failed[*]} " == *" C build -Werror "* ]]; then
