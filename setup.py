@@ -4,8 +4,8 @@ Every ``fastfeed/**/*.pyx`` becomes an extension of the same dotted name, so add
 module needs no edit here.  ``FASTFEED_ANNOTATE=1`` writes ``cython -a`` HTML next to
 each source; ``FASTFEED_DEBUG=1`` builds without optimisation; ``FASTFEED_NO_SIMD=1`` builds
 the portable decoder (no SSE2: what non-x86 wheels run), which ``scripts/check_portable.sh``
-tests on x86-64.  ``FASTFEED_WERROR=1`` turns every ``-Wall`` warning into an error (gcc and
-clang only); ``scripts/lint.sh`` builds that way (``docs/decisions/0401-lint-types-c-style.md``).
+tests on x86-64.  ``FASTFEED_WERROR=1`` turns every ``-Wall -Wextra`` warning into an error (gcc
+and clang only); ``scripts/lint.sh`` builds that way (``docs/decisions/0401-lint-types-c-style.md``).
 """
 
 import os
@@ -32,7 +32,7 @@ else:
     if os.environ.get("FASTFEED_WERROR") == "1":
         # -Wall is in CPython's default CFLAGS on most builds, not all: say it here.  Cython
         # 3.1 and 3.3 generate code that is clean under -Wall -Wextra on gcc 12: nothing exempted.
-        compile_args += ["-Wall", "-Werror"]
+        compile_args += ["-Wall", "-Wextra", "-Werror"]
 
 
 def extensions():
