@@ -19,18 +19,16 @@ import json
 import os
 import platform
 import random
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from fastfeed.book._book import BookSet, State
+from fastfeed.core._rows import DEPTH_DTYPE
 
-from fastfeed.book._book import BookSet, State  # noqa: E402
-from fastfeed.core._rows import DEPTH_DTYPE  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 try:
     from sortedcontainers import SortedDict

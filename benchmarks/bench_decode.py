@@ -185,8 +185,9 @@ def run(corpus, repeat, min_seconds, keep=False):
         buf = b"\n".join(lines)
         n = len(lines)
         dec = fastfeed.BinanceDecoder()
+        # Closures bind this iteration's values (default arguments), not the loop variables.
         c = {
-            "fastfeed C-level": lambda: dec.decode_lines(buf),
+            "fastfeed C-level": lambda dec=dec, buf=buf: dec.decode_lines(buf),
             "fastfeed decode()": drop_each(dec.decode, lines),
         }
         # Peers parse and drop one message at a time, as a feed loop does (decision 0005):
@@ -196,7 +197,9 @@ def run(corpus, repeat, min_seconds, keep=False):
             c["orjson.loads"] = drop_each(orjson.loads, lines, keep)
         if label in ms:
             d, fields = ms[label]
-            c["msgspec Struct"] = drop_each(lambda l: fields(d.decode(l)), lines, keep)
+            c["msgspec Struct"] = drop_each(
+                lambda l, d=d, fields=fields: fields(d.decode(l)), lines, keep
+            )
         if simdjson:
             parser = simdjson.Parser()
             keys = {
@@ -207,7 +210,7 @@ def run(corpus, repeat, min_seconds, keep=False):
 
             combined = label.endswith("combined")
 
-            def sj():
+            def sj(lines=lines, parser=parser, combined=combined, keys=keys):
                 for l in lines:
                     doc = parser.parse(l)
                     body = doc["data"] if combined else doc
@@ -246,15 +249,16 @@ def print_table(results):
     print(
         f"{'case':22s}{'orjson/C':>12s}{'msgspec/C':>12s}{'orjson/decode()':>17s}{'json/C':>10s}{'simdjson/C':>12s}"
     )
+
+    def ratio(r, k, base):
+        return f"{r[k] / base:.1f}x" if k in r else "-"
+
     for r in results:
         c, p = r["fastfeed C-level"], r["fastfeed decode()"]
-
-        def ratio(k, base):
-            return f"{r[k] / base:.1f}x" if k in r else "-"
-
         print(
-            f"{r['case']:22s}{ratio('orjson.loads', c):>12s}{ratio('msgspec Struct', c):>12s}"
-            f"{ratio('orjson.loads', p):>17s}{ratio('json.loads', c):>10s}{ratio('pysimdjson', c):>12s}"
+            f"{r['case']:22s}{ratio(r, 'orjson.loads', c):>12s}{ratio(r, 'msgspec Struct', c):>12s}"
+            f"{ratio(r, 'orjson.loads', p):>17s}{ratio(r, 'json.loads', c):>10s}"
+            f"{ratio(r, 'pysimdjson', c):>12s}"
         )
 
 
@@ -287,7 +291,7 @@ def level_sweep(corpus, repeat, min_seconds, counts=(0, 2, 6, 20, 60)):
         lines = [depth_with_levels(template, k, rng) for _ in range(2000)]
         buf = b"\n".join(lines)
         dec = fastfeed.BinanceDecoder()
-        c = {"ff": lambda: dec.decode_lines(buf)}
+        c = {"ff": lambda dec=dec, buf=buf: dec.decode_lines(buf)}
         if orjson:
             c["orjson"] = drop_each(orjson.loads, lines)
         r = best_cpu_interleaved(c, len(lines), repeat, min_seconds)

@@ -90,7 +90,7 @@ async def _picows(url, info, n, factory):
     from picows import ws_connect
 
     done = asyncio.get_running_loop().create_future()
-    tr, lis = await ws_connect(
+    tr, _listener = await ws_connect(
         lambda: factory(n, done), url, ssl_context=ctx(info), max_frame_size=1 << 20
     )
     t0, c0 = time.perf_counter(), time.process_time()
@@ -392,7 +392,7 @@ def main():
         ):
             if any(importlib_util_find(m) is None for m in mods):
                 continue
-            pct, k = run(fn(a.paced, a.paced_n))
+            pct, _n = run(fn(a.paced, a.paced_n))
             print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in pct.values()) + " |", flush=True)
 
 

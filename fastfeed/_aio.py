@@ -1,5 +1,7 @@
 """Small asyncio helpers shared by the feed and the simulator (plain Python, no Cython)."""
 
+from __future__ import annotations
+
 import asyncio
 import random
 from collections.abc import Coroutine, Iterable

@@ -23,7 +23,7 @@ def fpd(s):
 
 class RefBook:
     """Plain-Python L2 book: dicts keyed by exact fixed-point ints (parsed with Decimal),
-    sorted on demand; section 6 rules in their textbook form (asserting the corpus chain
+    sorted on demand; Binance's local order book rules in their textbook form (asserting the corpus chain
     is gapless)."""
 
     def __init__(self, usdm, snap):
@@ -156,7 +156,7 @@ def replay(corpus, market, max_levels=5000, check=assert_same_book, on_invalid=N
 
 @pytest.mark.parametrize("market", ["spot", "futures"])
 def test_every_level_after_every_event(corpus, market):
-    bs, ref, events, applied, bests = replay(corpus, market)
+    bs, _ref, _events, applied, bests = replay(corpus, market)
     st = bs.stats(SYM)
     assert st["covered"] == {"spot": 2, "futures": 4}[market]  # SOURCES.md
     assert st["events"] == len(applied)
@@ -217,7 +217,7 @@ def test_bookticker_cross_check(corpus, market):
             t = json.loads(line)
             if t.get("s") == "BTCUSDT" and t["u"] not in tick:
                 tick[t["u"]] = t
-    bs, ref, events, applied, bests = replay(corpus, market, check=lambda *a: None)
+    bs, *_ = replay(corpus, market, check=lambda *a: None)
     tops = bs.tops.tail(bs.tops.written)
     compared = 0
     for row in tops[tops["code"] <= Event.SYNCED]:

@@ -1,4 +1,5 @@
-"""Sequencing rules of the book core (binance-protocol.md section 6) on synthetic events."""
+"""Sequencing rules of the book core (Binance's local order book procedure: spot ``U``/``u``,
+USD-M ``pu`` chain; see fastfeed/book/_book.pyx) on synthetic events."""
 
 import numpy as np
 import pytest

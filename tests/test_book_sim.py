@@ -262,6 +262,7 @@ def event_slices(rows):
 # --------------------------------------------------------------------------- the big one
 
 
+@pytest.mark.slow  # ~16 s: every fault against the simulator's ground truth
 def test_books_equal_ground_truth_under_faults(caplog):
     """100k depth events on 4 symbols, with gaps, duplicates, stale events, stale snapshots
     and 429s; the full book is compared with the truth after every applied live event, the
@@ -565,7 +566,7 @@ def test_autopoll_tops_and_validation_detects_a_corrupted_book(caplog):
                     # its 18th bid.  Nothing in the sequencing can notice; validation must.
                     # The live market may rewrite that level before the comparison (then
                     # the book is right again and nothing is reported): try a few times.
-                    for attempt in range(5):
+                    for _attempt in range(5):
                         async with running_market(sim):
                             await ob.wait_synced(timeout=10)
                         bid = ob.books.levels(sid, 0)
@@ -590,7 +591,7 @@ def test_autopoll_tops_and_validation_detects_a_corrupted_book(caplog):
                         await ob.validate("BTCUSDT")
                         async with running_market(sim):  # a loaded machine may need seconds
                             await until(
-                                lambda: ob.counters["compared"] > compared,
+                                lambda compared=compared: ob.counters["compared"] > compared,
                                 30,
                                 "the validation after the corruption",
                             )

@@ -45,6 +45,7 @@ def check_payloads(dec, payloads):
     return kinds
 
 
+@pytest.mark.slow  # ~10 s: every corpus line against the reference
 def test_every_corpus_line_matches_the_reference():
     total = 0
     for path in corpus_files():

@@ -5,6 +5,7 @@ corruptions that the reference rejects give ERROR and write nothing."""
 import json
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import reference_decode, rows_match
@@ -155,7 +156,10 @@ def message(draw):
 
 def dump(rnd, v):
     """json.dumps with random whitespace and random escaping of string characters."""
-    ws = lambda: rnd.choice(WS_CHOICES)
+
+    def ws():
+        return rnd.choice(WS_CHOICES)
+
     if isinstance(v, dict):
         items = [dump(rnd, k) + ws() + ":" + ws() + dump(rnd, x) for k, x in v.items()]
         return "{" + ws() + ("," + ws()).join(items) + ws() + "}"
@@ -218,6 +222,7 @@ SETTINGS = settings(
 )
 
 
+@pytest.mark.slow  # ~20 s: 400 generated messages, each against the reference
 @SETTINGS
 @given(payloads())
 def test_valid_messages_match_reference(payload):
@@ -246,6 +251,7 @@ def corrupted(draw):
     return bytes(p)
 
 
+@pytest.mark.slow  # ~20 s
 @SETTINGS
 @given(corrupted())
 def test_corruptions_match_reference_and_invalid_ones_write_nothing(payload):

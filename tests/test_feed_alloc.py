@@ -10,6 +10,7 @@ import gc
 import sys
 import time
 
+import pytest
 from feed_fixtures import make_feed, until
 from sim_fixtures import run
 
@@ -35,6 +36,7 @@ def settled_rss():
     return min(readings)
 
 
+@pytest.mark.slow  # ~35 s: 1,000,000 messages over TLS
 def test_alloc_flat_and_rss_over_1m_messages_and_100_reconnects():
     async def body():
         async with (
@@ -63,7 +65,7 @@ def test_alloc_flat_and_rss_over_1m_messages_and_100_reconnects():
                     n_before = sum(feed.stats()["reconnects"].values())
                     await sim.call("faults.reset")
                     await until(
-                        lambda: (
+                        lambda n_before=n_before: (
                             sum(feed.stats()["reconnects"].values()) > n_before
                             and feed._routes[0].conn is not None
                         ),

@@ -74,7 +74,7 @@ def test_close_frame_answered_and_reconnect():
 
 
 def test_fragmented_messages_reassembled():
-    st, sim = scenario(lambda s: s.faults.fragment(count=20, parts=3))
+    st, _ = scenario(lambda s: s.faults.fragment(count=20, parts=3))
     assert sum(c["fragments"] for c in st["connections"]) >= 20 * 3
     assert st["reconnects"] == {}
 
@@ -85,7 +85,7 @@ def test_malformed_counted_not_fatal():
 
 
 def test_oversize_is_protocol_error_and_recovers():
-    st, _ = scenario(
+    scenario(
         lambda s: s.faults.oversize(4096), feed_kw=dict(max_frame_size=2048), expect=reconnected
     )
 
@@ -173,7 +173,7 @@ def test_handshake_503_then_recovers():
         s.faults.handshake(503, count=2)
         s.faults.reset()
 
-    st, _ = scenario(fault, expect=reconnected)
+    scenario(fault, expect=reconnected)
 
 
 def test_rotation_lifetime_no_dup_no_gap():

@@ -63,7 +63,7 @@ def test_read_limit_and_bad_cursor():
     dec = fastfeed.BinanceDecoder(trades=8)
     fill(dec, 0, 6)
     rows, cur, lost = dec.trades.read(1, limit=2)
-    assert list(rows["trade_id"]) == [1, 2] and cur == 3
+    assert list(rows["trade_id"]) == [1, 2] and cur == 3 and lost == 0
     with pytest.raises(ValueError):
         dec.trades.read(7)
     with pytest.raises(ValueError):

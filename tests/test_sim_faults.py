@@ -134,7 +134,7 @@ def test_malformed_and_fragmented_frames():
 def test_oversize_frame_trips_client_limit():
     async def main():
         async with ExchangeSimulator(**BASE) as sim:
-            tr, c = await ws_connect(
+            tr, _ = await ws_connect(
                 Collector,
                 sim.ws_url + "/ws",
                 ssl_context=sim.client_ssl_context(),

@@ -27,7 +27,7 @@ def test_deterministic_with_seed():
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
 def test_formatting(market):
-    m, evs = _events(market)
+    _, evs = _events(market)
     kinds = {e.kind for e in evs}
     assert kinds == {"aggTrade", "trade", "bookTicker", "depthUpdate", "partialDepth"}
     pd = 8 if market == "spot" else 2

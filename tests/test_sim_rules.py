@@ -91,7 +91,7 @@ def test_too_many_control_messages_closes_1008():
             assert ok.close is None
 
             bad = await connect(sim, "/ws")
-            for i in range(3):
+            for _ in range(3):
                 bad.transport.send_ping(b"p")
             for i in range(3):  # pings, pongs and text all count: 6 > 5
                 bad.send_json({"method": "LIST_SUBSCRIPTIONS", "id": i})
@@ -189,7 +189,7 @@ def test_rest_429_then_418():
                 st, h, _ = await rest_get(sim, "/api/v3/depth?symbol=BTCUSDT&limit=5")
                 assert st == 200 and h["X-MBX-USED-WEIGHT-1M"] == str(5 * (i + 1))
             statuses = []
-            for i in range(3):
+            for _ in range(3):
                 st, h, body = await rest_get(sim, "/api/v3/depth?symbol=BTCUSDT&limit=5")
                 statuses.append(st)
                 assert body["code"] == -1003
@@ -251,6 +251,7 @@ def test_rest_time_json_is_compact():
     async def main():
         async with ExchangeSimulator(**BASE) as sim:
             st, _, body = await rest_get(sim, "/api/v3/time")
+            assert st == 200
             assert list(body) == ["serverTime"]
             assert json.dumps(body)
 

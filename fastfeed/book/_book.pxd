@@ -9,13 +9,13 @@ cimport numpy as cnp
 from fastfeed.core._ring cimport Ring
 from fastfeed.core._rows cimport DepthRow
 
-cpdef enum BookState:
+cdef enum BookState:
     SYNCING = 0     # no book: events are buffered, a snapshot is requested
     BRIDGING = 1    # snapshot loaded, waiting for the first event spanning its lastUpdateId
     VALID = 2       # book exact at last_update_id
 
 # Codes of the rows of the tops ring and of the events ring.
-cpdef enum BookEvent:
+cdef enum BookEvent:
     EV_UPDATE = 0           # an event was applied (tops ring only)
     EV_SYNCED = 1           # first event applied on top of a snapshot: the book is valid
     EV_GAP = 2              # continuity broken (spot U > id+1, futures pu != id)
@@ -74,7 +74,7 @@ ctypedef struct Side:
 
 ctypedef struct Book:
     Side side[2]
-    int64_t last_id         # book update id (valid/bridging) 
+    int64_t last_id         # book update id (valid/bridging)
     int64_t price_div       # tick size in fp units (1 = plain fixed point)
     int64_t qty_div         # lot size in fp units
     uint32_t symbol

@@ -1,14 +1,15 @@
 import logging
 from collections.abc import Sequence
 from enum import IntEnum
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
+from typing_extensions import Self, disjoint_base
 
 from fastfeed.core._ring import Ring
 
-TOP_DTYPE: np.dtype
-BOOK_EVENT_DTYPE: np.dtype
+TOP_DTYPE: np.dtype[Any]
+BOOK_EVENT_DTYPE: np.dtype[Any]
 COUNTER_NAMES: tuple[str, ...]
 
 class State(IntEnum):
@@ -45,24 +46,38 @@ class Top(NamedTuple):
     ask_price: np.ndarray
     ask_qty: np.ndarray
 
-Levels = Sequence[Sequence[str | bytes]] | np.ndarray
+_Levels = Sequence[Sequence[str | bytes]] | np.ndarray
 
 def to_fp(s: str | bytes) -> int: ...
 
+@disjoint_base  # a cdef class: a C layout of its own
 class BookSet:
-    market: str
-    usdm: bool
-    max_levels: int
-    buffer_rows: int
-    auto_track: bool
-    resync_on_stale: bool
-    tops: Ring
-    events: Ring
-    untracked_events: int
-    malformed_events: int
-    lost_rows: int
-    def __init__(
-        self,
+    # `cdef readonly` attributes: read-only properties at runtime.
+    @property
+    def market(self) -> str: ...
+    @property
+    def usdm(self) -> bool: ...
+    @property
+    def max_levels(self) -> int: ...
+    @property
+    def buffer_rows(self) -> int: ...
+    @property
+    def auto_track(self) -> bool: ...
+    @property
+    def resync_on_stale(self) -> bool: ...
+    @property
+    def tops(self) -> Ring: ...
+    @property
+    def events(self) -> Ring: ...
+    @property
+    def untracked_events(self) -> int: ...
+    @property
+    def malformed_events(self) -> int: ...
+    @property
+    def lost_rows(self) -> int: ...
+    # The constructor is Cython's __cinit__ (tp_new), so the stub names __new__.
+    def __new__(
+        cls,
         market: Literal["spot", "usdm", "coinm"] = "spot",
         max_levels: int = 5000,
         buffer_rows: int = 65536,
@@ -72,12 +87,17 @@ class BookSet:
         auto_track: bool = True,
         resync_on_stale: bool = False,
         logger: logging.Logger | str | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     # feeding
     def apply_depth_rows(self, rows: np.ndarray) -> None: ...
     def apply_depth_ring(self, ring: Ring, cursor: int) -> int: ...
     def apply_snapshot(
-        self, symbol: int, last_update_id: int, bids: Levels, asks: Levels, limit: int | None = None
+        self,
+        symbol: int,
+        last_update_id: int,
+        bids: _Levels,
+        asks: _Levels,
+        limit: int | None = None,
     ) -> SnapshotResult: ...
     # driving the synchronisation
     def take_snapshot_requests(self, limit: int | None = None) -> list[int]: ...

@@ -3,7 +3,8 @@
 A ``BookSet`` holds one book per symbol id (the decoder's symbol ids).  It consumes depth
 rows (``DEPTH_DTYPE``, one row per level, rows of one event consecutive, the last flagged)
 straight from a numpy array or from the decoder's depth ring, and implements the local
-order book procedure of Binance (docs/binance-protocol.md section 6) per symbol:
+order book procedure of Binance ("How to manage a local order book correctly" in the spot
+WebSocket streams docs and on the USD-M futures docs pages) per symbol:
 
 * ``SYNCING``: events are buffered (bounded, oldest dropped first and counted) and the
   symbol sits in the snapshot request queue (``take_snapshot_requests()``).
@@ -46,7 +47,7 @@ from libc.string cimport memcpy, memmove, memset
 from fastfeed.core._ring cimport Ring
 from fastfeed.core._rows cimport ROW_LAST_OF_EVENT, DepthRow
 
-from fastfeed.core._rows import DEPTH_DTYPE
+from fastfeed.core._rows import DEPTH_DTYPE as _DEPTH_DTYPE  # private: not this module's API
 
 cnp.import_array()
 
@@ -170,8 +171,8 @@ def to_fp(s):
     neg = s.startswith("-")
     if neg or s.startswith("+"):
         s = s[1:]
-    whole, dot, frac = s.partition(".")
-    if not (whole or frac) or not (whole.isdigit() or not whole) or not (frac.isdigit() or not frac):
+    whole, _, frac = s.partition(".")
+    if not (whole or frac) or (whole and not whole.isdigit()) or (frac and not frac.isdigit()):
         raise ValueError(f"not a plain decimal: {s!r}")
     if len(frac) > 8:
         if frac[8:].strip("0"):
@@ -370,7 +371,7 @@ cdef inline bint _crossed(Book* b) noexcept:
             >= -b.side[1].keys[b.side[1].off + b.side[1].n - 1])
 
 
-# Sequencing rules of section 6, shared by the valid book and the buffer.
+# Binance's sequencing rules (module docstring), shared by the valid book and the buffer.
 cdef inline int _link(bint usdm, int64_t book_id, const DepthRow* r) noexcept:
     if r.last_id <= book_id:
         return LINK_STALE
@@ -415,7 +416,7 @@ cdef class BookSet:
     * ``auto_track``: create a book on the first row of an unknown symbol id; otherwise
       only symbols passed to ``track()`` are kept and other rows are counted and skipped.
     * ``resync_on_stale``: treat an event older than a valid book as a fault (resync)
-      instead of ignoring it as section 6 says.
+      instead of ignoring it as Binance's procedure says.
     * ``logger``: a ``logging.Logger`` or its name for the book events (default
       ``"fastfeed.book"``).
     """
@@ -844,10 +845,10 @@ cdef class BookSet:
         """
         if not isinstance(rows, np.ndarray) or rows.ndim != 1:
             raise TypeError("rows must be a 1-D numpy array of DEPTH_DTYPE")
-        if rows.dtype != DEPTH_DTYPE:
-            if rows.dtype.names != DEPTH_DTYPE.names:
+        if rows.dtype != _DEPTH_DTYPE:
+            if rows.dtype.names != _DEPTH_DTYPE.names:
                 raise TypeError("rows must be a 1-D numpy array of DEPTH_DTYPE")
-            rows = rows.astype(DEPTH_DTYPE)
+            rows = rows.astype(_DEPTH_DTYPE)
         if not rows.flags.c_contiguous:
             rows = np.ascontiguousarray(rows)
         self.apply_rows(<const DepthRow*>cnp.PyArray_DATA(rows), rows.shape[0])
@@ -858,7 +859,7 @@ cdef class BookSet:
         Reads the ring in place at C level (no copy).  If rows were overwritten before this
         call (``cursor`` older than the ring holds), every book resyncs (``Event.LOST``).
         """
-        if ring.itemsize != sizeof(DepthRow) or ring.array.dtype != DEPTH_DTYPE:
+        if ring.itemsize != sizeof(DepthRow) or ring.array.dtype != _DEPTH_DTYPE:
             raise TypeError("ring must hold DEPTH_DTYPE rows")
         if cursor < 0:
             raise ValueError("cursor must be >= 0")

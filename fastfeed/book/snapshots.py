@@ -34,7 +34,8 @@ from fastfeed.feed.endpoint import Endpoint, Market
 
 log = logging.getLogger("fastfeed.book.snapshots")
 
-# binance-protocol.md section 6 (our own table: the client must not trust the simulator's).
+# Binance's documented limits (spot REST API docs, "LIMITS" and GET /api/v3/depth; USD-M
+# futures REST docs): our own table, the client must not trust the simulator's.
 SPOT_WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute per IP
 USDM_WEIGHT_LIMIT = 2400
 SPOT_MAX_LIMIT = 5000

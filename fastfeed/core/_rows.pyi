@@ -1,8 +1,11 @@
+from typing import Any
+
 import numpy as np
 
-FP_SCALE: int
+# 10 ** FP_DECIMALS computed in C: a float at runtime (1e8, exact).
+FP_SCALE: float
 FP_NONE_VALUE: int
-TRADE_DTYPE: np.dtype
-DEPTH_DTYPE: np.dtype
-TICKER_DTYPE: np.dtype
-PARTIAL_DTYPE: np.dtype
+TRADE_DTYPE: np.dtype[Any]
+DEPTH_DTYPE: np.dtype[Any]
+TICKER_DTYPE: np.dtype[Any]
+PARTIAL_DTYPE: np.dtype[Any]

@@ -31,7 +31,7 @@ def stream_slot(stream: str) -> tuple[str, int] | None:
 
 
 def usdm_route(stream: str) -> str:
-    """USD-M routing (binance-protocol.md section 1): depth and bookTicker on ``/public``,
+    """USD-M routing (Binance's USD-M futures WebSocket docs): depth and bookTicker on ``/public``,
     everything else on ``/market``."""
     kind = stream.partition("@")[2].split("@")[0]
     return (

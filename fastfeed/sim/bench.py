@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from fastfeed._aio import run
+
 
 async def _reader(url: str, ca: str, path: str, nbytes: int) -> None:
     host, port = url[len("wss://") :].rsplit(":", 1)
@@ -48,7 +50,14 @@ async def _reader(url: str, ca: str, path: str, nbytes: int) -> None:
     )
 
 
-async def _main(args) -> None:
+async def _line(proc: subprocess.Popen[str]) -> str:
+    # The reader's next line, read off the event loop (the simulator must keep running).
+    out = proc.stdout
+    assert out is not None  # started with stdout=PIPE
+    return await asyncio.get_running_loop().run_in_executor(None, out.readline)
+
+
+async def _main(args: argparse.Namespace) -> None:
     from . import ExchangeSimulator
 
     path = "/stream?streams=btcusdt@aggTrade/btcusdt@depth@100ms"
@@ -71,10 +80,10 @@ async def _main(args) -> None:
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+            await _line(proc)
             await sim.wait_connections(1)
             res = await sim.blast(args.blast, prepared=(chunks, nbytes))
-            line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+            line = await _line(proc)
             proc.wait()
             rd = json.loads(line)
             print(
@@ -97,19 +106,19 @@ async def _main(args) -> None:
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+            await _line(proc)
             (conn,) = await sim.wait_connections(1)
-            res = await sim.paced(args.paced, args.paced_n, conn)
+            paced = await sim.paced(args.paced, args.paced_n, conn)
             proc.kill()
             print(
-                f"paced: asked {args.paced:.0f}/s, achieved {res.achieved_rate:.1f}/s "
-                f"({(res.achieved_rate / args.paced - 1) * 100:+.3f}%) over {res.messages} msgs; "
-                f"send lag vs schedule p50 {res.lag_p50 * 1e6:.0f} us, p99 {res.lag_p99 * 1e6:.0f} us, "
-                f"max {res.lag_max * 1e6:.0f} us"
+                f"paced: asked {args.paced:.0f}/s, achieved {paced.achieved_rate:.1f}/s "
+                f"({(paced.achieved_rate / args.paced - 1) * 100:+.3f}%) over {paced.messages} "
+                f"msgs; send lag vs schedule p50 {paced.lag_p50 * 1e6:.0f} us, "
+                f"p99 {paced.lag_p99 * 1e6:.0f} us, max {paced.lag_max * 1e6:.0f} us"
             )
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -118,17 +127,11 @@ def main(argv=None) -> None:
     p.add_argument("--paced-n", type=int, default=50_000)
     p.add_argument("--reader", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover
-        runner = asyncio.run
     if args.reader:
         url, ca, path, n = args.reader
-        runner(_reader(url, ca, path, int(n)))
+        run(_reader(url, ca, path, int(n)))
     else:
-        runner(_main(args))
+        run(_main(args))
 
 
 if __name__ == "__main__":

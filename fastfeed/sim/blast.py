@@ -18,13 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .market import AggTrade, DepthUpdate, Market
+from .market import AggTrade, DepthUpdate, Event, Market
 
 if TYPE_CHECKING:  # pragma: no cover
+    from picows import WSTransport
+
     from .wsserver import SimConnection
+
+# One compiled event: (kind, %-template of its payload, its original ids and times by key).
+Compiled = tuple[str, bytes, dict[str, int]]
 
 _S = {  # sentinels, replaced by %-placeholders after rendering
     "E": 7_111_111_111_111_111_000,
@@ -47,7 +53,7 @@ def frame_header(n: int) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big")
 
 
-def _template(ev, us: bool, combined: bool, stamp: bool) -> tuple[str, bytes, dict]:
+def _template(ev: Event, us: bool, combined: bool, stamp: bool) -> Compiled:
     orig = {k: getattr(ev, k) for k in ("E", "T", "a", "f", "l", "U", "u", "pu") if hasattr(ev, k)}
     cache = ev._cache
     ev._cache = {}
@@ -118,7 +124,8 @@ class FeedTemplates:
             interval_scale=0.05,
             start_us=time.time_ns() // 1000,
         )
-        agg, depth = [], []
+        agg: list[AggTrade] = []
+        depth: list[DepthUpdate] = []
         t = m.now_us
         while len(agg) < cycle or len(depth) < cycle:
             t += 10_000
@@ -133,16 +140,18 @@ class FeedTemplates:
                 ):
                     depth.append(ev)
         # Alternate the two kinds, as a combined subscription would deliver them.
-        self.events = [e for pair in zip(agg, depth) for e in pair]
+        self.events: list[Event] = [e for pair in zip(agg, depth) for e in pair]
         self.usdm = market != "spot"
         self.a = agg[0].a - 1
         self.trade = agg[0].f - 1
         self.u = depth[0].U - 1
 
-    def compile(self, us: bool, combined: bool, stamp: bool) -> list:
+    def compile(self, us: bool, combined: bool, stamp: bool) -> list[Compiled]:
         return [_template(e, us, combined, stamp) for e in self.events]
 
-    def payloads(self, compiled: list, n: int, start: int, E: int | None = None):
+    def payloads(
+        self, compiled: list[Compiled], n: int, start: int
+    ) -> Iterator[tuple[bytes, dict[bytes, int], dict[str, int]]]:
         """Yield ``n`` payload factories ``(tmpl, values)`` continuing the id sequences."""
         k = len(compiled)
         for i in range(start, start + n):
@@ -160,7 +169,9 @@ class FeedTemplates:
             yield tmpl, vals, orig
 
 
-def blast_payloads(templates: FeedTemplates, n: int, us: bool = False, combined: bool = True):
+def blast_payloads(
+    templates: FeedTemplates, n: int, us: bool = False, combined: bool = True
+) -> Iterator[bytes]:
     """Yield the ``n`` payloads of a blast (no frame headers), stamped with the current time."""
     compiled = templates.compile(us, combined, stamp=False)
     now_us = time.time_ns() // 1000
@@ -180,7 +191,9 @@ def build_blast(
     chunk_size: int = 1 << 20,
 ) -> tuple[list[bytes], int]:
     """Pre-encode ``n`` frames into chunks of about ``chunk_size`` bytes -> (chunks, bytes)."""
-    chunks, cur, size, total = [], [], 0, 0
+    chunks: list[bytes] = []
+    cur: list[bytes] = []
+    size = total = 0
     for p in blast_payloads(templates, n, us, combined):
         fr = frame_header(len(p)) + p
         cur.append(fr)
@@ -195,10 +208,18 @@ def build_blast(
     return chunks, total
 
 
+def _open_transport(conn: SimConnection) -> WSTransport:
+    # Held locally: the connection drops its transport when it disconnects mid-send.
+    if conn.transport is None:
+        raise RuntimeError(f"connection {conn.id} is closed")
+    return conn.transport
+
+
 async def blast_to(conn: SimConnection, chunks: list[bytes], messages: int) -> BlastResult:
     """Write pre-encoded ``chunks`` to ``conn`` as fast as the transport takes them."""
+    transport = _open_transport(conn)
     conn.blasting = True  # keep live market data from interleaving with the blast
-    tr = conn.transport.underlying_transport
+    tr = transport.underlying_transport
     total = sum(map(len, chunks))
     try:
         t0 = time.perf_counter()
@@ -206,10 +227,10 @@ async def blast_to(conn: SimConnection, chunks: list[bytes], messages: int) -> B
         for ch in chunks:
             if not can_write.is_set():
                 await can_write.wait()
-            if conn.transport.is_disconnected:
+            if transport.is_disconnected:
                 break
             tr.write(ch)
-        while not conn.transport.is_disconnected and tr.get_write_buffer_size() > 0:
+        while not transport.is_disconnected and tr.get_write_buffer_size() > 0:
             if not can_write.is_set():
                 await can_write.wait()
             else:
@@ -228,12 +249,12 @@ async def paced_to(
     """Send ``n`` stamped messages to ``conn`` at ``rate`` per second (``n=0``: until closed)."""
     compiled = templates.compile(conn.us, conn.combined, stamp=True)
     us = conn.us
-    tr = conn.transport
+    tr = _open_transport(conn)
     from picows import WSMsgType
 
     TEXT = WSMsgType.TEXT
     period_ns = 1e9 / rate
-    lags = []
+    lags: list[float] = []
     sent = 0
     conn.blasting = True
     gen = templates.payloads(compiled, n if n else 1 << 62, 0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 from .market import SPOT, USDM
 
@@ -59,11 +59,11 @@ class SimConfig:
     paced_count: int = 0
     faults: list = field(default_factory=list)
 
-    def resolved(self) -> SimConfig:
+    def resolved(self) -> ResolvedConfig:
         """A copy with every ``None`` replaced by the market's exchange value."""
         spot = self.market == SPOT
-        return replace(
-            self,
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(
             symbols=tuple(s.upper() for s in self.symbols),
             ping_interval=self.ping_interval
             if self.ping_interval is not None
@@ -81,6 +81,21 @@ class SimConfig:
             if self.weight_limit is not None
             else (6000 if spot else 2400),
         )
+        return ResolvedConfig(**values)
+
+
+@dataclass
+class ResolvedConfig(SimConfig):
+    """A :class:`SimConfig` whose exchange rules are all set: what a running simulator uses.
+
+    Made by :meth:`SimConfig.resolved` (the zeros below are never used).
+    """
+
+    ping_interval: float = 0.0
+    pong_timeout: float = 0.0
+    control_limit: int = 0
+    max_streams: int = 0
+    weight_limit: int = 0
 
 
 _FAULT_HELP = (

@@ -1,7 +1,8 @@
 """Live subscription control messages (SUBSCRIBE & co.), sans-IO.
 
 :func:`handle_control` takes the raw text of one client message and a connection state object
-and returns the reply bytes.  Error texts are the documented ones (binance-protocol.md §3).
+and returns the reply bytes.  Error texts are the documented ones (Binance spot WebSocket
+streams docs, "Error Messages").
 """
 
 from __future__ import annotations
@@ -49,16 +50,13 @@ def error_reply(code: int, msg: str, req_id: Any = ..., nested: bool = False) ->
     """``{"code":c,"msg":m[,"id":i]}``, or ``{"error":{...},"id":i}`` when ``nested``.
 
     The flat form is the documented one; spot has also been seen answering the nested form
-    (binance-protocol.md §3), which ``error_shape="nested"`` reproduces.
+    ``{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":2}`` (reported in the
+    public issue ctubio/Krypto-trading-bot#1121), which ``error_shape="nested"`` reproduces.
     """
-    if nested:
-        body = {"error": {"code": code, "msg": msg}}
-        if req_id is not ...:
-            body["id"] = req_id
-    else:
-        body = {"code": code, "msg": msg}
-        if req_id is not ...:
-            body["id"] = req_id
+    error: dict[str, object] = {"code": code, "msg": msg}
+    body = {"error": error} if nested else error
+    if req_id is not ...:
+        body["id"] = req_id
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 

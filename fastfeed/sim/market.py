@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
 
 SPOT = "spot"
 USDM = "usdm"
@@ -67,7 +68,9 @@ _KNOWN = {
 
 def _decimals(s: str) -> int:
     # Digits as written: USD-M BTCUSDT tick "0.10" prints prices with 2 decimals ("61800.30").
-    return max(0, -Decimal(s).as_tuple().exponent)
+    exponent = Decimal(s).as_tuple().exponent
+    assert isinstance(exponent, int), s  # not NaN or infinity: a tick or step size
+    return max(0, -exponent)
 
 
 def default_spec(symbol: str, market: str = SPOT) -> SymbolSpec:
@@ -110,14 +113,18 @@ class Event:
     ``partialDepth``).
     """
 
-    __slots__ = ("E", "_cache", "kind", "stream", "symbol")
-    fields: tuple = ()
+    __slots__ = ("E", "_cache", "stream", "symbol")
 
     def __init__(self, stream: str, symbol: str, E: int):
         self.stream = stream
         self.symbol = symbol
         self.E = E  # microseconds
-        self._cache: dict = {}
+        # render(): by time unit; connections add (time unit, envelope) keys of their own.
+        self._cache: dict[bool | tuple[bool, bool], bytes] = {}
+
+    @property
+    def kind(self) -> str:
+        raise NotImplementedError  # a class attribute (or property) in every subclass
 
     def render(self, us: bool = False) -> bytes:
         b = self._cache.get(us)
@@ -133,15 +140,26 @@ def _t(v: int, us: bool) -> int:
     return v if us else v // 1000
 
 
-def _levels(levels) -> str:
+Levels = list[tuple[str, str]]  # (price, qty) as printed
+
+
+def _levels(levels: Levels) -> str:
     return "[" + ",".join(f'["{p}","{q}"]' for p, q in levels) + "]"
 
 
 class AggTrade(Event):
     __slots__ = ("T", "a", "f", "l", "m", "p", "q", "usdm")
     kind = "aggTrade"
+    T: int
+    a: int
+    f: int
+    l: int
+    m: bool
+    p: str
+    q: str
+    usdm: bool
 
-    def _render(self, us):
+    def _render(self, us: bool) -> str:
         if self.usdm:  # USD-M: no "M", an "nq" (RPI-free quantity; equal here, no RPI simulated)
             return (
                 f'{{"e":"aggTrade","E":{_t(self.E, us)},"s":"{self.symbol}","a":{self.a},'
@@ -158,8 +176,14 @@ class AggTrade(Event):
 class Trade(Event):
     __slots__ = ("T", "m", "p", "q", "t", "usdm")
     kind = "trade"
+    T: int
+    m: bool
+    p: str
+    q: str
+    t: int
+    usdm: bool
 
-    def _render(self, us):
+    def _render(self, us: bool) -> str:
         if self.usdm:  # field order as recorded from fstream
             return (
                 f'{{"e":"trade","E":{_t(self.E, us)},"T":{_t(self.T, us)},"s":"{self.symbol}",'
@@ -176,15 +200,23 @@ class Trade(Event):
 class BookTicker(Event):
     __slots__ = ("A", "B", "T", "a", "b", "u", "usdm")
     kind = "bookTicker"
+    A: str
+    B: str
+    T: int
+    a: str
+    b: str
+    u: int
+    usdm: bool
 
-    def _render(self, us):
+    def _render(self, us: bool) -> str:
         if self.usdm:
             return (
                 f'{{"e":"bookTicker","u":{self.u},"s":"{self.symbol}","b":"{self.b}",'
                 f'"B":"{self.B}","a":"{self.a}","A":"{self.A}","T":{_t(self.T, us)},'
                 f'"E":{_t(self.E, us)}}}'
             )
-        # Spot bookTicker has no e/E (see binance-protocol.md).
+        # Spot bookTicker has no e/E (Binance spot WebSocket streams docs, "Individual Symbol
+        # Book Ticker Streams").
         return (
             f'{{"u":{self.u},"s":"{self.symbol}","b":"{self.b}","B":"{self.B}",'
             f'"a":"{self.a}","A":"{self.A}"}}'
@@ -195,12 +227,20 @@ class DepthUpdate(Event):
     """Diff depth event; also the USD-M partial depth shape (``kind`` then ``partialDepth``)."""
 
     __slots__ = ("T", "U", "asks", "bids", "partial", "pu", "u", "usdm")
+    T: int
+    U: int
+    asks: Levels
+    bids: Levels
+    partial: bool
+    pu: int
+    u: int
+    usdm: bool
 
     @property
-    def kind(self):
+    def kind(self) -> str:
         return "partialDepth" if self.partial else "depthUpdate"
 
-    def _render(self, us):
+    def _render(self, us: bool) -> str:
         if self.usdm:
             return (
                 f'{{"e":"depthUpdate","E":{_t(self.E, us)},"T":{_t(self.T, us)},'
@@ -218,15 +258,21 @@ class PartialDepth(Event):
 
     __slots__ = ("asks", "bids", "lastUpdateId")
     kind = "partialDepth"
+    asks: Levels
+    bids: Levels
+    lastUpdateId: int
 
-    def _render(self, us):
+    def _render(self, us: bool) -> str:
         return (
             f'{{"lastUpdateId":{self.lastUpdateId},"bids":{_levels(self.bids)},'
             f'"asks":{_levels(self.asks)}}}'
         )
 
 
-def _mk(cls, stream, symbol, E, **kw):
+_E = TypeVar("_E", bound=Event)
+
+
+def _mk(cls: type[_E], stream: str, symbol: str, E: int, **kw: object) -> _E:
     ev = cls(stream, symbol, E)
     for k, v in kw.items():
         setattr(ev, k, v)
@@ -248,7 +294,9 @@ def stream_intervals(market: str) -> tuple[dict, dict]:
 
 PARTIAL_SIZES = (5, 10, 20)
 REALTIME = ("aggTrade", "trade", "bookTicker")
-# USD-M routing: which path serves a stream suffix (binance-protocol.md §1).
+# USD-M routing: which path serves a stream suffix.  Binance's USD-M futures docs split the
+# streams over /public (depth, bookTicker) and /market (aggTrade, trade, ...); an unrouted path
+# gets /public's.
 MARKET_ROUTED = {"aggTrade", "trade"}
 
 
@@ -283,6 +331,10 @@ class _Side:
             return None
         return self.prices[-1] if self.is_bid else self.prices[0]
 
+    def best_price(self) -> int:
+        """The best price of a side that has one (IndexError if empty)."""
+        return self.prices[-1] if self.is_bid else self.prices[0]
+
     def set(self, price: int, qty: int) -> int:
         old = self.qty.get(price, 0)
         if qty > 0:
@@ -305,13 +357,13 @@ class _Side:
     def nth_from_best(self, k: int) -> int:
         return self.prices[-1 - k] if self.is_bid else self.prices[k]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.prices)
 
 
 @dataclass
 class _DiffBatch:
-    changes: dict = field(default_factory=dict)  # (side, price) -> qty
+    changes: dict[tuple[bool, int], int] = field(default_factory=dict)  # (is_bid, price) -> qty
     first: int = 0
     last: int = 0
     prev_u: int = 0
@@ -343,10 +395,11 @@ class SymbolBook:
         self.last_id = start_id
         self.agg_id = rng.randrange(10**8, 10**9)
         self.trade_id = rng.randrange(10**9, 2 * 10**9)
-        self.history: deque = deque(maxlen=history)  # (id, is_bid, price, old, new)
+        self.history: deque[tuple[int, bool, int, int, int]] = deque(
+            maxlen=history
+        )  # (id, is_bid, price, old, new)
         self.initial_id = start_id
         self._pcache: dict[int, str] = {}
-        self._ticker = None
         self.diff: dict[str, _DiffBatch] = {}
         self.partial_prev: dict[str, int] = {}
         self.partial_first: dict[str, int] = {}
@@ -374,21 +427,27 @@ class SymbolBook:
         lots = max(1, int(self.rng.expovariate(1.0 / self.typ_lots)) + 1)
         return lots * self.lot
 
-    def _top(self):
+    def _top(self) -> tuple[int | None, int, int | None, int]:
         b, a = self.bids.best(), self.asks.best()
-        return (b, self.bids.qty.get(b, 0), a, self.asks.qty.get(a, 0))
+        return (
+            b,
+            0 if b is None else self.bids.qty[b],
+            a,
+            0 if a is None else self.asks.qty[a],
+        )
 
     # ---- changes
     def _next_id(self) -> int:
         if self.usdm and self.rng.random() < 0.6:
             # USD-M ids advance by more than one per change, so a stream's next U is
-            # generally not previous u + 1; only pu chains (binance-protocol.md §6).
+            # generally not previous u + 1; only pu chains (Binance USD-M "How to manage a
+            # local order book correctly": each event's pu must equal the previous u).
             self.last_id += self.rng.randint(2, 5)
         else:
             self.last_id += 1
         return self.last_id
 
-    def _change(self, side: _Side, price: int, qty: int):
+    def _change(self, side: _Side, price: int, qty: int) -> None:
         uid = self._next_id()
         old = side.set(price, qty)
         self.history.append((uid, side.is_bid, price, old, qty))
@@ -409,7 +468,7 @@ class SymbolBook:
         mid = (bb + ba) // 2
         return 0.75 if mid < self.start_mid // 2 else 0.25 if mid > 2 * self.start_mid else 0.5
 
-    def act(self, E: int, out: list):
+    def act(self, E: int, out: list[Event]) -> None:
         """One random market action at time ``E`` (µs); appends real-time events to ``out``."""
         self._up = self._lean()  # chance that an action pushes the price up
         r = self.rng.random()
@@ -421,7 +480,7 @@ class SymbolBook:
             self._trade(E, out)
         self._maintain()
         top = self._top()
-        if top != self._ticker:
+        if top != self._ticker and top[0] is not None and top[2] is not None:
             self._ticker = top
             out.append(
                 _mk(
@@ -439,11 +498,11 @@ class SymbolBook:
                 )
             )
 
-    def _add(self):
+    def _add(self) -> None:
         rng = self.rng
         is_bid = rng.random() < self._up
         side = self.bids if is_bid else self.asks
-        bb, ba = self.bids.best(), self.asks.best()
+        bb, ba = self.bids.best_price(), self.asks.best_price()
         spread = (ba - bb) // self.tick
         if spread > 1 and rng.random() < 0.3:
             # Improve inside the spread: this is what moves the price.
@@ -457,7 +516,7 @@ class SymbolBook:
             return  # prices stay positive
         self._change(side, price, side.qty.get(price, 0) + self._rand_qty())
 
-    def _cancel(self):
+    def _cancel(self) -> None:
         rng = self.rng
         side = self.bids if rng.random() < 1.0 - self._up else self.asks
         if len(side) < 2:
@@ -468,14 +527,14 @@ class SymbolBook:
         new = 0 if rng.random() < 0.5 else (qty * rng.randint(0, 3) // 4) // self.lot * self.lot
         self._change(side, price, new)
 
-    def _trade(self, E: int, out: list):
+    def _trade(self, E: int, out: list[Event]) -> None:
         rng = self.rng
         taker_buy = rng.random() < self._up
         book = self.asks if taker_buy else self.bids
         want = self._rand_qty() * rng.randint(1, 3)
         T = E - 1000
         while want > 0 and len(book) > 1:
-            price = book.best()
+            price = book.best_price()
             avail = book.qty[price]
             take = min(avail, want)
             want -= take
@@ -525,12 +584,12 @@ class SymbolBook:
             )
             self._change(book, price, avail - take)
 
-    def _maintain(self):
+    def _maintain(self) -> None:
         # Keep a realistic, bounded number of levels: refill the far end, trim beyond it.
         for side in (self.bids, self.asks):
             if not side.prices:
                 other = self.asks if side.is_bid else self.bids
-                ref = other.best()
+                ref = other.best_price()
                 if side.is_bid and ref - self.tick < self.tick:
                     continue  # no bid at zero
                 self._change(
@@ -551,7 +610,8 @@ class SymbolBook:
         batch = self.diff[suffix]
         if not batch.changes:
             return None
-        bids, asks = [], []
+        bids: list[tuple[int, int]] = []
+        asks: list[tuple[int, int]] = []
         for (is_bid, price), qty in batch.changes.items():
             (bids if is_bid else asks).append((price, qty))
         # Recorded spot data lists bids best first; fstream lists both sides ascending.
@@ -609,7 +669,7 @@ class SymbolBook:
         )
 
     # ---- ground truth
-    def snapshot(self, limit: int | None = None):
+    def snapshot(self, limit: int | None = None) -> tuple[int, Levels, Levels]:
         """``(last_id, bids, asks)`` of the current book, best first, as strings."""
         bids = [(self.p(p), self.q(self.bids.qty[p])) for p in self.bids.top(limit)]
         asks = [(self.p(p), self.q(self.asks.qty[p])) for p in self.asks.top(limit)]
@@ -621,7 +681,7 @@ class SymbolBook:
             return self.history[0][0]
         return self.initial_id
 
-    def book_at(self, update_id: int, limit: int | None = None):
+    def book_at(self, update_id: int, limit: int | None = None) -> tuple[Levels, Levels]:
         """Book after every change with id <= ``update_id`` (bids, asks), best first."""
         if update_id < self.oldest_id():
             raise ValueError(
@@ -677,7 +737,7 @@ class Market:
         self.rate = float(rate)
         self.books: dict[str, SymbolBook] = {}
         specs = specs or {}
-        for i, sym in enumerate(symbols):
+        for sym in symbols:
             sym = sym.upper()
             spec = specs.get(sym) or default_spec(sym, market)
             start = (
@@ -730,7 +790,7 @@ class Market:
         out: list[Event] = []
         if t_us <= self.now_us:
             return out
-        step = int(1e6 / (self.rate * max(1, len(self.books)))) if self.rate > 0 else None
+        step = int(1e6 / (self.rate * max(1, len(self.books)))) if self.rate > 0 else 0
         while True:
             t_flush = min(self._next_flush.values(), default=t_us + 1)
             t_part = min(self._next_partial.values(), default=t_us + 1)

@@ -18,11 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import ssl
 import time
-from typing import Any
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING, Any
+
+from .blast import BlastResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import ResolvedConfig
 
 
-def _child(conn, overrides: dict) -> None:
+def _child(conn: Connection, overrides: dict[str, Any]) -> None:
     try:
         import uvloop
 
@@ -31,13 +39,13 @@ def _child(conn, overrides: dict) -> None:
         asyncio.run(_serve(conn, overrides))
 
 
-async def _serve(conn, overrides: dict) -> None:
+async def _serve(conn: Connection, overrides: dict[str, Any]) -> None:
     from . import ExchangeSimulator
 
     loop = asyncio.get_running_loop()
-    inbox: asyncio.Queue = asyncio.Queue()
+    inbox: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue()
 
-    def readable():
+    def readable() -> None:
         try:
             inbox.put_nowait(conn.recv())
         except (EOFError, OSError):  # the parent went away
@@ -78,13 +86,13 @@ class RemoteSimulator:
     Attributes after start: ``ws_url``, ``rest_url``, ``ca_file``, ``config`` (the child's
     resolved :class:`~fastfeed.sim.SimConfig`), ``pid``."""
 
-    def __init__(self, start_timeout: float = 60.0, **overrides):
+    def __init__(self, start_timeout: float = 60.0, **overrides: Any):
         self._overrides = overrides
         self._start_timeout = start_timeout
-        self._proc: multiprocessing.Process | None = None
-        self._conn = None
+        self._proc: BaseProcess | None = None
+        self._conn: Connection | None = None
         self.ws_url = self.rest_url = self.ca_file = ""
-        self.config = None
+        self.config: ResolvedConfig | None = None
 
     async def __aenter__(self) -> RemoteSimulator:
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing shared
@@ -99,7 +107,7 @@ class RemoteSimulator:
         self.config = info["config"]
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         try:
             if self._proc is not None and self._proc.is_alive():
                 await self.call("stop", timeout=10)
@@ -116,25 +124,28 @@ class RemoteSimulator:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def client_ssl_context(self):
+    def client_ssl_context(self) -> ssl.SSLContext:
         """A verifying client ``SSLContext`` that trusts the simulator's CA."""
-        import ssl
-
         return ssl.create_default_context(cafile=self.ca_file)
+
+    def _pipe(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("RemoteSimulator is not started (use async with)")
+        return self._conn
 
     async def _reply(self, timeout: float) -> Any:
         end = time.monotonic() + timeout
-        while not self._conn.poll():
+        while not self._pipe().poll():
             if time.monotonic() > end:
                 raise TimeoutError("simulator process did not answer")
             if self._proc is not None and not self._proc.is_alive():
                 raise RuntimeError(f"simulator process exited ({self._proc.exitcode})")
             await asyncio.sleep(0.005)
-        return self._conn.recv()
+        return self._pipe().recv()
 
-    async def call(self, cmd: str, *args, timeout: float = 300.0) -> Any:
+    async def call(self, cmd: str, *args: Any, timeout: float = 300.0) -> Any:
         """Run ``cmd`` in the child and return its result (raises on an error there)."""
-        self._conn.send((cmd, args))
+        self._pipe().send((cmd, args))
         status, result = await self._reply(timeout)
         if status != "ok":
             raise RuntimeError(f"simulator: {cmd} failed: {result}")
@@ -144,7 +155,7 @@ class RemoteSimulator:
         """Encode ``n`` blast frames in the child; returns their size in bytes."""
         return await self.call("prepare_blast", n)
 
-    async def blast(self, n: int):
+    async def blast(self, n: int) -> BlastResult:
         """Write the prepared ``n`` frames to the first open connection; returns the
         :class:`~fastfeed.sim.BlastResult` once they are written."""
         return await self.call("blast", n)

@@ -4,7 +4,8 @@ Request weight is counted per client IP in fixed windows of ``weight_window`` se
 minute on the exchange), laid from the moment the server starts: a short session never
 straddles a boundary by chance, so its used-weight headers are reproducible (decision 0102).
 Over the limit the answer is 429 with ``Retry-After``, and after ``ban_after`` further requests
-while limited, 418 for ``ban_seconds`` (binance-protocol.md §6).
+while limited, 418 for ``ban_seconds``: the exchange's documented answers (Binance spot REST
+API docs, "LIMITS": 429 with Retry-After, then an automatic 418 ban of 2 minutes up to 3 days).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import ssl
 import time
 from collections import deque
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -36,7 +39,9 @@ def usdm_depth_weight(limit: int) -> int:
     return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
 
 
-def _json(body, status=200, headers=None) -> web.Response:
+def _json(
+    body: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
     return web.Response(
         body=json.dumps(body, separators=(",", ":")).encode(),
         status=status,
@@ -48,7 +53,7 @@ def _json(body, status=200, headers=None) -> web.Response:
 class _IPState:
     __slots__ = ("banned_until", "over", "used", "window")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.window = -1
         self.used = 0
         self.over = 0
@@ -69,7 +74,7 @@ class RestServer:
         # (monotonic arrival time, path, symbol, status, Retry-After or None) of recent depth
         # requests: lets a
         # test check a client honoured Retry-After / a ban (bounded)
-        self.log: deque = deque(maxlen=100_000)
+        self.log: deque[tuple[float, str, str, int, float | None]] = deque(maxlen=100_000)
         self.runner: web.AppRunner | None = None
         self.port = 0
         self.epoch = 0.0  # monotonic time the weight windows start from: set in start()
@@ -84,20 +89,22 @@ class RestServer:
             app.router.add_get("/fapi/v1/time", self.time)
         self.app = app
 
-    async def start(self, ssl_context) -> None:
+    async def start(self, ssl_context: ssl.SSLContext) -> None:
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.cfg.host, self.cfg.rest_port, ssl_context=ssl_context)
         await site.start()
         self.epoch = time.monotonic()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = self.runner.addresses[0][1]
 
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
 
     # ------------------------------------------------------------------ weight
-    def _charge(self, request: web.Request, weight: int) -> tuple[web.Response | None, dict]:
+    def _charge(
+        self, request: web.Request, weight: int
+    ) -> tuple[web.Response | None, dict[str, str]]:
         ip = request.remote or "?"
         st = self.ips.setdefault(ip, _IPState())
         now = time.monotonic()
@@ -210,7 +217,7 @@ class RestServer:
         else:
             uid, bids, asks = book.snapshot(limit)
         self.sim.snapshots.append((symbol, uid))
-        body = {"lastUpdateId": uid}
+        body: dict[str, object] = {"lastUpdateId": uid}
         if not spot:
             now = self.sim.now_ms()
             body["E"], body["T"] = now, now - 1
@@ -226,7 +233,7 @@ class RestServer:
         for book in self.sim.market.books.values():
             s = book.spec
             pd, qd = s.price_decimals, s.qty_decimals
-            entry = {
+            entry: dict[str, object] = {
                 "symbol": s.symbol,
                 "status": "TRADING",
                 "baseAsset": s.base,

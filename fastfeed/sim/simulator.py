@@ -7,7 +7,9 @@ import logging
 import ssl
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import replace
+from typing import Any
 
 from fastfeed._aio import cancel_and_wait
 from fastfeed.feed.endpoint import Endpoint
@@ -15,7 +17,7 @@ from fastfeed.feed.endpoint import Endpoint
 from .blast import BlastResult, FeedTemplates, PacedResult, blast_to, build_blast, paced_to
 from .config import SimConfig
 from .faults import Faults
-from .market import Market
+from .market import Levels, Market
 from .rest import RestServer
 from .tls import SimTLS
 from .wsserver import SimConnection, WSServer
@@ -37,7 +39,7 @@ class ExchangeSimulator:
     ``snapshots`` (``(symbol, lastUpdateId)`` of every REST snapshot served).
     """
 
-    def __init__(self, config: SimConfig | None = None, **overrides):
+    def __init__(self, config: SimConfig | None = None, **overrides: Any):
         cfg = config or SimConfig()
         if overrides:
             if "symbols" in overrides and isinstance(overrides["symbols"], str):
@@ -45,7 +47,7 @@ class ExchangeSimulator:
             cfg = replace(cfg, **overrides)
         self.config = cfg.resolved()
         self.sent: Counter = Counter()
-        self.snapshots: list = []
+        self.snapshots: list[tuple[str, int]] = []
         self.market = Market(
             self.config.symbols,
             self.config.market,
@@ -61,7 +63,7 @@ class ExchangeSimulator:
         self._rest = RestServer(self)
         self.faults = Faults(self._ws, self._rest, self._tls)
         self._tasks: list[asyncio.Task] = []
-        self._handles: list = []
+        self._handles: list[asyncio.TimerHandle] = []
         self._templates: FeedTemplates | None = None
         self.ws_url = self.rest_url = self.ca_file = ""
         self._running = False
@@ -102,7 +104,7 @@ class ExchangeSimulator:
     async def __aenter__(self) -> ExchangeSimulator:
         return await self.start()
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     def _timed_fault(self, name: str, value: str | None) -> None:
@@ -171,13 +173,15 @@ class ExchangeSimulator:
             await asyncio.sleep(0.002)
         return self.connections
 
-    def book_at(self, symbol: str, update_id: int, limit: int | None = None):
+    def book_at(
+        self, symbol: str, update_id: int, limit: int | None = None
+    ) -> tuple[Levels, Levels]:
         """Ground truth: ``(bids, asks)`` after every change with id <= ``update_id``, as lists
         of ``(price_str, qty_str)`` best first (strings formatted as the streams print them).
         Raises ``ValueError`` if ``update_id`` is older than the kept ``history``."""
         return self.market.book(symbol).book_at(update_id, limit)
 
-    def snapshot(self, symbol: str, limit: int | None = None):
+    def snapshot(self, symbol: str, limit: int | None = None) -> tuple[int, Levels, Levels]:
         """``(lastUpdateId, bids, asks)`` of the current book."""
         return self.market.book(symbol).snapshot(limit)
 
@@ -197,13 +201,18 @@ class ExchangeSimulator:
             self._templates = FeedTemplates(self.config.market, sym, self.config.seed)
         return self._templates
 
-    def prepare_blast(self, n: int, us: bool = False, combined: bool = True):
+    def prepare_blast(
+        self, n: int, us: bool = False, combined: bool = True
+    ) -> tuple[list[bytes], int]:
         """Pre-encode ``n`` frames of a combined aggTrade+depthUpdate feed ->
         ``(chunks, bytes)``; pass the result to :meth:`blast` to keep encoding off the clock."""
         return build_blast(self.templates(), n, us=us, combined=combined)
 
     async def blast(
-        self, n: int, conn: SimConnection | int | None = None, prepared=None
+        self,
+        n: int,
+        conn: SimConnection | int | None = None,
+        prepared: tuple[list[bytes], int] | None = None,
     ) -> BlastResult:
         """Write ``n`` pre-encoded messages (alternating ``<sym>@aggTrade`` and
         ``<sym>@depth@100ms``, envelope and time unit per the connection) to ``conn`` (default:
@@ -219,7 +228,7 @@ class ExchangeSimulator:
         ``E`` (connection's time unit) and ``"sendNs"`` (ns, last key)."""
         return await paced_to(self._one(conn), self.templates(), rate, n)
 
-    def _one(self, conn) -> SimConnection:
+    def _one(self, conn: SimConnection | int | None) -> SimConnection:
         if isinstance(conn, SimConnection):
             return conn
         if isinstance(conn, int):
@@ -241,6 +250,8 @@ class ExchangeSimulator:
                 )
             )
 
-    async def _bench_task(self, coro, conn) -> None:
+    async def _bench_task(
+        self, coro: Coroutine[Any, Any, BlastResult | PacedResult], conn: SimConnection
+    ) -> None:
         res = await coro
         log.warning("conn %d: %s", conn.id, res)

@@ -39,7 +39,7 @@ class SimTLS:
         self.cert = self.ca.issue_cert(*NAMES)
         self.ca_file = os.path.join(self.dir, "ca.pem")
         self.ca.cert_pem.write_to_path(self.ca_file)
-        self._rogue = None
+        self._rogue: trustme.LeafCert | None = None
         self.rogue = False
         self.server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.cert.configure_cert(self.server_context)
@@ -50,9 +50,12 @@ class SimTLS:
 
     def use_rogue_cert(self, on: bool = True) -> None:
         """Present a certificate signed by a CA no client trusts (``on=False`` switches back)."""
-        if on and self._rogue is None:
-            self._rogue = _trustme().CA().issue_cert(*NAMES)
-        (self._rogue if on else self.cert).configure_cert(self.server_context)
+        cert = self.cert
+        if on:
+            if self._rogue is None:
+                self._rogue = _trustme().CA().issue_cert(*NAMES)
+            cert = self._rogue
+        cert.configure_cert(self.server_context)
         self.rogue = on
 
     def cleanup(self) -> None:

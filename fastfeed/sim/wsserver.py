@@ -5,24 +5,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import struct
 import time
 from collections import Counter, deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from picows import (
+    WSCloseCode,
+    WSFrame,
     WSListener,
     WSMsgType,
     WSTransport,
+    WSUpgradeRequest,
     WSUpgradeResponse,
     WSUpgradeResponseWithListener,
     ws_create_server,
 )
 
 from .control import TooManyStreams, error_reply, handle_control
-from .market import SPOT, Event, usdm_route
+from .market import SPOT, DepthUpdate, Event, usdm_route
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import ExchangeSimulator
@@ -42,7 +46,8 @@ def parse_target(target: str, market: str) -> tuple[str, bool, list[str], bool]:
     """``(route, combined, streams, microseconds)`` for a request target, or HandshakeReject.
 
     Spot: ``/ws``, ``/ws/<s1>/<s2>``, ``/stream``, ``/stream?streams=a/b``.  USD-M adds the
-    ``/public`` and ``/market`` prefixes; an unrouted path is ``public`` (binance-protocol.md §1).
+    ``/public`` and ``/market`` prefixes; an unrouted path is ``public``, as Binance's USD-M
+    futures docs say of connections without a route.
     """
     parts = urlsplit(target)
     path = unquote(parts.path).rstrip("/") or "/"
@@ -124,7 +129,7 @@ class SimConnection(WSListener):
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._slow_q: deque = deque()
-        self._slow_handle = None
+        self._slow_handle: asyncio.TimerHandle | None = None
         self._frag_buf: bytearray | None = None
 
     # ------------------------------------------------------------------ picows callbacks
@@ -137,18 +142,18 @@ class SimConnection(WSListener):
         if cfg.ping_interval > 0:
             self._handles.append(loop.call_later(cfg.ping_interval, self._ping))
         self.schedule_lifetime(self.server.lifetime, self.server.shutdown_notice)
-        if self._initial:
-            if not self.subscribe(self._initial):
-                self.close(1008, "Too many streams")
+        if self._initial and not self.subscribe(self._initial):
+            self.close(1008, "Too many streams")
         self.server.sim._on_connection(self)
 
-    def on_ws_frame(self, transport: WSTransport, frame) -> None:
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         mt = frame.msg_type
         self.received[mt.name] += 1
         if mt == WSMsgType.CLOSE:
             if self.close_code is None:
-                self.close_code = frame.get_close_code()
-                transport.send_close(frame.get_close_code())
+                code = frame.get_close_code()
+                self.close_code = code.value
+                transport.send_close(code)
             transport.disconnect()
             return
         # Binance counts pings, pongs and JSON messages against one per-second budget.
@@ -244,7 +249,8 @@ class SimConnection(WSListener):
             "error" if (b'"code"' in reply[:12] or reply.startswith(b'{"error"')) else "reply"
         ] += 1
         self._record("control", None, reply)
-        self.transport.send(WSMsgType.TEXT, reply)
+        if self.transport is not None:
+            self.transport.send(WSMsgType.TEXT, reply)
 
     # ------------------------------------------------------------------ sending
     def _record(self, kind: str, stream: str | None, payload: bytes) -> None:
@@ -278,13 +284,13 @@ class SimConnection(WSListener):
             return
         self._send_frame(payload)
 
-    def _schedule_slow(self):
+    def _schedule_slow(self) -> None:
         due = self._slow_q[0][0]
         self._slow_handle = asyncio.get_running_loop().call_later(
             max(0.0, due - time.monotonic()), self._drain_slow
         )
 
-    def _drain_slow(self):
+    def _drain_slow(self) -> None:
         self._slow_handle = None
         now = time.monotonic()
         while self._slow_q and self._slow_q[0][0] <= now:
@@ -308,7 +314,7 @@ class SimConnection(WSListener):
             return
         tr.send(WSMsgType.TEXT, payload)
 
-    def write_raw(self, data) -> None:
+    def write_raw(self, data: bytes) -> None:
         """Write pre-framed bytes straight to the TLS transport (blast mode)."""
         if self.transport is not None:
             self.transport.underlying_transport.write(data)
@@ -372,7 +378,7 @@ class SimConnection(WSListener):
         if tr is None or tr.is_disconnected:
             return
         self.close_code, self.close_reason = code, reason
-        tr.send_close(code, reason.encode())
+        tr.send_close(WSCloseCode(code), reason.encode())
         tr.disconnect()
 
     def reset(self) -> None:
@@ -413,7 +419,7 @@ class WSServer:
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
 
-    async def start(self, ssl_context) -> None:
+    async def start(self, ssl_context: ssl.SSLContext) -> None:
         self.server = await ws_create_server(
             self._factory,
             self.cfg.host,
@@ -437,7 +443,7 @@ class WSServer:
                 pass
 
     # ------------------------------------------------------------------ handshake
-    def _factory(self, request) -> Any:
+    def _factory(self, request: WSUpgradeRequest) -> SimConnection | WSUpgradeResponseWithListener:
         target = request.path.decode("latin-1")
         now = time.monotonic()
         a = self.attempts
@@ -469,7 +475,9 @@ class WSServer:
         self.next_id += 1
         return conn
 
-    def _reject(self, status: int, msg: str, headers=None):
+    def _reject(
+        self, status: int, msg: str, headers: dict[str, str] | None = None
+    ) -> WSUpgradeResponseWithListener:
         body = error_reply(-1 if status != 400 else 2, msg)
         resp = WSUpgradeResponse.create_error_response(status, body, headers)
         return WSUpgradeResponseWithListener(resp, None)
@@ -495,15 +503,15 @@ class WSServer:
             subs = subs_map.get(ev.stream)
             if not subs:
                 continue
-            if ev.kind == "depthUpdate" and self.depth_faults:
-                self._depth_with_faults(ev, subs)
-                continue
-            if ev.kind == "depthUpdate":
+            if isinstance(ev, DepthUpdate) and not ev.partial:  # kind "depthUpdate"
+                if self.depth_faults:
+                    self._depth_with_faults(ev, subs)
+                    continue
                 self._recent.setdefault(ev.stream, deque(maxlen=4)).append(ev)
             for c in tuple(subs):
                 c.deliver(ev)
 
-    def _depth_with_faults(self, ev: Event, subs) -> None:
+    def _depth_with_faults(self, ev: DepthUpdate, subs: set[SimConnection]) -> None:
         recent = self._recent.setdefault(ev.stream, deque(maxlen=4))
         fault = None
         for f in self.depth_faults:
