@@ -52,7 +52,9 @@ def build(verbose: bool = True) -> Path | None:
         inc.append(f"-I{os.environ['BOOST_ROOT']}/include")
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256(
-        SRC.read_bytes() + (sj / "simdjson.h").read_bytes()[:4096] + " ".join(FLAGS).encode()
+        SRC.read_bytes()
+        + (sj / "simdjson.h").read_bytes()[:4096]
+        + " ".join(FLAGS).encode()
         + version.encode()
     ).hexdigest()[:16]
     out = Path(os.environ.get("FASTFEED_BENCH_CACHE", Path.home() / ".cache" / "fastfeed-bench"))
@@ -61,8 +63,18 @@ def build(verbose: bool = True) -> Path | None:
     if exe.exists():
         return exe
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [cxx, *FLAGS, *inc, str(SRC), str(sj / "simdjson.cpp"), "-o", str(exe),
-           "-lssl", "-lcrypto", "-lpthread"]
+    cmd = [
+        cxx,
+        *FLAGS,
+        *inc,
+        str(SRC),
+        str(sj / "simdjson.cpp"),
+        "-o",
+        str(exe),
+        "-lssl",
+        "-lcrypto",
+        "-lpthread",
+    ]
     if verbose:
         print("building the native C++ client (about a minute) ...", flush=True)
     r = subprocess.run(cmd, capture_output=True, text=True)

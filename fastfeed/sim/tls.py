@@ -11,6 +11,10 @@ import os
 import shutil
 import ssl
 import tempfile
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import trustme
 
 NAMES = ("127.0.0.1", "::1", "localhost")
 
