@@ -29,11 +29,12 @@ from fastfeed.book.snapshots import (
     depth_weight,
 )
 from fastfeed.book.snapshots import weight_limit as _market_weight_limit
+from fastfeed.core._codes import Slot
 
 log = logging.getLogger("fastfeed.book")
 _vlog = logging.getLogger("fastfeed.book.validation")
 
-_S_DEPTH = 2  # fastfeed.feed.S_DEPTH (diff-depth stream slot)
+_S_DEPTH = Slot.DEPTH  # the diff-depth stream slot
 
 
 class OrderBook(Service):

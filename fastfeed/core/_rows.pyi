@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 import numpy as np
 
 FP_SCALE: int
@@ -6,3 +8,5 @@ TRADE_DTYPE: np.dtype
 DEPTH_DTYPE: np.dtype
 TICKER_DTYPE: np.dtype
 PARTIAL_DTYPE: np.dtype
+
+def struct_dtype(fields: Iterable[tuple[str, str, int]], itemsize: int) -> np.dtype: ...
