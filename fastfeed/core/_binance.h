@@ -114,6 +114,7 @@ typedef struct {
     ptrdiff_t scratch_cap, scratch_used;
     ptrdiff_t max_levels;      /* per staging area */
     int64_t fp_none;
+    int fp_none_seen;           /* a decimal of this pass came out fp_none (the caller resets it) */
     ff_strtod_fn strtod;        /* ff_parse_decimal's slow path */
     /* Symbols the plans met, as they appear in payloads: name, '"', zero padding.  A plan
      * compares the bytes at "s" with one slot (picked by a hash of their first 8) at once,
@@ -158,8 +159,12 @@ FF_INLINE int ffb_read_str(ff_ctx *c, ff_scan *s, const uint8_t **out, ptrdiff_t
     return 0;
 }
 
-static int ffb_dec_general(ff_ctx *c, const uint8_t *st, const uint8_t *q, ff_dec *d) {
-    return ff_parse_decimal(st, q - st, &d->f, &d->fp, c->fp_none, c->strtod);
+/* The general decimal parser: the only reader that can leave fp_none (the fast ones take
+ * exact shapes only), so it alone raises c->fp_none_seen. */
+static int ffb_decimal(ff_ctx *c, const uint8_t *st, ptrdiff_t n, ff_dec *d) {
+    int r = ff_parse_decimal(st, n, &d->f, &d->fp, c->fp_none, c->strtod);
+    c->fp_none_seen |= d->fp == c->fp_none;
+    return r;
 }
 
 /* Both values of the plain decimal [st, q): m = all its digits, fc of them after the
@@ -175,7 +180,7 @@ FF_INLINE int ffb_dec_value(ff_ctx *c, const uint8_t *st, const uint8_t *q, uint
     }
     /* rarer shapes (a call, so the hot path keeps no stack slot for them): the general
      * parser decides both values */
-    return ffb_dec_general(c, st, q, d);
+    return ffb_decimal(c, st, q - st, d);
 }
 
 /* A decimal string; s->p at its opening quote.  Field-level errors leave s->p after it. */
@@ -194,7 +199,7 @@ FF_INLINE int ffb_read_dec(ff_ctx *c, ff_scan *s, ff_dec *d) {
     }
     r = ffb_read_str(c, s, &st, &ln);
     if (r) return r;
-    return ff_parse_decimal(st, ln, &d->f, &d->fp, c->fp_none, c->strtod);
+    return ffb_decimal(c, st, ln, d);
 }
 
 FF_INLINE int ffb_field_dec(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, ff_dec *d) {

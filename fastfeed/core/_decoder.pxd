@@ -39,6 +39,7 @@ cdef extern from "_binance.h":
         ptrdiff_t scratch_cap, scratch_used
         ptrdiff_t max_levels
         int64_t fp_none
+        int fp_none_seen
         ff_strtod_fn strtod
         const void* sym_owner
     int ffb_parse_object(ff_ctx* c, ff_scan* s, Fields* F, Fields* inner) noexcept

@@ -99,6 +99,17 @@ cdef inline void reset_fields(Fields* F) noexcept:
     F.nlv[0] = F.nlv[1] = F.nlv[2] = F.nlv[3] = 0
 
 
+cdef uint64_t levels_fp_none(Fields* F, int st, Py_ssize_t max_levels) noexcept:
+    """*_fp fields of staging area st that are FP_NONE (the inexact_fixed_point counter:
+    looked at only when the pass's decimal parser made one)."""
+    cdef Level* lv = F.stage + st * max_levels
+    cdef uint64_t n = 0
+    cdef Py_ssize_t i
+    for i in range(F.nlv[st]):
+        n += (lv[i].price.fp == FP_NONE) + (lv[i].qty.fp == FP_NONE)
+    return n
+
+
 cdef inline int lowest_bit(uint32_t x) noexcept:
     cdef int i = 0
     while not (x & 1):
@@ -475,6 +486,7 @@ cdef class BinanceDecoder:
     cdef void _begin_plan(self, Fields* outer, Fields* inner) noexcept:
         # A plan sets what it succeeds with (seen, keys, ev, nlv); it never marks a field bad.
         self.ctx.scratch_used = 0
+        self.ctx.fp_none_seen = 0
         outer.bad = inner.bad = 0
         outer.stage = self.stage
         inner.stage = self.stage + 4 * self.ctx.max_levels
@@ -727,7 +739,8 @@ cdef class BinanceDecoder:
         row.symbol = <uint32_t>sym
         row.buyer_maker = F.m
         row.is_agg = agg
-        self.fp_inexact += (F.p.fp == FP_NONE) + (F.q.fp == FP_NONE)
+        if self.ctx.fp_none_seen:
+            self.fp_inexact += (F.p.fp == FP_NONE) + (F.q.fp == FP_NONE)
         self.trades.commit(1)
         return K_TRADE
 
@@ -749,8 +762,9 @@ cdef class BinanceDecoder:
         row.ask_price_fp = F.ap.fp
         row.ask_qty_fp = F.aq.fp
         row.symbol = <uint32_t>sym
-        self.fp_inexact += ((F.bp.fp == FP_NONE) + (F.bq.fp == FP_NONE) + (F.ap.fp == FP_NONE)
-                            + (F.aq.fp == FP_NONE))
+        if self.ctx.fp_none_seen:
+            self.fp_inexact += ((F.bp.fp == FP_NONE) + (F.bq.fp == FP_NONE) + (F.ap.fp == FP_NONE)
+                                + (F.aq.fp == FP_NONE))
         self.tickers.commit(1)
         return K_TICKER
 
@@ -786,9 +800,11 @@ cdef class BinanceDecoder:
                 row.price_fp = lv[i].price.fp
                 row.qty_fp = lv[i].qty.fp
                 row.flags = 0
-                self.fp_inexact += (lv[i].price.fp == FP_NONE) + (lv[i].qty.fp == FP_NONE)
                 j += 1
         row.flags = ROW_LAST_OF_EVENT
+        if self.ctx.fp_none_seen:
+            self.fp_inexact += (levels_fp_none(F, ST_B, self.ctx.max_levels)
+                                + levels_fp_none(F, ST_A, self.ctx.max_levels))
         self.depth.commit(total)
         return K_DEPTH
 
@@ -840,8 +856,10 @@ cdef class BinanceDecoder:
                 row.price_fp = lv[i].price.fp
                 row.qty_fp = lv[i].qty.fp
                 row.flags = 0
-                self.fp_inexact += (lv[i].price.fp == FP_NONE) + (lv[i].qty.fp == FP_NONE)
                 j += 1
         row.flags = ROW_LAST_OF_EVENT
+        if self.ctx.fp_none_seen:
+            self.fp_inexact += (levels_fp_none(F, st_bids, self.ctx.max_levels)
+                                + levels_fp_none(F, st_asks, self.ctx.max_levels))
         self.partial.commit(total)
         return K_PARTIAL

@@ -13,8 +13,10 @@ cdef inline Py_ssize_t field_offset(const void* field, const void* row) noexcept
 # 8 decimal places, so every price and quantity it sends fits exactly.
 cdef enum:
     FP_DECIMALS = 8
-# Marks an *_fp field whose decimal has no exact int64 value at that scale.
-cdef int64_t FP_NONE
+# Marks an *_fp field whose decimal has no exact int64 value at that scale: INT64_MIN, a
+# compile-time constant in every module that cimports it.
+cdef extern from "<stdint.h>":
+    const int64_t FP_NONE "INT64_MIN"
 
 cdef enum:
     ROW_LAST_OF_EVENT = 1   # flags bit: last row written for this message

@@ -1,12 +1,8 @@
 """numpy dtypes of the ring rows, built from the C structs in _rows.pxd."""
 import numpy as np
 
-from libc.stdint cimport INT64_MIN
-
-cdef int64_t FP_NONE = INT64_MIN
-
 FP_SCALE = 10 ** FP_DECIMALS
-FP_NONE_VALUE = INT64_MIN
+FP_NONE_VALUE = FP_NONE
 
 
 cdef TradeRow _t
