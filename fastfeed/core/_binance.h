@@ -50,22 +50,22 @@ enum { ST_B = 0, ST_A = 1, ST_BIDS = 2, ST_ASKS = 3 };
     X('A', F_AQ, dec, aq)           \
     X('a', KEY_A, a, ap)            \
     X('b', KEY_B, b, bp)
-/* Longer keys: X(name, length, slots, reader, member or staging area).  More readers:
+/* Longer keys: X(name, slots, reader, member or staging area).  More readers:
  * levels ([[price, qty], ...] into a staging area), stream and data (the combined-stream
  * envelope, top level only), ctrl (marks a control reply; the value is skipped). */
-#define FF_KEYSN(X)                                 \
-    X("pu", 2, F_PU, int, pu)                       \
-    X("nq", 2, F_NQ, dec, nq)                       \
-    X("id", 2, F_CTRL, ctrl, _)                     \
-    X("msg", 3, F_CTRL, ctrl, _)                    \
-    X("bids", 4, F_BIDS, levels, ST_BIDS)           \
-    X("asks", 4, F_ASKS, levels, ST_ASKS)           \
-    X("data", 4, F_DATA, data, _)                   \
-    X("code", 4, F_CTRL, ctrl, _)                   \
-    X("error", 5, F_CTRL, ctrl, _)                  \
-    X("stream", 6, F_STREAM, stream, stream)        \
-    X("result", 6, F_CTRL, ctrl, _)                 \
-    X("lastUpdateId", 12, F_LUID, int, luid)
+#define FF_KEYSN(X)                       \
+    X("pu", F_PU, int, pu)                \
+    X("nq", F_NQ, dec, nq)                \
+    X("id", F_CTRL, ctrl, _)              \
+    X("msg", F_CTRL, ctrl, _)             \
+    X("bids", F_BIDS, levels, ST_BIDS)    \
+    X("asks", F_ASKS, levels, ST_ASKS)    \
+    X("data", F_DATA, data, _)            \
+    X("code", F_CTRL, ctrl, _)            \
+    X("error", F_CTRL, ctrl, _)           \
+    X("stream", F_STREAM, stream, stream) \
+    X("result", F_CTRL, ctrl, _)          \
+    X("lastUpdateId", F_LUID, int, luid)
 
 /* Fields each kind requires, and the optional ones it uses when present.  The plans set
  * exactly these (they read every required field of their kind). */
@@ -331,8 +331,8 @@ static int ffb_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner, int
     return ffb_field_data(c, s, F, inner, slots)
 
 #define FFB_CASE1(ch, slots, reader, m) case ch: { FFB_READ_##reader(slots, m); }
-#define FFB_CASEN(name, len, slots, reader, m)                                              \
-    if (kn == len && memcmp(k, name, len) == 0) { FFB_READ_##reader(slots, m); }
+#define FF_KEY_IS(name) (kn == (ptrdiff_t)sizeof(name) - 1 && memcmp(k, name, sizeof(name) - 1) == 0)
+#define FFB_CASEN(name, slots, reader, m) if (FF_KEY_IS(name)) { FFB_READ_##reader(slots, m); }
 
 /* The combined-stream name.  One that cannot be read (escaped beyond the scratch arena)
  * cannot route the message: the payload is rejected for it, not taken for unknown. */

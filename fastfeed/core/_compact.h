@@ -376,8 +376,7 @@ static int ffc_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner);
     return 0
 
 #define FFC_CASE1(ch, slots, reader, m) case ch: { FFC_READ_##reader(slots, m); }
-#define FFC_CASEN(name, len, slots, reader, m)                                              \
-    if (kn == len && memcmp(k, name, len) == 0) { FFC_READ_##reader(slots, m); }
+#define FFC_CASEN(name, slots, reader, m) if (FF_KEY_IS(name)) { FFC_READ_##reader(slots, m); }
 
 /* The value of one key; s->p at the value, which Binance never leaves empty. */
 FF_INLINE int ffc_value(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner,

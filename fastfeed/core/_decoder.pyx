@@ -429,7 +429,7 @@ cdef class BinanceDecoder:
         cdef uint64_t seq = self.recent_seq[cls]
         cdef uint64_t i
         cdef int slot
-        for i in range(seq - min(seq, RECENT_SLOTS), seq):
+        for i in range(seq - min(seq, <uint64_t>RECENT_SLOTS), seq):
             slot = cls * RECENT_SLOTS + <int>(i % RECENT_SLOTS)
             out.append((Reject(self.recent_code[slot]) if cls == 0 else None,
                         self.recent[slot * RECENT_BYTES:slot * RECENT_BYTES + self.recent_len[slot]],
@@ -774,7 +774,7 @@ cdef class BinanceDecoder:
         cdef Py_ssize_t i, j = 0
         cdef int side
         cdef Level* lv
-        cdef DepthRow* row
+        cdef DepthRow* row = NULL
         if <uint64_t>total > self.depth.cap:
             return K_ERROR + R_TOO_MANY_LEVELS
         cdef int64_t T = F.T if F.seen & F_T else -1
@@ -824,7 +824,7 @@ cdef class BinanceDecoder:
         cdef Py_ssize_t i, j = 0
         cdef int side
         cdef Level* lv
-        cdef PartialRow* row
+        cdef PartialRow* row = NULL
         if <uint64_t>total > self.partial.cap:
             return K_ERROR + R_TOO_MANY_LEVELS
         cdef int64_t E = F.E if F.seen & F_E else -1
