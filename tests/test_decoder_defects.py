@@ -216,3 +216,23 @@ def test_wrapped_ring_copy_has_zeroed_padding():
         rows = dec.trades.read(3).rows  # wraps around the ring's end: a copy
         assert not np.shares_memory(rows, arr)
         assert rows.tobytes() == expected
+
+
+@pytest.mark.parametrize(
+    "payload,E",
+    [
+        (b'{"e":"serverShutdown","E":1770123456789}', 1770123456789),
+        (b'{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":5}}', 5),
+        (b'{"e":"server\\u0053hutdown"}', -1),
+    ],
+)
+def test_server_shutdown_is_recognised_once_by_the_scanner(payload, E):
+    # the scanner's classification is the only detection; the session acts on on_shutdown
+    dec = fastfeed.BinanceDecoder()
+    seen, controls = [], []
+    dec.on_shutdown = seen.append
+    dec.on_control = controls.append
+    assert dec.decode(payload, 1) == Kind.CONTROL
+    assert dec.decode(b'{"result":null,"id":1}', 1) == Kind.CONTROL
+    assert seen == [E] and dec.shutdown_count == 1 and dec.last_shutdown_time == E
+    assert len(controls) == 2

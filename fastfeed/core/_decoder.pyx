@@ -591,15 +591,15 @@ cdef class BinanceDecoder:
         # parses it; only a failing callback is a drop.
         cdef bint shutdown = self._shutdown
         self._shutdown = False
+        if shutdown:
+            self.shutdown_count += 1
+            self.last_shutdown_time = self._shutdown_E
+            log.warning("serverShutdown received (E=%s)", self._shutdown_E)
         try:
             msg = json.loads(PyBytes_FromStringAndSize(payload, n))
-            if shutdown:
-                self.shutdown_count += 1
-                self.last_shutdown_time = self._shutdown_E
-                log.warning("serverShutdown received (E=%s)", self._shutdown_E)
-                if self.on_shutdown is not None:
-                    self.on_shutdown(self._shutdown_E)
             self.control_messages.append(msg)
+            if shutdown and self.on_shutdown is not None:
+                self.on_shutdown(self._shutdown_E)
             if self.on_control is not None:
                 self.on_control(msg)
         except BaseException:
