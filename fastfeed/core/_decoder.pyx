@@ -49,7 +49,7 @@ cdef extern from "_binance.h":
         REQ_PARTIAL, OPT_PARTIAL
 
 cdef enum:
-    SCRATCH_BYTES = 4096        # escape-decoding arena: bounds an escaped value (TOO_LONG)
+    SCRATCH_BYTES = 4096        # escape-decoding arena: bounds one payload's escaped strings (TOO_LONG)
     MAX_SYMBOL_BYTES = 0xFFFF   # a longer symbol name is TOO_LONG
     RECENT_SLOTS = 8
     RECENT_BYTES = 512
@@ -110,12 +110,8 @@ cdef uint64_t levels_fp_none(Fields* F, int st, Py_ssize_t max_levels) noexcept:
     return n
 
 
-cdef inline int lowest_bit(uint32_t x) noexcept:
-    cdef int i = 0
-    while not (x & 1):
-        x >>= 1
-        i += 1
-    return i
+cdef extern from "_binance.h":
+    int lowest_bit "ffb_lowest_bit"(uint32_t x) noexcept   # x != 0
 
 
 cdef class SymbolTable:
