@@ -44,6 +44,7 @@ cdef extern from "_binance.h":
         const void* sym_owner
     int ffb_parse_object(ff_ctx* c, ff_scan* s, Fields* F, Fields* inner) noexcept
 
+
 @cython.final
 cdef class SymbolTable:
     cdef char* arena
