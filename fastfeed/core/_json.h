@@ -1,7 +1,8 @@
 /* fastfeed's JSON lexer: the pieces of a validating JSON scanner that the Binance decoder
- * is built from.  Sans-IO, allocation-free and plain C (no Python headers; tests/c builds
- * it alone): every function reads [p, end) and moves a cursor; nothing here knows about
- * sockets, rings or Python objects.  The one outside service, the correctly rounded slow
+ * is built from.  Sans-IO, allocation-free (ff_c_strtod aside, for decimals over 127
+ * characters) and plain C (no Python headers; tests/c builds it alone): every function
+ * reads [p, end) and moves a cursor; nothing here knows about sockets, rings or Python
+ * objects.  The one outside service, the correctly rounded slow
  * path of ff_parse_decimal, is a function the caller passes in (the extension passes
  * CPython's own dtoa, so that results equal Python's float()).
  *
