@@ -45,9 +45,12 @@ from libc.stdint cimport INT64_MIN
 from libc.string cimport memcpy, memmove, memset
 
 from fastfeed.core._ring cimport Ring
-from fastfeed.core._rows cimport ROW_LAST_OF_EVENT, DepthRow
+from fastfeed.core._rows cimport FP_NONE, ROW_LAST_OF_EVENT, DepthRow
+from fastfeed.core._rows cimport field_offset as _off
 
+from fastfeed.core._decoder import parse_decimal
 from fastfeed.core._rows import DEPTH_DTYPE as _DEPTH_DTYPE  # private: not this module's API
+from fastfeed.core._rows import struct_dtype as _dtype
 
 cnp.import_array()
 
@@ -115,16 +118,6 @@ cdef TopRow _tr
 cdef EventRow _er
 
 
-cdef inline Py_ssize_t _off(void* field, void* row) noexcept:
-    return <char*>field - <char*>row
-
-
-def _dtype(fields, Py_ssize_t itemsize):
-    names, formats, offsets = zip(*fields)
-    return np.dtype({"names": list(names), "formats": list(formats),
-                     "offsets": list(offsets), "itemsize": itemsize})
-
-
 TOP_DTYPE = _dtype([
     ("recv_ns", "<i8", _off(&_tr.recv_ns, &_tr)),
     ("event_time", "<i8", _off(&_tr.event_time, &_tr)),
@@ -161,25 +154,17 @@ BOOK_EVENT_DTYPE = _dtype([
 
 
 def to_fp(s):
-    """Exact fixed-point (scale 1e8) int of a decimal string such as ``"61837.63000000"``.
+    """Exact fixed-point (scale 1e8) int of a decimal string such as ``"61837.63000000"``:
+    the decoder's own reader (``fastfeed.core._decoder.parse_decimal``), so a snapshot's
+    levels are read exactly as the stream's.
 
-    Raises ValueError for a value with more than 8 significant decimals or a bad string.
+    Raises ValueError for a value with no exact int64 at that scale (more than 8
+    significant decimals, or too large) or a string that is not a decimal.
     """
-    if isinstance(s, (bytes, bytearray)):
-        s = s.decode()
-    s = s.strip()
-    neg = s.startswith("-")
-    if neg or s.startswith("+"):
-        s = s[1:]
-    whole, _, frac = s.partition(".")
-    if not (whole or frac) or (whole and not whole.isdigit()) or (frac and not frac.isdigit()):
-        raise ValueError(f"not a plain decimal: {s!r}")
-    if len(frac) > 8:
-        if frac[8:].strip("0"):
-            raise ValueError(f"{s!r} has more than 8 decimals")
-        frac = frac[:8]
-    v = int(whole or "0") * 100_000_000 + int(frac.ljust(8, "0") or "0")
-    return -v if neg else v
+    fp = parse_decimal(s.strip())[1]
+    if fp == FP_NONE:
+        raise ValueError(f"{s!r} has no exact fixed-point value at 8 decimals")
+    return fp
 
 
 # ---------------------------------------------------------------------------------------

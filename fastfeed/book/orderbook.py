@@ -32,6 +32,7 @@ from fastfeed.book.snapshots import (
     depth_weight,
 )
 from fastfeed.book.snapshots import weight_limit as _market_weight_limit
+from fastfeed.core._codes import Slot
 from fastfeed.core._ring import Ring
 from fastfeed.feed.config import check_number, with_options
 from fastfeed.feed.endpoint import Endpoint
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("fastfeed.book")
 _vlog = logging.getLogger("fastfeed.book.validation")
 
-_S_DEPTH = 2  # fastfeed.feed.S_DEPTH (diff-depth stream slot)
+_S_DEPTH = Slot.DEPTH  # the diff-depth stream slot
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,63 @@ enum {
 };
 #define KEY_A (F_AID | F_AL | F_AP)
 #define KEY_B (F_BL | F_BP)
-enum { FF_TOO_MANY_LEVELS = 8, FF_TOO_LONG = 10 };
 enum { FF_SYM_UNKNOWN = -1, FF_SYM_PLAIN = -2 };
 enum { ST_B = 0, ST_A = 1, ST_BIDS = 2, ST_ASKS = 3 };
+
+/* The key table: every key fastfeed gives a meaning to, the slots it claims, how its value
+ * is read and where it goes.  ffb_dispatch (the general scanner) and ffc_value (the
+ * compact pass) both expand from it; nothing else names a key (the plans spell Binance's
+ * byte layout, and fill the masks below).
+ *
+ * One-byte keys: X(char, slots, reader, ff_fields member).  Readers: int, dec, bool, str
+ * (member##_ptr / member##_len), event ("e"), a and b (their value's type picks the slot). */
+#define FF_KEYS1(X)                 \
+    X('e', F_EV, event, ev)         \
+    X('E', F_E, int, E)             \
+    X('T', F_T, int, T)             \
+    X('s', F_S, str, s)             \
+    X('p', F_P, dec, p)             \
+    X('q', F_Q, dec, q)             \
+    X('f', F_FIRST, int, first)     \
+    X('l', F_LAST, int, last)       \
+    X('t', F_TID, int, tid)         \
+    X('m', F_M, bool, m)            \
+    X('U', F_UU, int, UU)           \
+    X('u', F_U, int, u)             \
+    X('B', F_BQ, dec, bq)           \
+    X('A', F_AQ, dec, aq)           \
+    X('a', KEY_A, a, ap)            \
+    X('b', KEY_B, b, bp)
+/* Longer keys: X(name, slots, reader, member or staging area).  More readers:
+ * levels ([[price, qty], ...] into a staging area), stream and data (the combined-stream
+ * envelope, top level only), ctrl (marks a control reply; the value is skipped). */
+#define FF_KEYSN(X)                       \
+    X("pu", F_PU, int, pu)                \
+    X("nq", F_NQ, dec, nq)                \
+    X("id", F_CTRL, ctrl, _)              \
+    X("msg", F_CTRL, ctrl, _)             \
+    X("bids", F_BIDS, levels, ST_BIDS)    \
+    X("asks", F_ASKS, levels, ST_ASKS)    \
+    X("data", F_DATA, data, _)            \
+    X("code", F_CTRL, ctrl, _)            \
+    X("error", F_CTRL, ctrl, _)           \
+    X("stream", F_STREAM, stream, stream) \
+    X("result", F_CTRL, ctrl, _)          \
+    X("lastUpdateId", F_LUID, int, luid)
+
+/* Fields each kind requires, and the optional ones it uses when present.  The plans set
+ * exactly these (they read every required field of their kind). */
+enum {
+    REQ_AGG = F_EV | F_E | F_S | F_AID | F_P | F_Q | F_FIRST | F_LAST | F_T | F_M,
+    OPT_AGG = F_NQ,
+    REQ_TRADE = F_EV | F_E | F_S | F_TID | F_P | F_Q | F_T | F_M,
+    REQ_DEPTH = F_EV | F_E | F_S | F_UU | F_U | F_BL | F_AL,
+    OPT_DEPTH = F_T | F_PU,
+    REQ_TICKER = F_U | F_S | F_BP | F_BQ | F_AP | F_AQ,
+    OPT_TICKER = F_E | F_T,
+    REQ_PARTIAL = F_LUID | F_BIDS | F_ASKS,
+    OPT_PARTIAL = F_E | F_T
+};
 
 typedef struct { double f; int64_t fp; } ff_dec;
 typedef struct { ff_dec price, qty; } ff_level;
@@ -39,12 +93,13 @@ typedef struct {
     int64_t E, T, aid, tid, first, last, UU, u, pu, luid;
     int m;
     ff_dec p, q, nq, bp, bq, ap, aq;
-    const uint8_t *s_ptr; Py_ssize_t s_len;
+    const uint8_t *s_ptr; ptrdiff_t s_len;
     int64_t sym;        /* symbol id when a plan matched a cached name (ff_ctx.sym_cache), else
                          * FF_SYM_PLAIN (a plan scanned a plain name) or FF_SYM_UNKNOWN */
     int sym_slot;       /* with FF_SYM_PLAIN: the cache slot for the name */
-    const uint8_t *stream_ptr; Py_ssize_t stream_len;
-    ff_level *stage; Py_ssize_t nlv[4];   /* 4 staging areas of ctx.max_levels: ffb_levels */
+    const uint8_t *stream_ptr; ptrdiff_t stream_len;
+    ff_level *stage; ptrdiff_t nlv[4];   /* 4 staging areas of ctx.max_levels: ffb_levels */
+    int depth;          /* containers open around this object's values (the general scanner's) */
 } ff_fields;
 
 #define FF_SYM_SLOTS 8
@@ -56,10 +111,11 @@ typedef struct {
 
 typedef struct {
     uint8_t *scratch;           /* escape-decoding arena, reset per payload */
-    Py_ssize_t scratch_cap, scratch_used;
-    Py_ssize_t max_levels;      /* per staging area */
-    uint64_t fp_inexact;
+    ptrdiff_t scratch_cap, scratch_used;
+    ptrdiff_t max_levels;      /* per staging area */
     int64_t fp_none;
+    int fp_none_seen;           /* a decimal of this pass came out fp_none (the caller resets it) */
+    ff_strtod_fn strtod;        /* ff_parse_decimal's slow path */
     /* Symbols the plans met, as they appear in payloads: name, '"', zero padding.  A plan
      * compares the bytes at "s" with one slot (picked by a hash of their first 8) at once,
      * instead of scanning the string and looking the name up. */
@@ -85,17 +141,17 @@ static inline int ffb_bad(ff_fields *F, uint32_t slot, int r) {
 }
 
 static inline int ffb_skip_wrong_type(ff_scan *s, ff_fields *F, uint32_t slot) {
-    int r = ff_skip_value(s);
+    int r = ff_skip_value_in(s, F->depth);
     return r ? r : ffb_bad(F, slot, FF_WRONG_TYPE);
 }
 
 /* A string value, unescaped into the scratch arena when it holds escapes. */
-FF_INLINE int ffb_read_str(ff_ctx *c, ff_scan *s, const uint8_t **out, Py_ssize_t *n) {
-    const uint8_t *st; Py_ssize_t ln; int esc;
+FF_INLINE int ffb_read_str(ff_ctx *c, ff_scan *s, const uint8_t **out, ptrdiff_t *n) {
+    const uint8_t *st; ptrdiff_t ln; int esc;
     int r = ff_scan_string(s, &st, &ln, &esc);
     if (r) return r;
     if (!esc) { *out = st; *n = ln; return 0; }
-    Py_ssize_t dn = ff_unescape(st, ln, c->scratch + c->scratch_used, c->scratch_cap - c->scratch_used);
+    ptrdiff_t dn = ff_unescape(st, ln, c->scratch + c->scratch_used, c->scratch_cap - c->scratch_used);
     if (dn < 0) return FF_TOO_LONG;
     *out = c->scratch + c->scratch_used;
     *n = dn;
@@ -103,17 +159,18 @@ FF_INLINE int ffb_read_str(ff_ctx *c, ff_scan *s, const uint8_t **out, Py_ssize_
     return 0;
 }
 
-static int ffb_dec_general(ff_ctx *c, const uint8_t *st, const uint8_t *q, ff_dec *d) {
-    int inexact = 0;
-    int r = ff_parse_decimal(st, q - st, &d->f, &d->fp, c->fp_none, &inexact);
-    c->fp_inexact += inexact;
+/* The general decimal parser: the only reader that can leave fp_none (the fast ones take
+ * exact shapes only), so it alone raises c->fp_none_seen. */
+static int ffb_decimal(ff_ctx *c, const uint8_t *st, ptrdiff_t n, ff_dec *d) {
+    int r = ff_parse_decimal(st, n, &d->f, &d->fp, c->fp_none, c->strtod);
+    c->fp_none_seen |= d->fp == c->fp_none;
     return r;
 }
 
 /* Both values of the plain decimal [st, q): m = all its digits, fc of them after the
  * point, at most 19 in all. */
 FF_INLINE int ffb_dec_value(ff_ctx *c, const uint8_t *st, const uint8_t *q, uint64_t m,
-                            Py_ssize_t fc, ff_dec *d) {
+                            ptrdiff_t fc, ff_dec *d) {
     if (m <= (1ULL << 53)) {
         d->f = (double)m / ff_pow10_f[fc];    /* exact operands: one correct rounding */
         if (fc <= FF_FP_DECIMALS) {
@@ -123,15 +180,15 @@ FF_INLINE int ffb_dec_value(ff_ctx *c, const uint8_t *st, const uint8_t *q, uint
     }
     /* rarer shapes (a call, so the hot path keeps no stack slot for them): the general
      * parser decides both values */
-    return ffb_dec_general(c, st, q, d);
+    return ffb_decimal(c, st, q - st, d);
 }
 
 /* A decimal string; s->p at its opening quote.  Field-level errors leave s->p after it. */
 FF_INLINE int ffb_read_dec(ff_ctx *c, ff_scan *s, ff_dec *d) {
     const uint8_t *st = s->p + 1, *end = s->end, *q;
     uint64_t iv, fv = 0;
-    Py_ssize_t ic, fc = 0, ln;
-    int inexact = 0, r;
+    ptrdiff_t ic, fc = 0, ln;
+    int r;
     /* Fast path: digits [. digits], at most 19 digits, closed by a quote: the shape of
      * every Binance price and quantity.  m = all digits, value = m / 10**fc. */
     q = ff_digit_run(st, end, &iv, &ic);
@@ -142,9 +199,7 @@ FF_INLINE int ffb_read_dec(ff_ctx *c, ff_scan *s, ff_dec *d) {
     }
     r = ffb_read_str(c, s, &st, &ln);
     if (r) return r;
-    r = ff_parse_decimal(st, ln, &d->f, &d->fp, c->fp_none, &inexact);
-    c->fp_inexact += inexact;
-    return r;
+    return ffb_decimal(c, st, ln, d);
 }
 
 FF_INLINE int ffb_field_dec(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, ff_dec *d) {
@@ -158,6 +213,7 @@ FF_INLINE int ffb_field_dec(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, 
 
 FF_INLINE int ffb_field_int(ff_scan *s, ff_fields *F, uint32_t slot, int64_t *v) {
     ffb_mark_key(F, slot);
+    if (*s->p != '-' && !ff_is_digit(*s->p)) return ffb_skip_wrong_type(s, F, slot);
     int r = ff_parse_int(s, v);
     if (r) return ffb_bad(F, slot, r);
     F->seen |= slot;
@@ -176,7 +232,7 @@ static inline int ffb_field_bool(ff_scan *s, ff_fields *F, uint32_t slot, int *v
 }
 
 FF_INLINE int ffb_field_str(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot,
-                                const uint8_t **p, Py_ssize_t *n) {
+                                const uint8_t **p, ptrdiff_t *n) {
     ffb_mark_key(F, slot);
     if (*s->p != '"') return ffb_skip_wrong_type(s, F, slot);
     int r = ffb_read_str(c, s, p, n);
@@ -186,7 +242,7 @@ FF_INLINE int ffb_field_str(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot,
 }
 
 /* The event type "e" names. */
-static inline int ffb_event_code(const uint8_t *p, Py_ssize_t n) {
+static inline int ffb_event_code(const uint8_t *p, ptrdiff_t n) {
     if (n == 8 && memcmp(p, "aggTrade", 8) == 0) return EV_AGGTRADE;
     if (n == 11 && memcmp(p, "depthUpdate", 11) == 0) return EV_DEPTH;
     if (n == 5 && memcmp(p, "trade", 5) == 0) return EV_TRADE;
@@ -196,7 +252,7 @@ static inline int ffb_event_code(const uint8_t *p, Py_ssize_t n) {
 }
 
 static inline int ffb_field_event(ff_ctx *c, ff_scan *s, ff_fields *F) {
-    const uint8_t *p; Py_ssize_t n;
+    const uint8_t *p = NULL; ptrdiff_t n = 0;
     int r = ffb_field_str(c, s, F, F_EV, &p, &n);
     if (r || !(F->seen & F_EV)) return r;
     F->ev = ffb_event_code(p, n);
@@ -208,7 +264,7 @@ static inline int ffb_field_event(ff_ctx *c, ff_scan *s, ff_fields *F) {
 static int ffb_field_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, int st) {
     const uint8_t *start = s->p;
     ff_level *lv = ffb_levels(c, F, st);
-    Py_ssize_t n = 0;
+    ptrdiff_t n = 0;
     int r = FF_WRONG_TYPE;
     ffb_mark_key(F, slot);
     if (*s->p != '[') return ffb_skip_wrong_type(s, F, slot);
@@ -241,83 +297,83 @@ static int ffb_field_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, 
     }
     if (FF_IS_FATAL(r)) return r;
     s->p = start;
-    int r2 = ff_skip_value(s);
+    int r2 = ff_skip_value_in(s, F->depth);
     return r2 ? r2 : ffb_bad(F, slot, r);
 }
 
-static int ffb_parse_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner);
+static int ffb_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner, int depth);
+
+/* The general scanner's reader of each kind of key (see FF_KEYS1 / FF_KEYSN); each returns. */
+#define FFB_READ_int(slots, m) return ffb_field_int(s, F, slots, &F->m)
+#define FFB_READ_dec(slots, m) return ffb_field_dec(c, s, F, slots, &F->m)
+#define FFB_READ_bool(slots, m) return ffb_field_bool(s, F, slots, &F->m)
+#define FFB_READ_str(slots, m) return ffb_field_str(c, s, F, slots, &F->m##_ptr, &F->m##_len)
+#define FFB_READ_event(slots, m) return ffb_field_event(c, s, F)
+#define FFB_READ_a(slots, m)                                                                \
+    ffb_mark_key(F, slots);                                                                 \
+    if (*s->p == '"') return ffb_field_dec(c, s, F, F_AP, &F->ap);                          \
+    if (*s->p == '[') return ffb_field_levels(c, s, F, F_AL, ST_A);                         \
+    if (*s->p == '-' || ff_is_digit(*s->p)) return ffb_field_int(s, F, F_AID, &F->aid);     \
+    return ffb_skip_wrong_type(s, F, 0)
+#define FFB_READ_b(slots, m)                                                                \
+    ffb_mark_key(F, slots);                                                                 \
+    if (*s->p == '"') return ffb_field_dec(c, s, F, F_BP, &F->bp);                          \
+    if (*s->p == '[') return ffb_field_levels(c, s, F, F_BL, ST_B);                         \
+    return ffb_skip_wrong_type(s, F, 0)
+#define FFB_READ_levels(slots, st) return ffb_field_levels(c, s, F, slots, st)
+#define FFB_READ_ctrl(slots, m) F->keys |= slots; break
+/* The envelope's keys mean something at the top level only (inner != NULL). */
+#define FFB_READ_stream(slots, m)                                                           \
+    if (!inner) break;                                                                      \
+    return ffb_field_stream(c, s, F, slots)
+#define FFB_READ_data(slots, m)                                                             \
+    if (!inner || *s->p != '{') { if (inner) ffb_mark_key(F, slots); break; }               \
+    return ffb_field_data(c, s, F, inner, slots)
+
+#define FFB_CASE1(ch, slots, reader, m) case ch: { FFB_READ_##reader(slots, m); }
+#define FF_KEY_IS(name) (kn == (ptrdiff_t)sizeof(name) - 1 && memcmp(k, name, sizeof(name) - 1) == 0)
+#define FFB_CASEN(name, slots, reader, m) if (FF_KEY_IS(name)) { FFB_READ_##reader(slots, m); }
+
+/* The combined-stream name.  One that cannot be read (escaped beyond the scratch arena)
+ * cannot route the message: the payload is rejected for it, not taken for unknown. */
+static inline int ffb_field_stream(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot) {
+    int r = ffb_field_str(c, s, F, slot, &F->stream_ptr, &F->stream_len);
+    if (r || !(F->bad & slot)) return r;
+    r = F->reason[ffb_lowest_bit(slot)];
+    return r == FF_TOO_LONG ? r : 0;
+}
+
+static inline int ffb_field_data(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner, uint32_t slot) {
+    ffb_mark_key(F, slot);
+    inner->seen = inner->bad = inner->keys = 0;
+    inner->ev = EV_NONE;
+    int r = ffb_object(c, s, inner, NULL, F->depth + 1);
+    if (!r) F->seen |= slot;
+    return r;
+}
 
 /* Parses the value of key k[:kn] into F, or skips it.  s->p is at the value. */
 static inline int ffb_dispatch(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner,
-                               const uint8_t *k, Py_ssize_t kn) {
-    uint8_t v;
+                               const uint8_t *k, ptrdiff_t kn) {
     if (kn == 1) {
         switch (k[0]) {
-        case 'p': return ffb_field_dec(c, s, F, F_P, &F->p);
-        case 'q': return ffb_field_dec(c, s, F, F_Q, &F->q);
-        case 's': return ffb_field_str(c, s, F, F_S, &F->s_ptr, &F->s_len);
-        case 'E': return ffb_field_int(s, F, F_E, &F->E);
-        case 'T': return ffb_field_int(s, F, F_T, &F->T);
-        case 'e': return ffb_field_event(c, s, F);
-        case 'f': return ffb_field_int(s, F, F_FIRST, &F->first);
-        case 'l': return ffb_field_int(s, F, F_LAST, &F->last);
-        case 't': return ffb_field_int(s, F, F_TID, &F->tid);
-        case 'm': return ffb_field_bool(s, F, F_M, &F->m);
-        case 'U': return ffb_field_int(s, F, F_UU, &F->UU);
-        case 'u': return ffb_field_int(s, F, F_U, &F->u);
-        case 'B': return ffb_field_dec(c, s, F, F_BQ, &F->bq);
-        case 'A': return ffb_field_dec(c, s, F, F_AQ, &F->aq);
-        case 'a':
-            ffb_mark_key(F, KEY_A);
-            v = *s->p;
-            if (v == '"') return ffb_field_dec(c, s, F, F_AP, &F->ap);
-            if (v == '[') return ffb_field_levels(c, s, F, F_AL, ST_A);
-            if (v == '-' || ff_is_digit(v)) return ffb_field_int(s, F, F_AID, &F->aid);
-            return ffb_skip_wrong_type(s, F, 0);
-        case 'b':
-            ffb_mark_key(F, KEY_B);
-            v = *s->p;
-            if (v == '"') return ffb_field_dec(c, s, F, F_BP, &F->bp);
-            if (v == '[') return ffb_field_levels(c, s, F, F_BL, ST_B);
-            return ffb_skip_wrong_type(s, F, 0);
+        FF_KEYS1(FFB_CASE1)
         default: break;
         }
-    } else if (kn == 2) {
-        if (k[0] == 'p' && k[1] == 'u') return ffb_field_int(s, F, F_PU, &F->pu);
-        if (k[0] == 'n' && k[1] == 'q') return ffb_field_dec(c, s, F, F_NQ, &F->nq);
-        if (k[0] == 'i' && k[1] == 'd') F->keys |= F_CTRL;
-    } else if (kn == 4) {
-        if (memcmp(k, "bids", 4) == 0) return ffb_field_levels(c, s, F, F_BIDS, ST_BIDS);
-        if (memcmp(k, "asks", 4) == 0) return ffb_field_levels(c, s, F, F_ASKS, ST_ASKS);
-        if (memcmp(k, "data", 4) == 0 && inner) {
-            ffb_mark_key(F, F_DATA);
-            if (*s->p == '{') {
-                inner->seen = inner->bad = inner->keys = 0;
-                inner->ev = EV_NONE;
-                int r = ffb_parse_object(c, s, inner, NULL);
-                if (!r) F->seen |= F_DATA;
-                return r;
-            }
-        } else if (memcmp(k, "code", 4) == 0) F->keys |= F_CTRL;
-    } else if (kn == 6) {
-        if (memcmp(k, "stream", 6) == 0 && inner)
-            return ffb_field_str(c, s, F, F_STREAM, &F->stream_ptr, &F->stream_len);
-        if (memcmp(k, "result", 6) == 0) F->keys |= F_CTRL;
-    } else if (kn == 12) {
-        if (memcmp(k, "lastUpdateId", 12) == 0) return ffb_field_int(s, F, F_LUID, &F->luid);
-    } else if ((kn == 3 && memcmp(k, "msg", 3) == 0) || (kn == 5 && memcmp(k, "error", 5) == 0)) {
-        F->keys |= F_CTRL;
+    } else {
+        do { FF_KEYSN(FFB_CASEN) } while (0);
     }
-    return ff_skip_value(s);
+    return ff_skip_value_in(s, F->depth);
 }
 
-/* One JSON object into F; s->p at '{'.  ``inner`` is set at the top level only, where a
- * "data" object (the combined-stream envelope) is parsed into it. */
-static int ffb_parse_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
+/* One JSON object into F; s->p at '{', the depth-th container open.  ``inner`` is set at
+ * the top level only, where a "data" object (the combined-stream envelope) is parsed into it. */
+static int ffb_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner, int depth) {
     const uint8_t *kp;
-    Py_ssize_t kn;
+    ptrdiff_t kn;
     int esc, r;
     uint8_t keybuf[32];
+    F->depth = depth;
     s->p++;
     ff_skip_ws(s);
     if (s->p >= s->end) return FF_TRUNCATED;
@@ -352,6 +408,11 @@ static int ffb_parse_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inne
         if (ch == '}') return 0;
         return FF_SYNTAX;
     }
+}
+
+/* A whole payload's object; s->p at '{'. */
+static inline int ffb_parse_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
+    return ffb_object(c, s, F, inner, 1);
 }
 
 #endif

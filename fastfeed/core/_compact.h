@@ -31,7 +31,7 @@ static inline uint64_t ffc_special8(uint64_t v) {
 }
 
 /* A string with no escapes, control or non-ASCII bytes; s->p at its opening quote. */
-FF_INLINE int ffc_str(ff_scan *s, const uint8_t **out, Py_ssize_t *n) {
+FF_INLINE int ffc_str(ff_scan *s, const uint8_t **out, ptrdiff_t *n) {
     const uint8_t *st = s->p + 1, *p = st, *end = s->end;
     while (end - p >= 8) {
         uint64_t x = ffc_special8(ff_load8(p));
@@ -90,7 +90,7 @@ static inline void ffc_forget_symbols(ff_ctx *c) {
 /* Caches a plain name that a plan met (FF_SYM_PLAIN: ffc_str accepted it, so it has no
  * quote, escape, control or non-ASCII byte) with its id in the table ``owner``. */
 static inline void ffc_remember_symbol(ff_ctx *c, const ff_fields *F, int64_t id, const void *owner) {
-    Py_ssize_t n = F->s_len;
+    ptrdiff_t n = F->s_len;
     if (c->sym_owner != owner) {                        /* another table: forget every id */
         ffc_forget_symbols(c);
         c->sym_owner = owner;
@@ -129,7 +129,7 @@ static const uint8_t *ffc_skip_other(ff_scan t) {
 
 /* One plain scalar for a key fastfeed does not use ("M", "X", "ps", ...). */
 FF_INLINE int ffc_skip_scalar(ff_scan *s) {
-    const uint8_t *st; Py_ssize_t n;
+    const uint8_t *st; ptrdiff_t n;
     if (*s->p == '"') return ffc_str(s, &st, &n);
     return ffc_to(s, ffc_skip_other(*s));
 }
@@ -180,7 +180,7 @@ FF_INLINE unsigned ffc_run(const uint8_t *p, uint64_t *val) {
 #else
 /* Portable: the lexer's SWAR digit run, stopped at 16. */
 FF_INLINE unsigned ffc_run(const uint8_t *p, uint64_t *val) {
-    Py_ssize_t n;
+    ptrdiff_t n;
     ff_digit_run(p, p + 16, val, &n);
     return (unsigned)n;
 }
@@ -205,8 +205,8 @@ FF_INLINE int ffc_uint(ff_scan *s, int64_t *out) {
 /* A plain decimal string "digits[.digits]" at q (its opening quote): returns where it ends
  * (after the closing quote), or NULL to bail. */
 FF_INLINE const uint8_t *ffc_decimal_at(ff_ctx *c, const uint8_t *q, const uint8_t *end, ff_dec *d) {
-    const uint8_t *st = q + 1;
 #if FFC_SSE2
+    const uint8_t *st = q + 1;
     /* One 16-byte pass for the whole decimal (up to 15 characters, the shape of every
      * Binance price and quantity): find the point and the closing quote, slide the integer
      * digits one slot right over the point, and fold all the digits at once as ffc_run does. */
@@ -294,7 +294,7 @@ FF_INLINE int ffc_bool(ff_scan *s, ff_fields *F, uint32_t slot, int *v) {
 }
 
 static inline int ffc_event(ff_scan *s, ff_fields *F) {
-    const uint8_t *p; Py_ssize_t n;
+    const uint8_t *p; ptrdiff_t n;
     FFC_CLAIM(F, F_EV);
     if (*s->p != '"') return FFC_BAIL;
     FFC_TRY(ffc_str(s, &p, &n));
@@ -311,7 +311,7 @@ FF_INLINE uint16_t ffc_pair(uint8_t a, uint8_t b) { const uint8_t t[2] = {a, b};
 /* [["price","qty"],...] with no whitespace, into staging area st. */
 static inline int ffc_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t claim, uint32_t slot, int st) {
     ff_level *lv = ffb_levels(c, F, st);
-    Py_ssize_t n = 0, max = c->max_levels;
+    ptrdiff_t n = 0, max = c->max_levels;
     const uint8_t *p = s->p + 1, *end = s->end;         /* past '[' */
     FFC_CLAIM(F, claim);
     if (p < end && *p == ']') { p++; goto done; }
@@ -339,79 +339,59 @@ done:
 
 static int ffc_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner);
 
-/* Longer keys that ffb_dispatch gives a meaning to: left to the general path. */
-static inline int ffc_general_key(const uint8_t *k, Py_ssize_t kn) {
-    switch (kn) {
-    case 3: return memcmp(k, "msg", 3) == 0;
-    case 4: return memcmp(k, "bids", 4) == 0 || memcmp(k, "asks", 4) == 0 ||
-                   memcmp(k, "data", 4) == 0 || memcmp(k, "code", 4) == 0;
-    case 5: return memcmp(k, "error", 5) == 0;
-    case 6: return memcmp(k, "stream", 6) == 0 || memcmp(k, "result", 6) == 0;
-    case 12: return memcmp(k, "lastUpdateId", 12) == 0;
-    default: return 0;
-    }
-}
+/* The compact pass's reader of each kind of key in the key table (FF_KEYS1 / FF_KEYSN of
+ * _binance.h); each returns.  Control replies, and the envelope's keys anywhere but at the
+ * top level, are left to the general path. */
+#define FFC_READ_int(slots, m) return ffc_int(s, F, slots, slots, &F->m)
+#define FFC_READ_dec(slots, m) return ffc_dec(c, s, F, slots, slots, &F->m)
+#define FFC_READ_bool(slots, m) return ffc_bool(s, F, slots, &F->m)
+#define FFC_READ_str(slots, m)                                                              \
+    FFC_CLAIM(F, slots);                                                                    \
+    if (v != '"') return FFC_BAIL;                                                          \
+    FFC_TRY(ffc_str(s, &F->m##_ptr, &F->m##_len));                                          \
+    F->seen |= slots;                                                                       \
+    return 0
+#define FFC_READ_event(slots, m) return ffc_event(s, F)
+#define FFC_READ_a(slots, m)                                                                \
+    if (v == '"') return ffc_dec(c, s, F, slots, F_AP, &F->ap);                             \
+    if (v == '[') return ffc_levels(c, s, F, slots, F_AL, ST_A);                            \
+    if (ff_is_digit(v)) return ffc_int(s, F, slots, F_AID, &F->aid);                        \
+    return FFC_BAIL
+#define FFC_READ_b(slots, m)                                                                \
+    if (v == '"') return ffc_dec(c, s, F, slots, F_BP, &F->bp);                             \
+    if (v == '[') return ffc_levels(c, s, F, slots, F_BL, ST_B);                            \
+    return FFC_BAIL
+#define FFC_READ_levels(slots, st)                                                          \
+    if (v != '[') return FFC_BAIL;                                                          \
+    return ffc_levels(c, s, F, slots, slots, st)
+#define FFC_READ_ctrl(slots, m) return FFC_BAIL
+#define FFC_READ_stream(slots, m)                                                           \
+    if (!inner) return FFC_BAIL;                                                            \
+    FFC_READ_str(slots, m)
+#define FFC_READ_data(slots, m)                                                             \
+    if (!inner || v != '{') return FFC_BAIL;                                                \
+    FFC_CLAIM(F, slots);                                                                    \
+    FFC_TRY(ffc_object(c, s, inner, NULL));                                                 \
+    F->seen |= slots;                                                                       \
+    return 0
+
+#define FFC_CASE1(ch, slots, reader, m) case ch: { FFC_READ_##reader(slots, m); }
+#define FFC_CASEN(name, slots, reader, m) if (FF_KEY_IS(name)) { FFC_READ_##reader(slots, m); }
 
 /* The value of one key; s->p at the value, which Binance never leaves empty. */
 FF_INLINE int ffc_value(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner,
-                        const uint8_t *k, Py_ssize_t kn) {
+                        const uint8_t *k, ptrdiff_t kn) {
     uint8_t v = *s->p;
     if (kn == 1) {
         switch (k[0]) {
-        case 'p': return ffc_dec(c, s, F, F_P, F_P, &F->p);
-        case 'q': return ffc_dec(c, s, F, F_Q, F_Q, &F->q);
-        case 's':
-            FFC_CLAIM(F, F_S);
-            if (v != '"') return FFC_BAIL;
-            FFC_TRY(ffc_str(s, &F->s_ptr, &F->s_len));
-            F->seen |= F_S;
-            return 0;
-        case 'E': return ffc_int(s, F, F_E, F_E, &F->E);
-        case 'T': return ffc_int(s, F, F_T, F_T, &F->T);
-        case 'e': return ffc_event(s, F);
-        case 'f': return ffc_int(s, F, F_FIRST, F_FIRST, &F->first);
-        case 'l': return ffc_int(s, F, F_LAST, F_LAST, &F->last);
-        case 't': return ffc_int(s, F, F_TID, F_TID, &F->tid);
-        case 'm': return ffc_bool(s, F, F_M, &F->m);
-        case 'U': return ffc_int(s, F, F_UU, F_UU, &F->UU);
-        case 'u': return ffc_int(s, F, F_U, F_U, &F->u);
-        case 'B': return ffc_dec(c, s, F, F_BQ, F_BQ, &F->bq);
-        case 'A': return ffc_dec(c, s, F, F_AQ, F_AQ, &F->aq);
-        case 'a':
-            if (v == '"') return ffc_dec(c, s, F, KEY_A, F_AP, &F->ap);
-            if (v == '[') return ffc_levels(c, s, F, KEY_A, F_AL, ST_A);
-            if (ff_is_digit(v)) return ffc_int(s, F, KEY_A, F_AID, &F->aid);
-            return FFC_BAIL;
-        case 'b':
-            if (v == '"') return ffc_dec(c, s, F, KEY_B, F_BP, &F->bp);
-            if (v == '[') return ffc_levels(c, s, F, KEY_B, F_BL, ST_B);
-            return FFC_BAIL;
+        FF_KEYS1(FFC_CASE1)
         default:
             if (ff_str_class[k[0]]) return FFC_BAIL;   /* '"', '\\', control, non-ASCII */
             return ffc_skip_scalar(s);
         }
     }
-    if (kn == 2) {
-        if (k[0] == 'p' && k[1] == 'u') return ffc_int(s, F, F_PU, F_PU, &F->pu);
-        if (k[0] == 'n' && k[1] == 'q') return ffc_dec(c, s, F, F_NQ, F_NQ, &F->nq);
-        if (k[0] == 'i' && k[1] == 'd') return FFC_BAIL;     /* a control reply */
-        return ffc_skip_scalar(s);                      /* "ps" and other plain extras */
-    }
-    if (inner && kn == 6 && memcmp(k, "stream", 6) == 0) {
-        FFC_CLAIM(F, F_STREAM);
-        if (v != '"') return FFC_BAIL;
-        FFC_TRY(ffc_str(s, &F->stream_ptr, &F->stream_len));
-        F->seen |= F_STREAM;
-        return 0;
-    }
-    if (inner && kn == 4 && memcmp(k, "data", 4) == 0 && v == '{') {
-        FFC_CLAIM(F, F_DATA);
-        FFC_TRY(ffc_object(c, s, inner, NULL));
-        F->seen |= F_DATA;
-        return 0;
-    }
-    if (ffc_general_key(k, kn)) return FFC_BAIL;
-    return ffc_skip_scalar(s);
+    FF_KEYSN(FFC_CASEN)
+    return ffc_skip_scalar(s);                          /* "ps" and other plain extras */
 }
 
 /* "k": with k one byte, read as one little-endian word: '"' k '"' ':' and, after a
@@ -424,7 +404,7 @@ FF_INLINE int ffc_value(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner,
 /* One compact object into F (fresh: nothing seen), s->p at '{'.  0 or FFC_BAIL. */
 static int ffc_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
     const uint8_t *end = s->end, *p = s->p + 1, *k;
-    Py_ssize_t kn;
+    ptrdiff_t kn;
     if (end - p >= 8 && (ff_load8(p) & FFC_KEY4_MASK) == FFC_KEY4) goto short_key;
     for (;;) {
         /* a longer key (or none: "{}" and the like go to the general path) */
@@ -482,7 +462,7 @@ FF_INLINE int ffp_eq(const uint8_t *p, const char *lit, size_t n) {
 #define FFP_EAT_KEY(ch) ((s->end - s->p >= 8 && (ff_load8(s->p) & 0xFFFFFFFFFFULL) == FFP_NEXT(ch)) \
                          ? (s->p += 5, 1) : 0)
 #define FFP_KEY(ch) do { if (!FFP_EAT_KEY(ch)) return FFC_BAIL; } while (0)
-#define FFP_EAT(lit) ((s->end - s->p >= (Py_ssize_t)FFP_ROUND8(sizeof(lit) - 1) && \
+#define FFP_EAT(lit) ((s->end - s->p >= (ptrdiff_t)FFP_ROUND8(sizeof(lit) - 1) && \
                        ffp_eq(s->p, lit, sizeof(lit) - 1)) ? (s->p += sizeof(lit) - 1, 1) : 0)
 #define FFP_LIT(lit) do { if (!FFP_EAT(lit)) return FFC_BAIL; } while (0)
 #define FFP_INT(dst) FFC_TRY(ffc_uint(s, &(dst)))
@@ -512,7 +492,7 @@ static int ffp_aggtrade(ff_ctx *c, ff_scan *io, ff_fields *F) {
     if (FFP_EAT_KEY('M')) FFP_SKIP_BOOL();
     FFP_END();
     F->ev = EV_AGGTRADE;
-    F->seen = F_EV | F_E | F_S | F_AID | F_P | F_Q | F_FIRST | F_LAST | F_T | F_M;
+    F->seen = REQ_AGG;
     F->keys = F->seen | KEY_A;
     FFP_DONE(io);
 }
@@ -539,7 +519,7 @@ static int ffp_trade(ff_ctx *c, ff_scan *io, ff_fields *F) {
     }
     FFP_END();
     F->ev = EV_TRADE;
-    F->keys = F->seen = F_EV | F_E | F_S | F_TID | F_P | F_Q | F_T | F_M;
+    F->keys = F->seen = REQ_TRADE;
     FFP_DONE(io);
 }
 
@@ -561,7 +541,7 @@ static int ffp_depth(ff_ctx *c, ff_scan *io, ff_fields *F) {
     FFC_TRY(ffc_levels(c, s, F, KEY_A, F_AL, ST_A));
     FFP_END();
     F->ev = EV_DEPTH;
-    F->seen = F_EV | F_E | F_S | F_UU | F_U | F_BL | F_AL | opt;
+    F->seen = REQ_DEPTH | opt;
     F->keys = F->seen | KEY_A | KEY_B;
     FFP_DONE(io);
 }
@@ -580,7 +560,7 @@ static int ffp_ticker(ff_ctx *c, ff_scan *io, ff_fields *F, uint32_t seen) {
     if (FFP_EAT_KEY('T')) { FFP_INT(F->T); seen |= F_T; }
     if (FFP_EAT_KEY('E')) { FFP_INT(F->E); seen |= F_E; }
     FFP_END();
-    F->seen = seen | F_U | F_S | F_BP | F_BQ | F_AP | F_AQ;
+    F->seen = seen | REQ_TICKER;
     F->keys = F->seen | KEY_A | KEY_B;
     FFP_DONE(io);
 }

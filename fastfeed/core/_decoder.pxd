@@ -1,39 +1,15 @@
 cimport cython
+from libc.stddef cimport ptrdiff_t
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
-from fastfeed.core._json cimport ff_scan
+from fastfeed.core._codes cimport (K_CONTROL, K_DEPTH, K_ERROR, K_PARTIAL, K_TICKER, K_TRADE,
+                                   K_UNKNOWN, N_KINDS, N_REJECTS, R_BAD_NUMBER, R_BAD_UTF8,
+                                   R_MISSING_FIELD, R_OK, R_SYNTAX, R_TOO_DEEP, R_TOO_LONG,
+                                   R_TOO_MANY_LEVELS, R_TOO_MANY_SYMBOLS, R_TRUNCATED,
+                                   R_WRONG_TYPE)
+from fastfeed.core._json cimport ff_scan, ff_strtod_fn
 from fastfeed.core._ring cimport Ring
 from fastfeed.core._rows cimport DepthRow
-
-# Kind codes (fastfeed.Kind mirrors them).
-cdef enum:
-    K_TRADE = 0
-    K_DEPTH = 1
-    K_TICKER = 2
-    K_PARTIAL = 3
-    K_CONTROL = 4
-    K_UNKNOWN = 5
-    K_ERROR = 6
-
-# Why a payload was rejected (fastfeed.Reject mirrors them).
-cdef enum:
-    R_OK = 0
-    # 1..4 make the whole payload invalid JSON (see _json.pxd: is_fatal)
-    R_TRUNCATED = 1
-    R_SYNTAX = 2
-    R_BAD_UTF8 = 3
-    R_TOO_DEEP = 4
-    # the rest are valid JSON that is not a valid message of its kind
-    R_BAD_NUMBER = 5
-    R_MISSING_FIELD = 6
-    R_WRONG_TYPE = 7
-    R_TOO_MANY_LEVELS = 8
-    R_TOO_MANY_SYMBOLS = 9
-    R_TOO_LONG = 10
-
-cdef enum:
-    N_KINDS = 7
-    N_REJECTS = 11
 
 cdef extern from "_binance.h":
     ctypedef struct ff_dec "ff_dec":
@@ -50,21 +26,24 @@ cdef extern from "_binance.h":
         int m
         ff_dec p, q, nq, bp, bq, ap, aq
         const uint8_t* s_ptr
-        Py_ssize_t s_len
+        ptrdiff_t s_len
         int64_t sym         # id from the plans' symbol cache, or FF_SYM_PLAIN / FF_SYM_UNKNOWN
         int sym_slot
         const uint8_t* stream_ptr
-        Py_ssize_t stream_len
+        ptrdiff_t stream_len
         Level* stage        # 4 staging areas of ctx.max_levels (ST_B .. ST_ASKS)
-        Py_ssize_t nlv[4]
+        ptrdiff_t nlv[4]
+        int depth
     ctypedef struct ff_ctx:
         uint8_t* scratch
-        Py_ssize_t scratch_cap, scratch_used
-        Py_ssize_t max_levels
-        uint64_t fp_inexact
+        ptrdiff_t scratch_cap, scratch_used
+        ptrdiff_t max_levels
         int64_t fp_none
+        int fp_none_seen
+        ff_strtod_fn strtod
         const void* sym_owner
     int ffb_parse_object(ff_ctx* c, ff_scan* s, Fields* F, Fields* inner) noexcept
+
 
 @cython.final
 cdef class SymbolTable:
@@ -79,6 +58,7 @@ cdef class SymbolTable:
     cdef uint32_t nslots
     cdef object _names          # cache of decoded Python names, filled on demand
 
+    cdef int64_t _slot(self, const char* p, Py_ssize_t n, uint64_t h) noexcept
     cdef int64_t intern(self, const char* p, Py_ssize_t n) noexcept
 
 
@@ -91,6 +71,7 @@ cdef class BinanceDecoder:
     cdef uint64_t kind_count[N_KINDS]
     cdef uint64_t kind_bytes[N_KINDS]
     cdef uint64_t reject_count[N_REJECTS]
+    cdef uint64_t fp_inexact            # decimals written into rows as FP_NONE
     cdef char* recent                   # last rejected / unknown payloads (truncated copies)
     cdef uint32_t recent_len[16]
     cdef uint32_t recent_full_len[16]
@@ -101,7 +82,9 @@ cdef class BinanceDecoder:
     cdef readonly object control_messages   # bounded deque of parsed control replies
     cdef readonly uint64_t shutdown_count   # serverShutdown events seen
     cdef readonly int64_t last_shutdown_time
-    cdef object _cold_parser
+    cdef public object on_shutdown      # callable(event_time) or None, cold path
+    cdef bint _shutdown                 # the control payload being classified is serverShutdown
+    cdef int64_t _shutdown_E
     cdef readonly uint64_t control_dropped  # control replies that did not parse on the cold path
     cdef readonly uint64_t slow_count       # payloads that missed the straight-line plans
 

@@ -1,39 +1,25 @@
-import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from fastfeed.core._codes import Kind as Kind
+from fastfeed.core._codes import Reject as Reject
 from fastfeed.core._ring import Ring
 
 SIMD: str  # "sse2" or "portable": the digit kernels this build uses
 
-class Kind(enum.IntEnum):
-    TRADE = 0
-    DEPTH = 1
-    TICKER = 2
-    PARTIAL = 3
-    CONTROL = 4
-    UNKNOWN = 5
-    ERROR = 6
-
-class Reject(enum.IntEnum):
-    TRUNCATED = 1
-    SYNTAX = 2
-    BAD_UTF8 = 3
-    TOO_DEEP = 4
-    BAD_NUMBER = 5
-    MISSING_FIELD = 6
-    WRONG_TYPE = 7
-    TOO_MANY_LEVELS = 8
-    TOO_MANY_SYMBOLS = 9
-    TOO_LONG = 10
+def parse_decimal(s: str | bytes) -> tuple[float, int]: ...
 
 class SymbolTable:
     def __init__(self, max_symbols: int = 16384) -> None: ...
     def name(self, i: int) -> str: ...
+    def find(self, name: str | bytes) -> int | None: ...
     def id(self, name: str | bytes) -> int: ...
     def names(self) -> list[str]: ...
     def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> str: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def __contains__(self, name: object) -> bool: ...
 
 Buffer = bytes | bytearray | memoryview
 
@@ -45,6 +31,7 @@ class BinanceDecoder:
     symbols: SymbolTable
     default_symbol: int
     on_control: Callable[[Any], None] | None
+    on_shutdown: Callable[[int], None] | None
     control_messages: deque
     shutdown_count: int
     last_shutdown_time: int

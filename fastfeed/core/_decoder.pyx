@@ -5,54 +5,30 @@ names, never on key order, collects the fields it knows into a C struct, skips e
 else, and only at the end decides the message kind and writes rows.  Nothing on that path
 creates a Python object; control replies and unknown messages take a cold path.
 """
-import enum
+import json
 import logging
 from collections import deque
-
-import simdjson
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.conversion cimport PyOS_string_to_double
+from libc.stddef cimport ptrdiff_t
 from libc.math cimport NAN
-from libc.stdint cimport INT64_MIN, int8_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy, memset
 
 from fastfeed.core._clock cimport ff_now_ns
-from fastfeed.core._json cimport (FF_IS_FATAL, ff_bytes_eq, ff_hash, ff_parse_decimal, ff_parse_int, ff_scan, ff_scan_string,
-                             ff_skip_literal, ff_skip_value, ff_skip_ws, ff_unescape)
+from fastfeed.core._json cimport (ff_bytes_eq, ff_hash, ff_parse_decimal, ff_scan, ff_skip_value,
+                                  ff_skip_ws)
 from fastfeed.core._ring cimport Ring
 from fastfeed.core._rows cimport (FP_NONE, ROW_LAST_OF_EVENT, DepthRow, PartialRow, TickerRow,
                              TradeRow)
+from fastfeed.core._codes import Kind, Reject
 from fastfeed.core._rows import DEPTH_DTYPE, PARTIAL_DTYPE, TICKER_DTYPE, TRADE_DTYPE
 
 log = logging.getLogger("fastfeed.decoder")
-
-
-class Kind(enum.IntEnum):
-    """What one payload was."""
-    TRADE = K_TRADE        # aggTrade or trade: one row in dec.trades
-    DEPTH = K_DEPTH        # depthUpdate: one row per level in dec.depth
-    TICKER = K_TICKER      # bookTicker: one row in dec.tickers
-    PARTIAL = K_PARTIAL    # partial book depth / REST snapshot: one row per level in dec.partial
-    CONTROL = K_CONTROL    # subscription reply, error reply, serverShutdown: cold path
-    UNKNOWN = K_UNKNOWN    # valid JSON of another kind: counted, no row
-    ERROR = K_ERROR        # invalid payload: counted by reason, no row
-
-
-class Reject(enum.IntEnum):
-    """Why a payload was Kind.ERROR."""
-    TRUNCATED = R_TRUNCATED
-    SYNTAX = R_SYNTAX
-    BAD_UTF8 = R_BAD_UTF8
-    TOO_DEEP = R_TOO_DEEP
-    BAD_NUMBER = R_BAD_NUMBER
-    MISSING_FIELD = R_MISSING_FIELD
-    WRONG_TYPE = R_WRONG_TYPE
-    TOO_MANY_LEVELS = R_TOO_MANY_LEVELS
-    TOO_MANY_SYMBOLS = R_TOO_MANY_SYMBOLS
-    TOO_LONG = R_TOO_LONG
 
 
 cdef tuple _KINDS = tuple(Kind)
@@ -68,20 +44,13 @@ cdef extern from "_binance.h":
         F_BL, F_AL, F_BP, F_BQ, F_AP, F_AQ, F_NQ, F_LUID, F_BIDS, F_ASKS, F_EV, F_CTRL
         F_DATA, F_STREAM
         ST_B, ST_A, ST_BIDS, ST_ASKS
+        # fields each kind requires, and the optional ones it uses when present
+        REQ_AGG, OPT_AGG, REQ_TRADE, REQ_DEPTH, OPT_DEPTH, REQ_TICKER, OPT_TICKER
+        REQ_PARTIAL, OPT_PARTIAL
 
-# Fields each kind requires, and the optional ones it uses when present.
 cdef enum:
-    REQ_AGG = F_EV | F_E | F_S | F_AID | F_P | F_Q | F_FIRST | F_LAST | F_T | F_M
-    OPT_AGG = F_NQ
-    REQ_TRADE = F_EV | F_E | F_S | F_TID | F_P | F_Q | F_T | F_M
-    REQ_DEPTH = F_EV | F_E | F_S | F_UU | F_U | F_BL | F_AL
-    OPT_DEPTH = F_T | F_PU
-    REQ_TICKER = F_U | F_S | F_BP | F_BQ | F_AP | F_AQ
-    OPT_TICKER = F_E | F_T
-    REQ_PARTIAL = F_LUID | F_BIDS | F_ASKS
-    OPT_PARTIAL = F_E | F_T
-
-    SCRATCH_BYTES = 4096
+    SCRATCH_BYTES = 4096        # escape-decoding arena: bounds one payload's escaped strings (TOO_LONG)
+    MAX_SYMBOL_BYTES = 0xFFFF   # a longer symbol name is TOO_LONG
     RECENT_SLOTS = 8
     RECENT_BYTES = 512
 
@@ -96,6 +65,33 @@ cdef extern from "_compact.h":
     int ffc_object(ff_ctx* c, ff_scan* s, Fields* F, Fields* inner) noexcept
 
 
+cdef double py_strtod(const char* p, ptrdiff_t n, int* ok) noexcept:
+    # ff_parse_decimal's correctly rounded slow path: CPython's own dtoa, the one float()
+    # uses (locale-independent).  Rare: a decimal with more than 19 digits or far exponents.
+    cdef double f = 0.0
+    ok[0] = 0
+    try:
+        b = PyBytes_FromStringAndSize(p, n)
+        f = PyOS_string_to_double(b, NULL, NULL)
+        ok[0] = 1
+    except Exception:   # cannot happen for the grammar ff_parse_decimal checked; fail safe
+        pass
+    return f
+
+
+def parse_decimal(s):
+    """``(float, fp)`` of a decimal string (str or bytes), exactly as the decoder reads a
+    price or quantity: the float equals Python's ``float(s)`` and ``fp`` is the exact
+    int64 at scale 10**8, or ``FP_NONE`` where there is none.  ValueError for a string that
+    is not a decimal (grammar ``[+-]? (digits [. digits*] | . digits) ([eE] [+-]? digits)?``)."""
+    b = s.encode() if isinstance(s, str) else bytes(s)
+    cdef double f = 0.0
+    cdef int64_t fp = FP_NONE
+    if ff_parse_decimal(<const uint8_t*><const char*>b, len(b), &f, &fp, FP_NONE, py_strtod):
+        raise ValueError(f"not a decimal: {s!r}")
+    return f, fp
+
+
 cdef inline void reset_fields(Fields* F) noexcept:
     F.seen = F.bad = F.keys = 0
     F.ev = EV_NONE
@@ -103,19 +99,29 @@ cdef inline void reset_fields(Fields* F) noexcept:
     F.nlv[0] = F.nlv[1] = F.nlv[2] = F.nlv[3] = 0
 
 
-cdef inline int lowest_bit(uint32_t x) noexcept:
-    cdef int i = 0
-    while not (x & 1):
-        x >>= 1
-        i += 1
-    return i
+cdef uint64_t levels_fp_none(Fields* F, int st, Py_ssize_t max_levels) noexcept:
+    """*_fp fields of staging area st that are FP_NONE (the inexact_fixed_point counter:
+    looked at only when the pass's decimal parser made one)."""
+    cdef Level* lv = F.stage + st * max_levels
+    cdef uint64_t n = 0
+    cdef Py_ssize_t i
+    for i in range(F.nlv[st]):
+        n += (lv[i].price.fp == FP_NONE) + (lv[i].qty.fp == FP_NONE)
+    return n
+
+
+cdef extern from "_binance.h":
+    int lowest_bit "ffb_lowest_bit"(uint32_t x) noexcept   # x != 0
 
 
 cdef class SymbolTable:
     """Symbol names <-> small integer ids, without a Python object per lookup.
 
     Id 0 is the empty name (a row whose symbol is unknown, e.g. spot partial depth on a
-    raw stream without a default symbol).
+    raw stream without a default symbol).  Payloads' names are kept as they come; the
+    Python lookups (``id``, ``find``, ``in``) fold ASCII letters to upper case, as Binance's
+    symbols are, so a stream name's lower-case symbol finds the same id.  The table is a
+    sequence of names by id: ``len``, ``iter``, ``symbols[i]``.
     """
 
     def __cinit__(self, uint32_t max_symbols=16384):
@@ -148,8 +154,23 @@ cdef class SymbolTable:
         PyMem_Free(self.hashes)
         PyMem_Free(self.slots)
 
+    cdef int64_t _slot(self, const char* p, Py_ssize_t n, uint64_t h) noexcept:
+        """The open-addressing slot that holds the name p[:n] (hash h), or the empty slot
+        where it would go."""
+        cdef uint32_t mask = self.nslots - 1
+        cdef uint32_t j = <uint32_t>(h ^ (h >> 32)) & mask
+        cdef uint32_t sid
+        while True:
+            sid = self.slots[j]
+            if sid == 0 or (self.hashes[sid] == h and self.lengths[sid] == n
+                            and ff_bytes_eq(<const uint8_t*>self.arena + self.offsets[sid],
+                                            <const uint8_t*>p, n)):
+                return j
+            j = (j + 1) & mask
+
     cdef int64_t intern(self, const char* p, Py_ssize_t n) noexcept:
-        """Id of the name p[:n], added if new; -1 when the table is full."""
+        """Id of the name p[:n] as it is (case-sensitive), added if new; -R_TOO_MANY_SYMBOLS
+        when the table is full, -R_TOO_LONG for a name over MAX_SYMBOL_BYTES."""
         if n == 0:
             return 0
         # Consecutive messages mostly carry the same symbol: check the last one first.
@@ -157,29 +178,26 @@ cdef class SymbolTable:
                                                         <const uint8_t*>p, n):
             return self.last
         cdef uint64_t h = ff_hash(<const uint8_t*>p, n)
-        cdef uint32_t mask = self.nslots - 1
-        cdef uint32_t j = <uint32_t>(h ^ (h >> 32)) & mask
-        cdef uint32_t sid
-        while True:
-            sid = self.slots[j]
-            if sid == 0:
-                break
-            if (self.hashes[sid] == h and self.lengths[sid] == n
-                    and ff_bytes_eq(<const uint8_t*>self.arena + self.offsets[sid], <const uint8_t*>p, n)):
-                self.last = sid
-                return sid
-            j = (j + 1) & mask
-        if self.count > self.max_symbols or n > 0xFFFF:
-            return -1
+        cdef uint32_t j = <uint32_t>self._slot(p, n, h)
+        cdef uint32_t sid = self.slots[j]
+        if sid != 0:
+            self.last = sid
+            return sid
+        if n > MAX_SYMBOL_BYTES:
+            return -R_TOO_LONG
+        if self.count > self.max_symbols:
+            return -R_TOO_MANY_SYMBOLS
         cdef Py_ssize_t need = self.arena_used + n
+        cdef Py_ssize_t cap = self.arena_cap
         cdef char* grown
-        if need > self.arena_cap:
-            while need > self.arena_cap:
-                self.arena_cap *= 2
-            grown = <char*>PyMem_Realloc(self.arena, self.arena_cap)
+        if need > cap:
+            while need > cap:
+                cap *= 2
+            grown = <char*>PyMem_Realloc(self.arena, cap)
             if grown == NULL:
-                return -1
+                return -R_TOO_MANY_SYMBOLS
             self.arena = grown
+            self.arena_cap = cap
         sid = self.count
         memcpy(self.arena + self.arena_used, p, n)
         self.offsets[sid] = <uint32_t>self.arena_used
@@ -191,8 +209,15 @@ cdef class SymbolTable:
         self.last = sid
         return sid
 
+    @staticmethod
+    def _key(name):
+        # Binance's symbols are upper case and its stream names lower case: Python-side
+        # lookups fold ASCII letters up, so "btcusdt" and "BTCUSDT" are one id.
+        b = name.encode("utf-8", "surrogatepass") if isinstance(name, str) else bytes(name)
+        return b.upper()
+
     def name(self, Py_ssize_t i):
-        """The name of symbol id i."""
+        """The name of symbol id i (IndexError if there is none)."""
         if i < 0 or i >= self.count:
             raise IndexError(f"no symbol id {i}")
         while len(self._names) < self.count:
@@ -201,16 +226,40 @@ cdef class SymbolTable:
                                .decode("utf-8", "surrogatepass"))
         return self._names[i]
 
+    def find(self, name):
+        """The id of ``name`` (str or bytes; ASCII case ignored), or None: never adds one."""
+        b = self._key(name)
+        if not b:
+            return 0
+        cdef uint32_t sid = self.slots[self._slot(b, len(b), ff_hash(<const uint8_t*>b, len(b)))]
+        return sid if sid != 0 else None
+
     def id(self, name):
-        """The id of a name, adding it if new (names are case-sensitive: Binance's "s" is upper case)."""
-        b = name.encode("utf-8", "surrogatepass") if isinstance(name, str) else bytes(name)
+        """The id of ``name`` (str or bytes), added if new.  ASCII letters are folded to upper
+        case first, as Binance's symbols are: ``id("btcusdt") == id("BTCUSDT")``."""
+        b = self._key(name)
         cdef int64_t sid = self.intern(b, len(b))
+        if sid == -R_TOO_LONG:
+            raise ValueError(f"symbol name longer than {MAX_SYMBOL_BYTES} bytes")
         if sid < 0:
             raise OverflowError("symbol table is full")
         return sid
 
     def __len__(self):
+        """Ids in use, id 0 (the empty name) included."""
         return self.count
+
+    def __getitem__(self, Py_ssize_t i):
+        """``symbols[i]`` is ``name(i)``."""
+        return self.name(i)
+
+    def __iter__(self):
+        """Names in id order, from id 0 (the empty name)."""
+        return iter(self.names())
+
+    def __contains__(self, name):
+        """``"BTCUSDT" in symbols`` (ASCII case ignored), never adding it."""
+        return isinstance(name, (str, bytes, bytearray, memoryview)) and self.find(name) is not None
 
     def names(self):
         """All names, indexed by id."""
@@ -245,8 +294,9 @@ cdef class BinanceDecoder:
         self.partial = Ring(PARTIAL_DTYPE, partial)
         self.symbols = SymbolTable(max_symbols)
         self.ctx.max_levels = max_levels
-        self.ctx.fp_inexact = 0
         self.ctx.fp_none = FP_NONE
+        self.ctx.strtod = py_strtod
+        self.fp_inexact = 0
         ffc_forget_symbols(&self.ctx)
         self.ctx.scratch_cap = SCRATCH_BYTES
         self.ctx.scratch_used = 0
@@ -269,7 +319,8 @@ cdef class BinanceDecoder:
         self.last_shutdown_time = -1
         self.control_dropped = 0
         self.slow_count = 0
-        self._cold_parser = simdjson.Parser()
+        self.on_shutdown = None
+        self._shutdown = False
         self.default_symbol = 0
         if default_symbol is not None:
             self.set_default_symbol(default_symbol)
@@ -328,14 +379,16 @@ cdef class BinanceDecoder:
 
     def set_default_symbol(self, name):
         """Symbol for payloads that carry none (spot partial depth on a raw /ws stream)."""
-        self.default_symbol = self.symbols.id(name.upper() if isinstance(name, str) else name)
+        self.default_symbol = self.symbols.id(name)
 
     def symbol(self, Py_ssize_t i):
         """Name of symbol id i."""
         return self.symbols.name(i)
 
     def symbol_id(self, name):
-        """Id of a symbol name (added if new)."""
+        """Id of a symbol name, added if new (``symbols.id``: ASCII case is ignored, so
+        ``symbol_id("btcusdt") == symbol_id("BTCUSDT")``).  ``symbols.find(name)`` looks up
+        without adding."""
         return self.symbols.id(name)
 
     @property
@@ -355,8 +408,9 @@ cdef class BinanceDecoder:
 
     @property
     def inexact_fixed_point(self):
-        """Decimals whose *_fp field holds FP_NONE (no exact int64 at scale 1e-8)."""
-        return self.ctx.fp_inexact
+        """Decimals written into rows whose *_fp field is FP_NONE (no exact int64 at scale
+        1e-8), each counted once."""
+        return self.fp_inexact
 
     def recent_rejected(self):
         """The last rejected payloads, oldest first: (Reject, payload head, full length)."""
@@ -371,7 +425,7 @@ cdef class BinanceDecoder:
         cdef uint64_t seq = self.recent_seq[cls]
         cdef uint64_t i
         cdef int slot
-        for i in range(seq - min(seq, RECENT_SLOTS), seq):
+        for i in range(seq - min(seq, <uint64_t>RECENT_SLOTS), seq):
             slot = cls * RECENT_SLOTS + <int>(i % RECENT_SLOTS)
             out.append((Reject(self.recent_code[slot]) if cls == 0 else None,
                         self.recent[slot * RECENT_BYTES:slot * RECENT_BYTES + self.recent_len[slot]],
@@ -384,7 +438,7 @@ cdef class BinanceDecoder:
             "counts": {k.name.lower(): v for k, v in self.counts.items()},
             "bytes": {k.name.lower(): v for k, v in self.bytes_by_kind.items()},
             "rejected": {r.name.lower(): v for r, v in self.errors.items() if v},
-            "inexact_fixed_point": self.ctx.fp_inexact,
+            "inexact_fixed_point": self.fp_inexact,
             "control_dropped": self.control_dropped,
             "off_plan": self.slow_count,
             "shutdowns": self.shutdown_count,
@@ -428,6 +482,7 @@ cdef class BinanceDecoder:
     cdef void _begin_plan(self, Fields* outer, Fields* inner) noexcept:
         # A plan sets what it succeeds with (seen, keys, ev, nlv); it never marks a field bad.
         self.ctx.scratch_used = 0
+        self.ctx.fp_none_seen = 0
         outer.bad = inner.bad = 0
         outer.stage = self.stage
         inner.stage = self.stage + 4 * self.ctx.max_levels
@@ -528,15 +583,19 @@ cdef class BinanceDecoder:
 
     cdef void _cold_control(self, const char* payload, Py_ssize_t n) noexcept:
         # Cold path: subscription replies, errors, serverShutdown.  Rare, so it may allocate.
+        # The scanner validated the payload, so json (big integers, lone surrogates and all)
+        # parses it; only a failing callback is a drop.
+        cdef bint shutdown = self._shutdown
+        self._shutdown = False
+        if shutdown:
+            self.shutdown_count += 1
+            self.last_shutdown_time = self._shutdown_E
+            log.warning("serverShutdown received (E=%s)", self._shutdown_E)
         try:
-            msg = self._cold_parser.parse(PyBytes_FromStringAndSize(payload, n), True)
-            body = msg.get("data", msg) if isinstance(msg, dict) and "stream" in msg else msg
-            if isinstance(body, dict) and body.get("e") == "serverShutdown":
-                self.shutdown_count += 1
-                t = body.get("E")
-                self.last_shutdown_time = t if isinstance(t, int) else -1
-                log.warning("serverShutdown received (E=%s)", t)
+            msg = json.loads(PyBytes_FromStringAndSize(payload, n))
             self.control_messages.append(msg)
+            if shutdown and self.on_shutdown is not None:
+                self.on_shutdown(self._shutdown_E)
             if self.on_control is not None:
                 self.on_control(msg)
         except BaseException:
@@ -577,7 +636,7 @@ cdef class BinanceDecoder:
                     return K_ERROR + r
                 sym = self._symbol(F)
                 if sym < 0:
-                    return K_ERROR + R_TOO_MANY_SYMBOLS
+                    return K_ERROR - sym
                 if F.stream_len > 0 and self._stream_is_partial(F.stream_ptr, F.stream_len):
                     return self._emit_partial(F, recv_ns, <uint32_t>sym, F.u, ST_B, ST_A)
                 return self._emit_depth(F, recv_ns, <uint32_t>sym)
@@ -585,6 +644,9 @@ cdef class BinanceDecoder:
                 r = self._check(F, REQ_TICKER, OPT_TICKER)
                 return K_ERROR + r if r else self._emit_ticker(F, recv_ns)
             if F.ev == EV_SHUTDOWN:
+                # the one place that recognises it; the cold path acts on it
+                self._shutdown = True
+                self._shutdown_E = F.E if F.seen & F_E else -1
                 return K_CONTROL
             return K_UNKNOWN
         if F.keys & F_LUID:
@@ -596,7 +658,7 @@ cdef class BinanceDecoder:
             else:
                 sym = self.default_symbol
             if sym < 0:
-                return K_ERROR + R_TOO_MANY_SYMBOLS
+                return K_ERROR - sym
             return self._emit_partial(F, recv_ns, <uint32_t>sym, F.luid, ST_BIDS, ST_ASKS)
         if (F.keys & F_U) and (F.keys & F_S):
             r = self._check(F, REQ_TICKER, OPT_TICKER)
@@ -606,28 +668,44 @@ cdef class BinanceDecoder:
         return K_UNKNOWN
 
     cdef bint _stream_is_partial(self, const uint8_t* p, Py_ssize_t n) noexcept:
-        # "<symbol>@depth<N>[@speed]" is partial depth; "<symbol>@depth[@speed]" is diff depth.
+        # The C twin of fastfeed.feed.streams.stream_slot (the grammar; tests compare them):
+        # "<symbol>@depth<digits>[@...]" is partial depth, "<symbol>@depth[@...]" diff depth,
+        # and "!..." streams are no symbol's.
         cdef const uint8_t* at = <const uint8_t*>memchr(p, b'@', n)
-        if at == NULL:
+        cdef const uint8_t* end = p + n
+        cdef const uint8_t* q
+        if at == NULL or p[0] == b'!' or end - at < 7 or memcmp(at + 1, b"depth", 5) != 0:
             return False
-        cdef Py_ssize_t rest = n - (at - p) - 1
-        return rest >= 6 and memcmp(at + 1, b"depth", 5) == 0 and b'0' <= at[6] <= b'9'
+        q = at + 6
+        while q < end and b'0' <= q[0] <= b'9':
+            q += 1
+        return q > at + 6 and (q == end or q[0] == b'@')
 
     cdef int64_t _stream_symbol(self, const uint8_t* p, Py_ssize_t n) noexcept:
         # Stream names carry the symbol in lower case; rows use Binance's upper-case "s".
         cdef const uint8_t* at = <const uint8_t*>memchr(p, b'@', n)
         cdef Py_ssize_t m = (at - p) if at != NULL else n
-        cdef uint8_t buf[64]
+        cdef uint8_t small[64]
+        cdef uint8_t* buf = small
         cdef Py_ssize_t i
+        cdef int64_t sym
+        if m > MAX_SYMBOL_BYTES:
+            return -R_TOO_LONG
         if m > 64:
-            return self.symbols.intern(<const char*>p, m)
+            buf = <uint8_t*>PyMem_Malloc(m)   # rare: no Binance symbol is this long
+            if buf == NULL:
+                return -R_TOO_MANY_SYMBOLS
         for i in range(m):
             buf[i] = p[i] - 32 if b'a' <= p[i] <= b'z' else p[i]
-        return self.symbols.intern(<const char*>buf, m)
+        sym = self.symbols.intern(<const char*>buf, m)
+        if buf != small:
+            PyMem_Free(buf)
+        return sym
 
     cdef int64_t _symbol(self, Fields* F) noexcept:
         """The id of F's symbol "s": from the plans' cache when they matched it, else looked
-        up (and cached when a plan read it, so that it is a plain name); -1 when the table is full."""
+        up (and cached when a plan read it, so that it is a plain name); -reason when it
+        cannot have one (SymbolTable.intern)."""
         if F.sym >= 0 and self.ctx.sym_owner == <void*>self.symbols:
             return F.sym
         cdef int64_t sym = self.symbols.intern(<const char*>F.s_ptr, F.s_len)
@@ -638,7 +716,7 @@ cdef class BinanceDecoder:
     cdef inline int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept:
         cdef int64_t sym = self._symbol(F)
         if sym < 0:
-            return K_ERROR + R_TOO_MANY_SYMBOLS
+            return K_ERROR - sym
         cdef TradeRow* row = <TradeRow*>self.trades.reserve_ahead(0)
         row.recv_ns = recv_ns
         row.event_time = F.E
@@ -657,13 +735,15 @@ cdef class BinanceDecoder:
         row.symbol = <uint32_t>sym
         row.buyer_maker = F.m
         row.is_agg = agg
+        if self.ctx.fp_none_seen:
+            self.fp_inexact += (F.p.fp == FP_NONE) + (F.q.fp == FP_NONE)
         self.trades.commit(1)
         return K_TRADE
 
     cdef int _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept:
         cdef int64_t sym = self._symbol(F)
         if sym < 0:
-            return K_ERROR + R_TOO_MANY_SYMBOLS
+            return K_ERROR - sym
         cdef TickerRow* row = <TickerRow*>self.tickers.reserve_ahead(0)
         row.recv_ns = recv_ns
         row.event_time = F.E if F.seen & F_E else -1
@@ -678,6 +758,9 @@ cdef class BinanceDecoder:
         row.ask_price_fp = F.ap.fp
         row.ask_qty_fp = F.aq.fp
         row.symbol = <uint32_t>sym
+        if self.ctx.fp_none_seen:
+            self.fp_inexact += ((F.bp.fp == FP_NONE) + (F.bq.fp == FP_NONE) + (F.ap.fp == FP_NONE)
+                                + (F.aq.fp == FP_NONE))
         self.tickers.commit(1)
         return K_TICKER
 
@@ -687,7 +770,7 @@ cdef class BinanceDecoder:
         cdef Py_ssize_t i, j = 0
         cdef int side
         cdef Level* lv
-        cdef DepthRow* row
+        cdef DepthRow* row = NULL
         if <uint64_t>total > self.depth.cap:
             return K_ERROR + R_TOO_MANY_LEVELS
         cdef int64_t T = F.T if F.seen & F_T else -1
@@ -715,6 +798,9 @@ cdef class BinanceDecoder:
                 row.flags = 0
                 j += 1
         row.flags = ROW_LAST_OF_EVENT
+        if self.ctx.fp_none_seen:
+            self.fp_inexact += (levels_fp_none(F, ST_B, self.ctx.max_levels)
+                                + levels_fp_none(F, ST_A, self.ctx.max_levels))
         self.depth.commit(total)
         return K_DEPTH
 
@@ -734,7 +820,7 @@ cdef class BinanceDecoder:
         cdef Py_ssize_t i, j = 0
         cdef int side
         cdef Level* lv
-        cdef PartialRow* row
+        cdef PartialRow* row = NULL
         if <uint64_t>total > self.partial.cap:
             return K_ERROR + R_TOO_MANY_LEVELS
         cdef int64_t E = F.E if F.seen & F_E else -1
@@ -768,5 +854,8 @@ cdef class BinanceDecoder:
                 row.flags = 0
                 j += 1
         row.flags = ROW_LAST_OF_EVENT
+        if self.ctx.fp_none_seen:
+            self.fp_inexact += (levels_fp_none(F, st_bids, self.ctx.max_levels)
+                                + levels_fp_none(F, st_asks, self.ctx.max_levels))
         self.partial.commit(total)
         return K_PARTIAL

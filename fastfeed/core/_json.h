@@ -1,19 +1,23 @@
 /* fastfeed's JSON lexer: the pieces of a validating JSON scanner that the Binance decoder
- * is built from.  Sans-IO and allocation-free: every function reads [p, end) and moves a
- * cursor; nothing here knows about sockets, rings or Python objects (the one exception,
- * the correctly-rounded slow path of ff_parse_decimal, calls CPython's own dtoa so that
- * results equal Python's float()).
+ * is built from.  Sans-IO, allocation-free (ff_c_strtod aside, for decimals over 127
+ * characters) and plain C (no Python headers; tests/c builds it alone): every function
+ * reads [p, end) and moves a cursor; nothing here knows about sockets, rings or Python
+ * objects.  The one outside service, the correctly rounded slow
+ * path of ff_parse_decimal, is a function the caller passes in (the extension passes
+ * CPython's own dtoa, so that results equal Python's float()).
  *
- * Return codes match RejectCode in _decoder.pxd: 0 ok; 1..4 fatal (the payload is not
- * valid JSON); 5.. field-level (valid JSON, wrong for its field).
+ * Return codes are the Reject codes of _codes.h: FF_OK; 1..4 fatal (the payload is not
+ * valid JSON); the rest field-level (valid JSON, wrong for its field).
  */
 #ifndef FASTFEED_JSON_H
 #define FASTFEED_JSON_H
 
-#include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "_codes.h"
 #include "_prefetch.h"
 
 #if defined(_MSC_VER)
@@ -29,11 +33,7 @@ static __forceinline int ff_ctz32(uint32_t x) { unsigned long i; _BitScanForward
 #define ff_ctz32 __builtin_ctz
 #endif
 
-enum {
-    FF_OK = 0, FF_TRUNCATED = 1, FF_SYNTAX = 2, FF_BAD_UTF8 = 3, FF_TOO_DEEP = 4,
-    FF_BAD_NUMBER = 5, FF_MISSING_FIELD = 6, FF_WRONG_TYPE = 7
-};
-#define FF_IS_FATAL(r) ((r) >= 1 && (r) <= 4)
+/* Containers open at once, in all (the payload's own object counts). */
 #define FF_MAX_DEPTH 64
 #define FF_FP_DECIMALS 8
 
@@ -96,9 +96,9 @@ static inline int ff_utf8_seq(const uint8_t *p, const uint8_t *end) {
 }
 
 /* s->p at the opening quote.  Validates the string (escapes, control characters,
- * UTF-8) and leaves s->p after the closing quote; *start/*len give the raw contents and
- * *escaped says whether they hold backslash escapes. */
-static inline int ff_scan_string(ff_scan *s, const uint8_t **start, Py_ssize_t *len, int *escaped) {
+ * UTF-8) and leaves s->p after the closing quote; *start and *len give the raw contents
+ * and *escaped says whether they hold backslash escapes. */
+static inline int ff_scan_string(ff_scan *s, const uint8_t **start, ptrdiff_t *len, int *escaped) {
     const uint8_t *p = s->p + 1, *end = s->end;
     int esc = 0;
     *start = p;
@@ -153,7 +153,7 @@ static inline uint32_t ff_hex4(const uint8_t *p) {
 /* Decodes the escapes of an already validated string body into dst (UTF-8; a lone
  * surrogate becomes its 3-byte form, as Python's "surrogatepass" reads it back).
  * Returns the decoded length, or -1 if it does not fit in cap bytes. */
-static inline Py_ssize_t ff_unescape(const uint8_t *src, Py_ssize_t n, uint8_t *dst, Py_ssize_t cap) {
+static inline ptrdiff_t ff_unescape(const uint8_t *src, ptrdiff_t n, uint8_t *dst, ptrdiff_t cap) {
     const uint8_t *p = src, *end = src + n;
     uint8_t *d = dst, *dend = dst + cap;
     while (p < end) {
@@ -210,8 +210,8 @@ static inline int ff_skip_number(ff_scan *s) {
     return FF_OK;
 }
 
-static inline int ff_skip_literal(ff_scan *s, const char *lit, Py_ssize_t n) {
-    Py_ssize_t avail = s->end - s->p;
+static inline int ff_skip_literal(ff_scan *s, const char *lit, ptrdiff_t n) {
+    ptrdiff_t avail = s->end - s->p;
     if (avail < n) return memcmp(s->p, lit, avail) == 0 ? FF_TRUNCATED : FF_SYNTAX;
     if (memcmp(s->p, lit, n) != 0) return FF_SYNTAX;
     s->p += n;
@@ -220,7 +220,7 @@ static inline int ff_skip_literal(ff_scan *s, const char *lit, Py_ssize_t n) {
 
 /* A scalar value (string, number, literal) at s->p. */
 static inline int ff_skip_scalar(ff_scan *s) {
-    const uint8_t *st; Py_ssize_t n; int esc;
+    const uint8_t *st; ptrdiff_t n; int esc;
     switch (*s->p) {
     case '"': return ff_scan_string(s, &st, &n, &esc);
     case 't': return ff_skip_literal(s, "true", 4);
@@ -234,7 +234,7 @@ static inline int ff_skip_scalar(ff_scan *s) {
 
 /* Object key: s->p at the quote (checked here); leaves s->p after the ':' and spaces. */
 static inline int ff_skip_key(ff_scan *s) {
-    const uint8_t *st; Py_ssize_t n; int esc, r;
+    const uint8_t *st; ptrdiff_t n; int esc, r;
     if (s->p >= s->end) return FF_TRUNCATED;
     if (*s->p != '"') return FF_SYNTAX;
     if ((r = ff_scan_string(s, &st, &n, &esc))) return r;
@@ -246,17 +246,19 @@ static inline int ff_skip_key(ff_scan *s) {
     return FF_OK;
 }
 
-/* Validates and skips any JSON value, nested up to FF_MAX_DEPTH, without recursion. */
-static int ff_skip_value(ff_scan *s) {
+/* Validates and skips any JSON value without recursion.  ``open`` containers are already
+ * open around it: the value may open FF_MAX_DEPTH - open more. */
+static int ff_skip_value_in(ff_scan *s, int open) {
     uint64_t is_obj = 0;    /* bit d: container at depth d is an object */
     int depth = 0, r;
+    const int max_depth = FF_MAX_DEPTH - open;
     ff_skip_ws(s);
     for (;;) {
         /* at a value */
         if (s->p >= s->end) return FF_TRUNCATED;
         uint8_t c = *s->p;
         if (c == '{' || c == '[') {
-            if (depth >= FF_MAX_DEPTH) return FF_TOO_DEEP;
+            if (depth >= max_depth) return FF_TOO_DEEP;
             int obj = c == '{';
             if (obj) is_obj |= (1ULL << depth); else is_obj &= ~(1ULL << depth);
             depth++;
@@ -287,6 +289,9 @@ static int ff_skip_value(ff_scan *s) {
         ff_skip_ws(s);
     }
 }
+
+/* A whole value with nothing open around it (a top-level value). */
+static inline int ff_skip_value(ff_scan *s) { return ff_skip_value_in(s, 0); }
 
 
 static const double ff_pow10_f[23] = {
@@ -321,22 +326,22 @@ static inline uint32_t ff_load4(const uint8_t *p) {
 }
 
 /* a[:n] == b[:n] for short names without a library call; reads only inside both. */
-FF_INLINE int ff_bytes_eq(const uint8_t *a, const uint8_t *b, Py_ssize_t n) {
+FF_INLINE int ff_bytes_eq(const uint8_t *a, const uint8_t *b, ptrdiff_t n) {
     if (n >= 8) {
         if (n > 16) return memcmp(a, b, n) == 0;
         return ff_load8(a) == ff_load8(b) && ff_load8(a + n - 8) == ff_load8(b + n - 8);
     }
     if (n >= 4) return ff_load4(a) == ff_load4(b) && ff_load4(a + n - 4) == ff_load4(b + n - 4);
-    for (Py_ssize_t i = 0; i < n; i++) if (a[i] != b[i]) return 0;
+    for (ptrdiff_t i = 0; i < n; i++) if (a[i] != b[i]) return 0;
     return 1;
 }
 
 /* A hash of a short name from at most two overlapping words (FNV-1a beyond 16 bytes). */
-FF_INLINE uint64_t ff_hash(const uint8_t *p, Py_ssize_t n) {
+FF_INLINE uint64_t ff_hash(const uint8_t *p, ptrdiff_t n) {
     uint64_t a, b, h;
     if (n > 16) {
         h = 1469598103934665603ULL;
-        for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+        for (ptrdiff_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
         return h;
     }
     if (n >= 8) { a = ff_load8(p); b = ff_load8(p + n - 8); }
@@ -369,7 +374,7 @@ FF_INLINE uint32_t ff_digits_value(uint64_t w, unsigned n) {
 /* A run of ASCII digits from p: returns where it stops.  *val holds its value when the
  * run has at most 19 digits (*count says how many).  Eight bytes at a time while the
  * buffer allows; a partial word is right-aligned behind '0' bytes and read in one go. */
-FF_INLINE const uint8_t *ff_digit_run(const uint8_t *p, const uint8_t *end, uint64_t *val, Py_ssize_t *count) {
+FF_INLINE const uint8_t *ff_digit_run(const uint8_t *p, const uint8_t *end, uint64_t *val, ptrdiff_t *count) {
     const uint8_t *st = p;
     uint64_t v = 0;
     while (end - p >= 8) {
@@ -388,9 +393,10 @@ FF_INLINE const uint8_t *ff_digit_run(const uint8_t *p, const uint8_t *end, uint
     return p;
 }
 
-/* A JSON integer into int64.  s->p at the value's first byte.  FF_WRONG_TYPE for other
- * JSON values (a float, a string...), FF_BAD_NUMBER outside int64; both leave s->p after
- * the value, so the caller can go on. */
+/* A JSON integer into int64.  s->p at the value's first byte.  FF_BAD_NUMBER outside
+ * int64, FF_WRONG_TYPE for a float: both leave s->p after the number, so the caller can
+ * go on.  A value that is not a number at all (s->p not at '-' or a digit) is FF_WRONG_TYPE
+ * with s->p unmoved: the caller skips it (it knows how deep it is). */
 FF_INLINE int ff_parse_int(ff_scan *s, int64_t *out) {
     const uint8_t *p = s->p, *end = s->end;
     int neg = 0, over = 0;
@@ -403,7 +409,7 @@ FF_INLINE int ff_parse_int(ff_scan *s, int64_t *out) {
     } else if (*p >= '1' && *p <= '9') {
         /* Up to 18 digits cannot overflow; only longer runs need the careful check. */
         const uint8_t *first = p;
-        Py_ssize_t nd;
+        ptrdiff_t nd;
         p = ff_digit_run(p, end, &v, &nd);
         if (nd > 18) {
             const uint64_t lim = neg ? (1ULL << 63) : (uint64_t)INT64_MAX;
@@ -415,8 +421,7 @@ FF_INLINE int ff_parse_int(ff_scan *s, int64_t *out) {
             }
         }
     } else {
-        int r = ff_skip_value(s);
-        return r ? r : FF_WRONG_TYPE;
+        return neg ? FF_SYNTAX : FF_WRONG_TYPE;
     }
     if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) {
         int r = ff_skip_number(s);
@@ -428,29 +433,33 @@ FF_INLINE int ff_parse_int(ff_scan *s, int64_t *out) {
     return FF_OK;
 }
 
-/* Correctly rounded slow path: CPython's own dtoa, the one float() uses. */
-static double ff_slow_strtod(const uint8_t *p, Py_ssize_t n, int *ok) {
+/* The correctly rounded conversion of a decimal string s[:n] that ff_parse_decimal falls
+ * back to when its fast path cannot round exactly; sets *ok when all of s[:n] was read.
+ * The extension passes CPython's dtoa (the one float() uses, independent of the C locale);
+ * ff_c_strtod, C's strtod, serves plain-C builds. */
+typedef double (*ff_strtod_fn)(const char *s, ptrdiff_t n, int *ok);
+
+static double ff_c_strtod(const char *s, ptrdiff_t n, int *ok) {
     char buf[128];
-    char *copy = n < (Py_ssize_t)sizeof(buf) ? buf : (char *)PyMem_RawMalloc(n + 1);
+    char *copy = n < (ptrdiff_t)sizeof(buf) ? buf : (char *)malloc((size_t)n + 1);
     char *endp = NULL;
     double f = 0.0;
     *ok = 0;
     if (!copy) return 0.0;
-    memcpy(copy, p, n);
+    memcpy(copy, s, (size_t)n);
     copy[n] = 0;
-    f = PyOS_string_to_double(copy, &endp, NULL);
-    if (PyErr_Occurred()) PyErr_Clear();
-    else if (endp == copy + n) *ok = 1;
-    if (copy != buf) PyMem_RawFree(copy);
+    f = strtod(copy, &endp);
+    *ok = endp == copy + n;
+    if (copy != buf) free(copy);
     return f;
 }
 
 /* A decimal string body (no quotes) such as "16843.55000000" into a float64 equal to
  * Python's float() of it and an exact int64 at scale 10**8 (fp_none where the value has
  * no exact int64 at that scale).  Grammar: [+-]? (digits [. digits*] | . digits)
- * ([eE] [+-]? digits)?  -- a subset of what float() accepts. */
-static inline int ff_parse_decimal(const uint8_t *p, Py_ssize_t n, double *out_f, int64_t *out_fp,
-                                   int64_t fp_none, int *inexact_fp) {
+ * ([eE] [+-]? digits)?  -- a subset of what float() accepts.  ``slow``: see ff_strtod_fn. */
+static inline int ff_parse_decimal(const uint8_t *p, ptrdiff_t n, double *out_f, int64_t *out_fp,
+                                   int64_t fp_none, ff_strtod_fn slow) {
     const uint8_t *q = p, *end = p + n;
     int neg = 0, any = 0, dropped = 0, nd = 0;
     uint64_t m = 0;
@@ -460,7 +469,7 @@ static inline int ff_parse_decimal(const uint8_t *p, Py_ssize_t n, double *out_f
         /* Common case first: digits [. digits] with at most 19 digits in all, which
          * fits m exactly; anything else takes the digit-by-digit loop below. */
         uint64_t iv, fv = 0;
-        Py_ssize_t ic, fc = 0;
+        ptrdiff_t ic, fc = 0;
         const uint8_t *r = ff_digit_run(q, end, &iv, &ic);
         if (r < end && *r == '.') r = ff_digit_run(r + 1, end, &fv, &fc);
         if (r == end && ic + fc > 0 && ic + fc <= 19 && ic <= 19) {
@@ -512,7 +521,7 @@ have_digits:
         *out_f = neg ? -f : f;
     } else {
         int ok;
-        double f = ff_slow_strtod(p, n, &ok);
+        double f = slow((const char *)p, n, &ok);
         if (!ok) return FF_BAD_NUMBER;
         *out_f = f;
     }
@@ -538,7 +547,6 @@ have_digits:
             *out_fp = neg ? -(int64_t)v : (int64_t)v;
         } else {
             *out_fp = fp_none;
-            (*inexact_fp)++;
         }
     }
     return FF_OK;

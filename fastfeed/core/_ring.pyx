@@ -115,8 +115,10 @@ cdef class Ring:
             view = self.array[i0:i0 + n]
             return view.copy() if copy else view
         # Wrapped: copy both parts into one array of the ring's own dtype (np.concatenate
-        # would drop the padding that keeps rows in C-struct layout).
-        out = np.empty(n, dtype=self.array.dtype)
+        # would drop the padding that keeps rows in C-struct layout).  Zeroed, as the ring
+        # is: field assignment leaves the padding alone, and stale heap bytes there would
+        # make tobytes() of the same rows differ from read to read.
+        out = np.zeros(n, dtype=self.array.dtype)
         first = self.cap - i0
         out[:first] = self.array[i0:]
         out[first:] = self.array[:n - first]

@@ -2,12 +2,21 @@
 # struct's own offsets in _rows.pyx, so the two cannot drift apart.
 from libc.stdint cimport int8_t, int64_t, uint8_t, uint16_t, uint32_t
 
+
+# Where a field sits in its struct: struct_dtype(((name, format, field_offset(&x.f, &x)),
+# ...), sizeof(x)) in _rows.pyx builds the numpy dtype of any row struct (the feed's event
+# rows and the book's rows use it too).
+cdef inline Py_ssize_t field_offset(const void* field, const void* row) noexcept:
+    return <const char*>field - <const char*>row
+
 # Fixed-point scale of the *_fp fields: value = fp / 10**8.  Binance's own engine uses
 # 8 decimal places, so every price and quantity it sends fits exactly.
 cdef enum:
     FP_DECIMALS = 8
-# Marks an *_fp field whose decimal has no exact int64 value at that scale.
-cdef int64_t FP_NONE
+# Marks an *_fp field whose decimal has no exact int64 value at that scale: INT64_MIN, a
+# compile-time constant in every module that cimports it.
+cdef extern from "<stdint.h>":
+    const int64_t FP_NONE "INT64_MIN"
 
 cdef enum:
     ROW_LAST_OF_EVENT = 1   # flags bit: last row written for this message

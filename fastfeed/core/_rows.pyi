@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -9,3 +10,5 @@ TRADE_DTYPE: np.dtype[Any]
 DEPTH_DTYPE: np.dtype[Any]
 TICKER_DTYPE: np.dtype[Any]
 PARTIAL_DTYPE: np.dtype[Any]
+
+def struct_dtype(fields: Iterable[tuple[str, str, int]], itemsize: int) -> np.dtype[Any]: ...

@@ -4,24 +4,10 @@ from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType
 from fastfeed.core._decoder cimport BinanceDecoder
 from fastfeed.core._ring cimport Ring
 
-# Stream slots: one id sequence per (symbol, slot kind).
-cdef enum:
-    S_AGG = 0
-    S_TRADE = 1
-    S_DEPTH = 2
-    S_TICKER = 3
-    S_PARTIAL = 4
-    N_SLOTS = 5
-
-# Event (marker) reasons; fastfeed.feed.EventReason mirrors them.
-cdef enum:
-    EV_GAP = 1          # id sequence jumped (rows missing between two rows)
-    EV_CONNECT = 2
-    EV_DISCONNECT = 3
-    EV_ROTATE = 4       # replacement connection took over
-    EV_PROTOCOL = 5     # protocol error on a connection
-    EV_SUBSCRIBE = 6
-    EV_WATCHDOG = 7
+# Stream slots (S_*, N_SLOTS) and event reasons (EV_*): the codes of _codes.h.
+from fastfeed.core._codes cimport (EV_CONNECT, EV_DISCONNECT, EV_GAP, EV_PROTOCOL, EV_ROTATE,
+                                   EV_SUBSCRIBE, EV_WATCHDOG, N_SLOTS, S_AGG, S_DEPTH,
+                                   S_PARTIAL, S_TICKER, S_TRADE)
 
 cdef enum:
     N_LAT_BUCKETS = 256

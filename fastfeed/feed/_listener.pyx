@@ -21,6 +21,9 @@ from fastfeed.core._decoder cimport (BinanceDecoder, SymbolTable, K_TRADE, K_DEP
                                 K_PARTIAL)
 from fastfeed.core._ring cimport Ring
 from fastfeed.core._rows cimport TradeRow, DepthRow, TickerRow, PartialRow
+from fastfeed.core._rows cimport field_offset as _off
+from fastfeed.core._codes import SLOT_NAMES
+from fastfeed.core._rows import struct_dtype
 
 import numpy as np
 
@@ -30,20 +33,14 @@ log = logging.getLogger("fastfeed.listener")
 
 cdef EventRow _e
 
-cdef Py_ssize_t _off(void* field, void* base):
-    return <char*>field - <char*>base
-
-EVENT_DTYPE = np.dtype({
-    "names": ["recv_ns", "trades_pos", "depth_pos", "tickers_pos", "partial_pos",
-              "expected_id", "got_id", "symbol", "conn", "reason", "slot"],
-    "formats": ["<i8", "<i8", "<i8", "<i8", "<i8", "<i8", "<i8", "<u4", "<u4", "u1", "u1"],
-    "offsets": [_off(&_e.recv_ns, &_e), _off(&_e.trades_pos, &_e), _off(&_e.depth_pos, &_e),
-                _off(&_e.tickers_pos, &_e), _off(&_e.partial_pos, &_e),
-                _off(&_e.expected_id, &_e), _off(&_e.got_id, &_e), _off(&_e.symbol, &_e),
-                _off(&_e.conn, &_e), _off(&_e.reason, &_e), _off(&_e.slot, &_e)],
-    "itemsize": sizeof(EventRow)})
-
-SLOT_NAMES = ("aggTrade", "trade", "depth", "bookTicker", "partial")
+EVENT_DTYPE = struct_dtype(zip(
+    ["recv_ns", "trades_pos", "depth_pos", "tickers_pos", "partial_pos",
+     "expected_id", "got_id", "symbol", "conn", "reason", "slot"],
+    ["<i8", "<i8", "<i8", "<i8", "<i8", "<i8", "<i8", "<u4", "<u4", "u1", "u1"],
+    [_off(&_e.recv_ns, &_e), _off(&_e.trades_pos, &_e), _off(&_e.depth_pos, &_e),
+     _off(&_e.tickers_pos, &_e), _off(&_e.partial_pos, &_e),
+     _off(&_e.expected_id, &_e), _off(&_e.got_id, &_e), _off(&_e.symbol, &_e),
+     _off(&_e.conn, &_e), _off(&_e.reason, &_e), _off(&_e.slot, &_e)]), sizeof(EventRow))
 N_LATENCY_BUCKETS = N_LAT_BUCKETS
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import enum
 import itertools
 import json
 import logging
@@ -34,6 +33,7 @@ from picows import (
 )
 
 from fastfeed._aio import Backoff, Service, cancel_and_wait
+from fastfeed.core._codes import EventReason
 from fastfeed.core._decoder import BinanceDecoder
 from fastfeed.core._ring import Ring
 from fastfeed.errors import (
@@ -59,18 +59,6 @@ from fastfeed.feed.streams import (
 )
 
 log = logging.getLogger("fastfeed.feed")
-
-
-class EventReason(enum.IntEnum):
-    """``reason`` of a row in ``feed.events`` (mirrors the C enum in _listener.pxd)."""
-
-    GAP = 1
-    CONNECT = 2
-    DISCONNECT = 3
-    ROTATE = 4
-    PROTOCOL = 5
-    SUBSCRIBE = 6
-    WATCHDOG = 7
 
 
 def _rss_bytes() -> int:
@@ -129,6 +117,7 @@ class _Conn:
             trades=1, depth=1, tickers=1, partial=1, max_levels=1000, control_maxlen=16
         )
         self.stage.on_control = self._on_control
+        self.stage.on_shutdown = self._on_shutdown
         self.listener: FeedListener | None = None
         self.transport = None
         self.pending: dict = {}
@@ -165,14 +154,14 @@ class _Conn:
             if not fut.done():
                 fut.set_exception(ConnectError(f"disconnected before reply ({why})"))
 
+    def _on_shutdown(self, event_time: int) -> None:
+        # the decoder recognised a serverShutdown event (before passing it to _on_control)
+        log.warning("conn %d (%s): serverShutdown, rotating", self.id, self.route.name)
+        self.fire("serverShutdown")
+
     def _on_control(self, msg: Any) -> None:
         if not isinstance(msg, dict):
-            return
-        body = msg.get("data", msg) if "stream" in msg else msg
-        if isinstance(body, dict) and body.get("e") == "serverShutdown":
-            log.warning("conn %d (%s): serverShutdown, rotating", self.id, self.route.name)
-            self.fire("serverShutdown")
-            return
+            return  # (a serverShutdown event went to _on_shutdown first)
         rid = msg.get("id")
         err = (
             msg.get("error")

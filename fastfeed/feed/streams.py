@@ -5,7 +5,16 @@ The one place that knows the stream-name grammar (``<symbol>@<kind>[@<options>]`
 
 from __future__ import annotations
 
-S_AGG, S_TRADE, S_DEPTH, S_TICKER, S_PARTIAL = range(5)
+from fastfeed.core._codes import Slot
+
+# The slot codes of fastfeed/core/_codes.h (the one definition).
+S_AGG, S_TRADE, S_DEPTH, S_TICKER, S_PARTIAL = (
+    Slot.AGG,
+    Slot.TRADE,
+    Slot.DEPTH,
+    Slot.TICKER,
+    Slot.PARTIAL,
+)
 
 
 def stream_slot(stream: str) -> tuple[str, int] | None:
