@@ -26,11 +26,17 @@ import logging
 import math
 import ssl as _ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastfeed._aio import Backoff, Service, cancel_and_wait, wait_event
 from fastfeed.feed.endpoint import Endpoint, Market
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from fastfeed.book._book import BookSet
 
 log = logging.getLogger("fastfeed.book.snapshots")
 
@@ -232,13 +238,15 @@ class Snapshot:
     received_at: float
 
 
-def _retry_after(headers, default: float) -> float:
+def _retry_after(headers: Mapping[str, str], default: float) -> float:
     raw = headers.get("Retry-After")
+    if raw is None:
+        return default  # missing: assume the documented worst case
     try:
         v = float(raw)
         return v if v >= 0 and math.isfinite(v) else default
-    except (TypeError, ValueError):
-        return default  # missing, or an HTTP date: assume the documented worst case
+    except ValueError:
+        return default  # an HTTP date: assume the documented worst case
 
 
 class SnapshotClient(Service):
@@ -279,7 +287,7 @@ class SnapshotClient(Service):
         self.budget = budget or WeightBudget(weight_limit(self.market), fraction)
         self.timeout, self.max_connections, self.max_body = timeout, max_connections, max_body
         self.ban_default = ban_default
-        self._session = None
+        self._session: aiohttp.ClientSession | None = None
         self.counters: collections.Counter = collections.Counter()
 
     async def start(self) -> None:
@@ -321,8 +329,8 @@ class SnapshotClient(Service):
                 if r.status in (429, 418):
                     ra = _retry_after(r.headers, 60.0 if r.status == 429 else self.ban_default)
                     self.budget.pause(ra)
-                    body = (await r.content.read(4096)).decode("utf-8", "replace")
-                    raise RateLimited(r.status, ra, body)
+                    text = (await r.content.read(4096)).decode("utf-8", "replace")
+                    raise RateLimited(r.status, ra, text)
                 body = await self._read(r)
                 if r.status != 200:
                     raise SnapshotError(
@@ -346,7 +354,7 @@ class SnapshotClient(Service):
             raise SnapshotError("bad body", f"{type(e).__name__}: {e}", 200) from e
         return Snapshot(symbol, lid, bids, asks, limit, sent_at, self.budget.clock())
 
-    async def _read(self, r) -> bytes:
+    async def _read(self, r: aiohttp.ClientResponse) -> bytes:
         # Bounded: a response larger than max_body is an error, not a memory spike.
         if r.content_length is not None and r.content_length > self.max_body:
             raise SnapshotError(
@@ -379,7 +387,7 @@ class SnapshotDriver:
 
     def __init__(
         self,
-        books,
+        books: BookSet,
         client: SnapshotClient,
         name_of: Callable[[int], str],
         limit: int,
@@ -430,11 +438,15 @@ class SnapshotDriver:
         for sym in reqs:
             if sym in self.pending or sym in self.in_flight:
                 continue  # already queued (e.g. re-requested by a too-old snapshot)
-            # a book that applied events before was valid: it lost sync, serve it first
-            prio = 0 if self.books.stats(sym)["events"] > 0 else 1
-            self.pending[sym] = [prio, now, now]
+            self.pending[sym] = [self._priority(sym), now, now]
         if self._wake is not None:
             self._wake.set()
+
+    def _priority(self, sym: int) -> int:
+        """0 (served first) for a book that applied events before: it was valid and lost
+        sync; 1 for a first-time sync."""
+        # stats() mixes int counters with the state's name; "events" is a counter.
+        return 0 if int(self.books.stats(sym)["events"]) > 0 else 1
 
     def _retry(self, sym: int, reason: str) -> None:
         b = self._backoff.get(sym)
@@ -443,7 +455,7 @@ class SnapshotDriver:
         d = b.next()
         now = time.monotonic()
         old = self.pending.get(sym)
-        prio = old[0] if old else (0 if self.books.stats(sym)["events"] > 0 else 1)
+        prio = old[0] if old else self._priority(sym)
         self.pending[sym] = [prio, old[1] if old else now, now + d]
         log.debug(
             "symbol %s: retry in %.2fs after %s (attempt %d)",
@@ -478,6 +490,8 @@ class SnapshotDriver:
             if best is not None:
                 del self.pending[best]
                 return best
+            # The workers that call this are started by start(), which made the event.
+            assert self._wake is not None, "SnapshotDriver worker running before start()"
             self._wake.clear()
             # wake on a new request, a first buffered event (poll calls notify) or a due time
             timeout = None if soonest == math.inf else max(0.001, soonest - now)
@@ -525,7 +539,7 @@ class SnapshotDriver:
             # the budget holds every request back; queue the symbol again (no extra delay:
             # the pause is the delay)
             now = time.monotonic()
-            self.pending[sym] = [0 if self.books.stats(sym)["events"] > 0 else 1, now, now]
+            self.pending[sym] = [self._priority(sym), now, now]
             return
         except SnapshotError as e:
             self.counters["fetch_failures"] += 1

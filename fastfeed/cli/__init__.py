@@ -23,6 +23,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 #: Modules whose ``add_parsers(sub)`` builds the subcommands, in ``--help`` order.
 COMMAND_MODULES: list[str] = ["fastfeed.cli.feed", "fastfeed.cli.sim"]
@@ -50,7 +51,7 @@ class MissingExtra(CommandError):
         )
 
 
-def require(module: str, extra: str, what: str):
+def require(module: str, extra: str, what: str) -> ModuleType:
     """Import ``module`` or raise :class:`MissingExtra` naming the extra that provides it."""
     try:
         return importlib.import_module(module)
@@ -97,7 +98,7 @@ def _log_level(s: str) -> str:
     return s
 
 
-def _add_log_level(p: argparse.ArgumentParser, default) -> None:
+def _add_log_level(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--log-level",
         type=_log_level,
@@ -153,7 +154,9 @@ def setup_logging(level: str, handler: logging.Handler | None = None) -> None:
     root.setLevel(level)
 
 
-def _subparser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+def _subparser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
     for a in parser._subparsers._group_actions if parser._subparsers else ():
         if isinstance(a, argparse._SubParsersAction) and args.command in a.choices:
             return a.choices[args.command]

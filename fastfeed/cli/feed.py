@@ -14,14 +14,24 @@ import re
 import signal
 import ssl
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
 
 from fastfeed._aio import wait_event
 from fastfeed.cli import EXIT_INTERRUPTED, CommandError, require
-from fastfeed.cli.view import SIM_LATENCY_NOTE, Monitor, make_display
+from fastfeed.cli.view import SIM_LATENCY_NOTE, Monitor, PlainDisplay, make_display
 from fastfeed.feed.streams import S_DEPTH, stream_slot
 
+if TYPE_CHECKING:
+    from fastfeed import BinanceFeed, OrderBook
+    from fastfeed.cli import Parser
 
-def add_parsers(sub) -> None:
+#: The feed's ``on_state`` callback: ``(what, info)``.
+OnState = Callable[[str, dict[str, Any]], None]
+
+
+def add_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
     """``demo`` and ``run``."""
     from fastfeed.sim.config import parse_fault
 
@@ -88,7 +98,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def _add_view_options(p) -> None:
+def _add_view_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seconds",
         type=_non_negative,
@@ -103,7 +113,7 @@ def _add_view_options(p) -> None:
 # ----------------------------------------------------------------------------- argument types
 
 
-def _number(s: str, ok, what: str) -> float:
+def _number(s: str, ok: Callable[[float], bool], what: str) -> float:
     try:
         v = float(s)
     except ValueError:
@@ -138,7 +148,7 @@ def _stream(s: str) -> str:
     return s
 
 
-def _streams(streams) -> str:
+def _streams(streams: Sequence[str]) -> str:
     return f"{len(streams)} stream" + ("s" if len(streams) != 1 else "")
 
 
@@ -207,13 +217,13 @@ class Connecting:
     """The feed's ``on_state`` while connecting: counts attempts and keeps the last error for
     the progress line and the final message."""
 
-    def __init__(self, display, target: str):
+    def __init__(self, display: PlainDisplay, target: str):
         self.display, self.target = display, target
         self.started = time.monotonic()
         self.failures = 0
         self.last_error = ""
 
-    def on_state(self, what: str, info: dict) -> None:
+    def on_state(self, what: str, info: dict[str, Any]) -> None:
         if what == "connect_failed":
             self.failures += 1
             self.last_error = info.get("error", "")
@@ -233,7 +243,13 @@ class Connecting:
 
 
 async def watch(
-    display, stop: Stop, interval: float, open_feed, open_book=None, notes=(), target=""
+    display: PlainDisplay,
+    stop: Stop,
+    interval: float,
+    open_feed: Callable[[OnState], AbstractAsyncContextManager[BinanceFeed]],
+    open_book: Callable[[BinanceFeed], AbstractAsyncContextManager[OrderBook]] | None = None,
+    notes: tuple[str, ...] = (),
+    target: str = "",
 ) -> int:
     """Connect (``open_feed(on_state)`` and ``open_book(feed)`` give async context managers),
     then refresh the live view every ``interval`` until ``stop``; print the summary."""
@@ -282,7 +298,7 @@ async def watch(
     return 0
 
 
-def _run(args, coro_fn) -> int:
+def _run(args: argparse.Namespace, coro_fn: Callable[[PlainDisplay, Stop], Awaitable[int]]) -> int:
     """Run ``coro_fn(display, stop)`` on uvloop with the command's display and stop rules."""
     from fastfeed import run
     from fastfeed.cli import setup_logging
@@ -292,7 +308,7 @@ def _run(args, coro_fn) -> int:
     if handler is not None:
         setup_logging(args.log_level, handler)
 
-    async def main():
+    async def main() -> int:
         stop = Stop(args.seconds)
         try:
             return await coro_fn(display, stop)
@@ -308,12 +324,12 @@ def _run(args, coro_fn) -> int:
 # ----------------------------------------------------------------------------- demo
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     require("trustme", "sim", "fastfeed demo (the simulator's certificates)")
     return _run(args, lambda display, stop: run_demo(args, display, stop))
 
 
-async def run_demo(args, display, stop: Stop) -> int:
+async def run_demo(args: argparse.Namespace, display: PlainDisplay, stop: Stop) -> int:
     from fastfeed import BinanceFeed, OrderBook
     from fastfeed.sim import ExchangeSimulator
 
@@ -351,11 +367,11 @@ async def run_demo(args, display, stop: Stop) -> int:
 # ----------------------------------------------------------------------------- run
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     return _run(args, lambda display, stop: run_feed(args, display, stop))
 
 
-async def run_feed(args, display, stop: Stop) -> int:
+async def run_feed(args: argparse.Namespace, display: PlainDisplay, stop: Stop) -> int:
     from fastfeed import BinanceFeed, Endpoint, OrderBook
 
     try:

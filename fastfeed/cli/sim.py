@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 from fastfeed.cli import EXIT_INTERRUPTED, require
 
+if TYPE_CHECKING:
+    from fastfeed.cli import Parser
+    from fastfeed.sim.config import SimConfig
 
-def add_parsers(sub) -> None:
+
+def add_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
     """``sim``."""
     from fastfeed.sim.config import add_arguments
 
@@ -23,7 +29,9 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_sim)
 
 
-async def run_sim(config, stop: asyncio.Event | None = None, out=None) -> int:
+async def run_sim(
+    config: SimConfig, stop: asyncio.Event | None = None, out: TextIO | None = None
+) -> int:
     """Start a simulator from ``config``, print the JSON line, run until ``stop`` is set or
     SIGINT/SIGTERM arrives, then shut down cleanly."""
     from fastfeed.cli.feed import Stop
@@ -55,7 +63,7 @@ async def run_sim(config, stop: asyncio.Event | None = None, out=None) -> int:
     return 0
 
 
-def cmd_sim(args) -> int:
+def cmd_sim(args: argparse.Namespace) -> int:
     from fastfeed import run
     from fastfeed.sim.config import config_from_args
 

@@ -18,9 +18,19 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from fastfeed.feed._listener import latency_bucket_bounds
 from fastfeed.feed.streams import stream_slot
+
+if TYPE_CHECKING:
+    import numpy as np
+    from rich.live import Live
+    from rich.status import Status
+
+    from fastfeed import BinanceFeed, OrderBook
+    from fastfeed.core._ring import Ring
 
 PERCENTILES = (50, 99, 99.9)
 
@@ -36,7 +46,7 @@ SIM_LATENCY_NOTE = (
 )
 
 
-def latency_ranges(feed, ps=PERCENTILES) -> dict:
+def latency_ranges(feed: BinanceFeed, ps: Sequence[float] = PERCENTILES) -> dict:
     """``{p: (low_us, high_us)}``: the histogram bucket that holds the feed's ``p``-th
     percentile (``high_us`` None for the open last bucket; ``{p: None}`` with no samples).
     The feed reports the bucket's lower bound; the upper one is the next bucket's."""
@@ -86,7 +96,9 @@ class Monitor:
     """Reads a running feed and order book into plain numbers (one :meth:`sample` per view
     refresh, :meth:`summary` at the end)."""
 
-    def __init__(self, feed, book=None, notes: tuple[str, ...] = ()):
+    def __init__(
+        self, feed: BinanceFeed, book: OrderBook | None = None, notes: tuple[str, ...] = ()
+    ):
         self.feed, self.book = feed, book
         self.notes = (LATENCY_MEANS, *notes)
         self.symbols: list[str] = []
@@ -189,7 +201,7 @@ class Monitor:
         return out
 
 
-def _last_of(ring, sid: int):
+def _last_of(ring: Ring, sid: int) -> np.void | None:
     """The newest row of symbol ``sid`` among the ring's last 1024 rows, or None."""
     n = min(ring.written, ring.capacity, 1024)
     if not n:
@@ -313,8 +325,8 @@ class RichDisplay(PlainDisplay):
         from rich.console import Console
 
         self.console = Console()
-        self.status = None
-        self.live = None
+        self.status: Status | None = None
+        self.live: Live | None = None
         self.notes: tuple[str, ...] = ()
 
     def log_handler(self) -> logging.Handler:
@@ -375,6 +387,7 @@ class RichDisplay(PlainDisplay):
                 fmt_price(r["last_trade"]),
             )
         notes = Text("\n".join(self.notes), style="dim")
+        assert self.live is not None, "update() is called between start_live() and stop_live()"
         self.live.update(Group(head, lat, t, notes), refresh=True)
 
     def stop_live(self) -> None:

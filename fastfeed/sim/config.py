@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field, fields
 
+from fastfeed.feed.endpoint import Market as MarketName
+
 from .market import SPOT, USDM
 
 
@@ -29,7 +31,7 @@ class SimConfig:
     port: int = 0
     rest_port: int = 0
     symbols: tuple = ("BTCUSDT", "ETHUSDT")
-    market: str = SPOT
+    market: MarketName = SPOT
     seed: int = 0
     rate: float = 50.0
     levels: int = 200

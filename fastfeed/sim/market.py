@@ -18,10 +18,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TypeVar
+from typing import Final, TypeVar
 
-SPOT = "spot"
-USDM = "usdm"
+# Final: literal types, so they fit where a market name (fastfeed.feed.endpoint.Market) goes.
+SPOT: Final = "spot"
+USDM: Final = "usdm"
 MARKETS = (SPOT, USDM)
 
 
