@@ -439,7 +439,8 @@ FF_INLINE int ff_parse_int(ff_scan *s, int64_t *out) {
  * ff_c_strtod, C's strtod, serves plain-C builds. */
 typedef double (*ff_strtod_fn)(const char *s, ptrdiff_t n, int *ok);
 
-static double ff_c_strtod(const char *s, ptrdiff_t n, int *ok) {
+/* inline: unused in the extension, and -Wunused-function (-Werror builds) ignores inline. */
+static inline double ff_c_strtod(const char *s, ptrdiff_t n, int *ok) {
     char buf[128];
     char *copy = n < (ptrdiff_t)sizeof(buf) ? buf : (char *)malloc((size_t)n + 1);
     char *endp = NULL;
