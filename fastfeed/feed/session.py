@@ -5,8 +5,9 @@ One :class:`BinanceFeed` owns one set of rings (``feed.decoder``) and one or two
 Each route is supervised by a task that connects, subscribes, watches health, reconnects with
 capped exponential backoff with jitter (inside the exchange's connection-attempt limit), and
 rotates to a replacement connection on ``serverShutdown`` or before the 24 h lifetime.  Every
-connection writes through one :class:`~fastfeed.feed._listener.FeedSink`, whose id filter makes
-the rotation seamless (see docs/decisions/0201-feed-bridge-by-id-filter.md).
+connection writes through one :class:`~fastfeed.feed._filter.FeedSink`, whose id filter makes
+the rotation seamless (see docs/decisions/0201-feed-bridge-by-id-filter.md and
+0204-feed-decode-filter-commit.md).
 """
 
 from __future__ import annotations
@@ -42,12 +43,8 @@ from fastfeed.errors import (
     SubscriptionError,
     TLSVerificationError,
 )
-from fastfeed.feed._listener import (
-    EVENT_DTYPE,
-    FeedListener,
-    FeedSink,
-    latency_bucket_bounds,
-)
+from fastfeed.feed._filter import EVENT_DTYPE, FeedSink, latency_bucket_bounds
+from fastfeed.feed._listener import FeedListener
 from fastfeed.feed.endpoint import SPOT_URL, USDM_URL, default_ssl_context
 from fastfeed.feed.streams import (
     stream_slot,
@@ -58,7 +55,7 @@ log = logging.getLogger("fastfeed.feed")
 
 
 class EventReason(enum.IntEnum):
-    """``reason`` of a row in ``feed.events`` (mirrors the C enum in _listener.pxd)."""
+    """``reason`` of a row in ``feed.events`` (mirrors the C enum in _filter.pxd)."""
 
     GAP = 1
     CONNECT = 2
@@ -82,11 +79,9 @@ class _Conn:
 
     def __init__(self, feed: BinanceFeed, route: _Route, conn_id: int):
         self.feed, self.route, self.id = feed, route, conn_id
-        # Per-connection decoder: control replies and counters.  Its rings are replaced by
-        # the feed's when the listener is made (rows are decoded in place), so they are 1 row.
-        self.stage = BinanceDecoder(
-            trades=1, depth=1, tickers=1, partial=1, max_levels=1000, control_maxlen=16
-        )
+        # Per-connection decoder: control replies and counters, writing into the feed's
+        # rings with the feed's symbol table.
+        self.stage = BinanceDecoder(max_levels=1000, control_maxlen=16, share=feed.decoder)
         self.stage.on_control = self._on_control
         self.listener: FeedListener | None = None
         self.transport = None
@@ -211,7 +206,8 @@ class BinanceFeed(Service):
     ``EVENT_DTYPE``: reason, conn, symbol, and the ``written`` position of every data ring at
     that moment, so consumers see each gap/reconnect/rotation in order with the rows).
 
-    ``await feed.wait()`` or ``async for _ in feed`` wakes once per socket read with new rows.
+    ``await feed.wait()`` or ``async for _ in feed`` wakes once per socket read with new rows;
+    ``feed.add_hook(callable)`` calls a function of yours at that moment instead.
     ``feed.stats()`` returns counters.  Leaving the context (or cancelling it) closes cleanly.
 
     Main options: ``market`` ("spot" | "usdm"), ``url`` (base ``wss://host:port``, default the
@@ -327,7 +323,7 @@ class BinanceFeed(Service):
     async def start(self) -> None:
         """Start the route supervisors and wait until every route is subscribed."""
         self._event = asyncio.Event()
-        self.sink.wake = self._event.set
+        self.sink.add_hook(self._event.set)
         self._started = time.monotonic()
         if self._ssl is None:
             self._ssl = default_ssl_context()
@@ -398,9 +394,18 @@ class BinanceFeed(Service):
             raise FeedError("feed closed")
         await self._event.wait()
         self._event.clear()
-        self.sink.pending = False
         if self._fatal is not None:
             raise self._fatal
+
+    def add_hook(self, hook: Callable[[], Any]) -> None:
+        """Call ``hook()`` once per socket read that delivered rows or markers, on the event
+        loop, right after the read (before any task runs).  Keep it short: set an event, or
+        read the rings by cursor.  An exception is logged and does not stop the feed."""
+        self.sink.add_hook(hook)
+
+    def remove_hook(self, hook: Callable[[], Any]) -> None:
+        """Stop calling ``hook`` (no error if it was not added)."""
+        self.sink.remove_hook(hook)
 
     def __aiter__(self):
         return self
