@@ -31,8 +31,18 @@ def depth(sym, U, u, nb, na, pu=None):
 
 def agg(sym, a):
     return json.dumps(
-        {"e": "aggTrade", "E": 1700000000000 + a, "s": sym, "a": a, "p": "1.5", "q": "2",
-         "f": a * 10, "l": a * 10 + 1, "T": 1700000000000 + a, "m": True}
+        {
+            "e": "aggTrade",
+            "E": 1700000000000 + a,
+            "s": sym,
+            "a": a,
+            "p": "1.5",
+            "q": "2",
+            "f": a * 10,
+            "l": a * 10 + 1,
+            "T": 1700000000000 + a,
+            "m": True,
+        }
     ).encode()
 
 

@@ -16,6 +16,8 @@ cdef class FeedListener(WSListener):
     cdef bint in_frag
     cdef readonly uint64_t frames, messages, bytes, fragments, duplicates
     cdef readonly int64_t last_msg_ns, connected_ns, batch_start
+    cdef readonly int64_t last_ctrl_ns     # last control frame (ping, close, ...) seen here
+    cdef readonly int64_t read_gap_ns      # moving average of the time between data reads
     cdef readonly int close_code
     cdef readonly object close_reason
     cdef readonly object protocol_error
@@ -25,3 +27,4 @@ cdef class FeedListener(WSListener):
 
     cdef void _message(self, const char* p, Py_ssize_t n) noexcept
     cdef void _fail(self, str why, int code)
+    cdef void _name_parser_error(self, WSTransport transport)

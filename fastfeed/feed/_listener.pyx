@@ -13,7 +13,8 @@ from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t
 from libc.string cimport memcpy
 from cpython.mem cimport PyMem_Malloc, PyMem_Free, PyMem_Calloc
 
-from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType, WSCloseCode
+from picows.picows cimport (WSListener, WSTransport, WSFrame, WSMsgType, WSCloseCode,
+                            WSCloseHandshake)
 from fastfeed.core._clock cimport ff_now_ns
 from fastfeed.core._decoder cimport BinanceDecoder
 from fastfeed.feed._filter cimport FeedSink, EV_PROTOCOL, N_SLOTS, T_DUPLICATE
@@ -21,6 +22,11 @@ from fastfeed.feed._filter cimport FeedSink, EV_PROTOCOL, N_SLOTS, T_DUPLICATE
 import logging
 
 log = logging.getLogger("fastfeed.listener")
+
+
+def _retrieve(fut):
+    if not fut.cancelled() and fut.exception() is not None:
+        log.debug("connection ended with %r", fut.exception())
 
 
 cdef class FeedListener(WSListener):
@@ -48,6 +54,7 @@ cdef class FeedListener(WSListener):
         self.in_frag = False
         self.frames = self.messages = self.bytes = self.fragments = self.duplicates = 0
         self.last_msg_ns = self.connected_ns = self.batch_start = 0
+        self.last_ctrl_ns = self.read_gap_ns = 0
         self.close_code = -1
         self.close_reason = None
         self.protocol_error = None
@@ -67,8 +74,27 @@ cdef class FeedListener(WSListener):
 
     cpdef on_ws_disconnected(self, WSTransport transport):
         self.active = False
+        self._name_parser_error(transport)
+        # picows puts a parser error (and any local failure) on this future; nobody awaits
+        # it, and asyncio would log "Future exception was never retrieved".  The error is
+        # named above and logged by picows.
+        if transport.disconnected_future is not None:
+            transport.disconnected_future.add_done_callback(_retrieve)
         if self.on_disconnected is not None:
             self.on_disconnected(self)
+
+    cdef void _name_parser_error(self, WSTransport transport):
+        # picows's frame parser (a frame over max_frame_size, bad framing, bad UTF-8 in a
+        # close) closes with 1009 / 1002 / 1007 before this listener sees the frame.  That
+        # close is ours and it is a protocol error: name it so, with its event row.
+        cdef WSCloseHandshake hs = transport.close_handshake
+        if self.protocol_error is not None or hs is None or hs.sent is None or hs.recv_then_sent:
+            return
+        cdef int code = <int>hs.sent.code
+        if code == 1002 or code == 1007 or code == 1009:
+            self.protocol_error = f"{hs.sent.reason or 'close'} ({code})"
+            self.sink.mark_c(EV_PROTOCOL, self.conn_id, 0, 255, -1, -1, ff_now_ns())
+            self.sink.notify()
 
     cpdef pause_writing(self):
         pass   # we send a few control frames only; nothing to throttle
@@ -83,10 +109,10 @@ cdef class FeedListener(WSListener):
         if mt == WSMsgType.TEXT or mt == WSMsgType.BINARY:
             if self.in_frag:
                 self._fail("data frame inside a fragmented message", 1002)
+            elif n > self.frag_cap:
+                self._fail("message over max_message", 1009)
             elif frame.fin:
                 self._message(frame.payload_ptr, n)
-            elif n > self.frag_cap:
-                self._fail("fragmented message over max_message", 1009)
             else:
                 memcpy(self.frag, frame.payload_ptr, n)
                 self.frag_len = n
@@ -105,7 +131,9 @@ cdef class FeedListener(WSListener):
                 if frame.fin:
                     self.in_frag = False
                     self._message(self.frag, self.frag_len)
-        elif mt == WSMsgType.CLOSE:
+        else:
+            self.last_ctrl_ns = ff_now_ns()   # cold path: control frames are rare
+        if mt == WSMsgType.CLOSE:
             # picows does not answer a peer's close: echo the code, then disconnect.
             self.close_code = <int>frame.get_close_code()
             self.close_reason = frame.get_close_message()
@@ -120,6 +148,8 @@ cdef class FeedListener(WSListener):
             self.batch_start = 0
 
     cdef void _fail(self, str why, int code):
+        if self.protocol_error is not None:
+            return   # the first error is the cause; the connection is already closing
         self.protocol_error = why
         self.sink.mark_c(EV_PROTOCOL, self.conn_id, 0, 255, -1, -1, ff_now_ns())
         if self.transport is not None:
@@ -130,9 +160,15 @@ cdef class FeedListener(WSListener):
         # One clock read per socket read: every frame of a read arrived together, and a
         # second read per frame costs ~30-50 ns on a VM.
         cdef int64_t now = self.batch_start
+        cdef int64_t gap
         if now == 0:
             now = ff_now_ns()
             self.batch_start = now
+            # How often this connection normally reads data (1/8 moving average): the session
+            # probes a connection that stays silent for much longer (a dead one).
+            if self.last_msg_ns:
+                gap = now - self.last_msg_ns
+                self.read_gap_ns = gap if self.read_gap_ns == 0 else self.read_gap_ns + (gap - self.read_gap_ns) // 8
         self.last_msg_ns = now
         self.messages += 1
         self.bytes += <uint64_t>n

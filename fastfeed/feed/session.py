@@ -66,6 +66,13 @@ class EventReason(enum.IntEnum):
     WATCHDOG = 7
 
 
+# Linux's TCP_INFO starts with the connection's state; anything but ESTABLISHED under an open
+# connection means the peer reset it or closed it (tcp_states.h).
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_ESTABLISHED = 1
+_TCP_STATES = {7: "reset or closed (TCP CLOSE)", 8: "closed by peer (TCP CLOSE_WAIT)"}
+
+
 def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
@@ -91,6 +98,10 @@ class _Conn:
         self.trigger: asyncio.Future = loop.create_future()  # reason this connection must go
         self.gone: asyncio.Future = loop.create_future()  # disconnected
         self.opened = time.monotonic()
+        self.probe: asyncio.Task | None = None  # liveness ping in flight
+        self.probe_ok_ns = 0  # when the last probe's pong came back
+        self.quiet_probes = 0  # probes answered since the last data: each doubles the wait
+        self.bad_ticks = 0  # liveness ticks in a row that found the socket dead or closing
 
     def fire(self, reason: str) -> None:
         if not self.trigger.done():
@@ -175,6 +186,27 @@ class _Conn:
                 break
             await asyncio.sleep(wait)
         self.sends.append(time.monotonic())
+
+    def socket_dead(self) -> str | None:
+        """Why the kernel socket under this connection is no longer usable (a reset, a FIN,
+        closed), or None.  Cheap (one getsockopt), and independent of the transport, which
+        may fail to report it (docs/decisions/0205-feed-dead-connection.md)."""
+        u = getattr(self.transport, "underlying_transport", None)
+        if u is None:
+            return None
+        if u.is_closing():
+            return "transport closing"
+        sock = u.get_extra_info("socket")
+        if sock is None or sock.fileno() < 0:
+            return "socket closed"
+        if _TCP_INFO is not None:
+            try:
+                state = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 8)[0]
+            except OSError:
+                return None
+            if state != _TCP_ESTABLISHED:
+                return _TCP_STATES.get(state, f"TCP state {state}")
+        return None
 
     async def close(self, code: int = 1000, timeout: float = 1.0) -> None:
         tr = self.transport
@@ -341,6 +373,7 @@ class BinanceFeed(Service):
             r.task = asyncio.create_task(self._route_loop(r), name=f"fastfeed-{r.name}")
             self._tasks.append(r.task)
         self._tasks.append(asyncio.create_task(self._watchdog(), name="fastfeed-watchdog"))
+        self._tasks.append(asyncio.create_task(self._liveness(), name="fastfeed-liveness"))
         if self.on_data is not None:
             self._tasks.append(asyncio.create_task(self._data_loop(), name="fastfeed-on-data"))
         try:
@@ -579,6 +612,8 @@ class BinanceFeed(Service):
             self._retired_bytes.update(st["bytes"])
             self._retired_rejects.update(st["rejected"])
             conn.stage.on_control = None
+            if conn.probe is not None:
+                conn.probe.cancel()
             if conn.listener is not None:
                 conn.listener.on_disconnected = None
 
@@ -720,6 +755,68 @@ class BinanceFeed(Service):
                         self.sink.mark(EventReason.WATCHDOG, c.id, sym, ss[1])
                         c.fire(f"watchdog: no data on {s} for {self.stream_timeout}s")
                         break
+
+    # A dead connection is noticed within about a second whatever the transport reports: the
+    # kernel socket's state is checked every tick, and a connection silent for much longer
+    # than it usually is gets a ping with a short deadline
+    # (docs/decisions/0205-feed-dead-connection.md).
+    _LIVENESS_TICK = 0.1  # seconds between checks
+    _PROBE_AFTER_READS = 4  # silence of this many usual gaps between reads ...
+    _PROBE_MIN = 0.2  # ... and at least this long (seconds) sends a probe ping
+    _PROBE_TIMEOUT = 0.5  # the probe's pong deadline (capped at pong_timeout)
+
+    async def _liveness(self) -> None:
+        tick = self._LIVENESS_TICK
+        while True:
+            await asyncio.sleep(tick)
+            now_ns = time.time_ns()
+            for r in self._routes:
+                c = r.conn
+                if c is None or r.rotating or c.listener is None or c.trigger.done():
+                    continue
+                why = c.socket_dead()
+                # the transport normally reports it within the same turn: give it one tick
+                c.bad_ticks = c.bad_ticks + 1 if why else 0
+                if c.bad_ticks >= 2:
+                    c.fire(f"connection lost: {why}, and the transport did not report it")
+                    continue
+                if c.probe is None and now_ns - self._last_heard(c) > self._probe_after(c) * 1e9:
+                    c.probe = asyncio.create_task(self._probe(c), name=f"fastfeed-probe-{c.id}")
+
+    def _last_heard(self, c: _Conn) -> int:
+        lis = c.listener
+        return max(lis.last_msg_ns, lis.last_ctrl_ns, lis.connected_ns, c.probe_ok_ns)
+
+    def _probe_after(self, c: _Conn) -> float:
+        if c.listener.last_msg_ns > c.probe_ok_ns:
+            c.quiet_probes = 0  # data since the last probe
+        usual = self._PROBE_AFTER_READS * c.listener.read_gap_ns / 1e9
+        # a stream that stays quiet is probed ever less often (pings count against the
+        # exchange's message limit); never less often than the keepalive would ping anyway
+        return min(max(usual, self._PROBE_MIN) * 2**c.quiet_probes, self.ping_interval)
+
+    async def _probe(self, c: _Conn) -> None:
+        timeout = min(self._PROBE_TIMEOUT, self.pong_timeout)
+        t0 = time.time_ns()
+        silent = (t0 - self._last_heard(c)) / 1e9
+        try:
+            await c._pace()
+            await asyncio.wait_for(c.transport.measure_roundtrip_time(1), timeout)
+            c.probe_ok_ns = time.time_ns()
+            c.quiet_probes += 1
+        except asyncio.TimeoutError:
+            if self._last_heard(c) < t0 and not c.trigger.done():
+                log.warning(
+                    "conn %d: no data for %.2fs and no pong within %.2fs: dead connection",
+                    c.id,
+                    silent,
+                    timeout,
+                )
+                c.fire(f"connection lost: no data for {silent:.2f}s, no pong within {timeout}s")
+        except Exception:
+            pass  # the connection went away meanwhile: _on_disconnected names it
+        finally:
+            c.probe = None
 
     def _state(self, what: str, **info) -> None:
         if self.on_state is not None:
