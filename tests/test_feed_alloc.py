@@ -63,7 +63,7 @@ def test_alloc_flat_and_rss_over_1m_messages_and_100_reconnects():
                     n_before = sum(feed.stats()["reconnects"].values())
                     await sim.call("faults.reset")
                     await until(
-                        lambda: (
+                        lambda n_before=n_before: (
                             sum(feed.stats()["reconnects"].values()) > n_before
                             and feed._routes[0].conn is not None
                         ),

@@ -2,7 +2,6 @@
 missing message sits behind a gap marker."""
 
 import logging
-import time
 
 import pytest
 from feed_fixtures import check_depth, check_trades, make_feed, pump, until
@@ -80,7 +79,7 @@ def test_close_frame_answered_and_reconnect():
 
 
 def test_fragmented_messages_reassembled():
-    st, sim = scenario(lambda s: s.faults.fragment(count=20, parts=3))
+    st, _ = scenario(lambda s: s.faults.fragment(count=20, parts=3))
     assert sum(c["fragments"] for c in st["connections"]) >= 20 * 3
     assert st["reconnects"] == {}
 
@@ -192,7 +191,7 @@ def test_handshake_503_then_recovers():
         s.faults.handshake(503, count=2)
         s.faults.reset()
 
-    st, _ = scenario(fault, expect=reconnected)
+    scenario(fault, expect=reconnected)
 
 
 def test_rotation_lifetime_no_dup_no_gap():
@@ -226,7 +225,6 @@ def test_untrusted_cert_tls_error_with_backoff():
         async with ExchangeSimulator(**SIM) as sim:
             sim.faults.untrusted_cert(True)
             feed = make_feed(sim, STREAMS, backoff_initial=0.05, backoff_max=0.4, start_timeout=1.5)
-            t0 = time.monotonic()
             with pytest.raises(TLSVerificationError):
                 await feed.start()
             n = feed.failures["TLSVerificationError"]
