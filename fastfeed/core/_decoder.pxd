@@ -149,7 +149,7 @@ cdef class BinanceDecoder:
     cdef int _stage_levels(self, Fields* F, int kind, uint32_t sym, int64_t last_id, int st_bids, int st_asks) noexcept
     cdef bint _stream_is_partial(self, const uint8_t* p, Py_ssize_t n) noexcept
     cdef int64_t _stream_symbol(self, const uint8_t* p, Py_ssize_t n) noexcept
-    cdef int64_t _symbol(self, Fields* F) noexcept
+    cdef inline int64_t _symbol(self, Fields* F) noexcept
     cdef inline void _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept
     cdef void _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept
     cdef void _emit_depth(self, Fields* F, int64_t recv_ns, uint32_t sym) noexcept

@@ -648,7 +648,7 @@ cdef class BinanceDecoder:
             buf[i] = p[i] - 32 if b'a' <= p[i] <= b'z' else p[i]
         return self.symbols.intern(<const char*>buf, m)
 
-    cdef int64_t _symbol(self, Fields* F) noexcept:
+    cdef inline int64_t _symbol(self, Fields* F) noexcept:
         """The id of F's symbol "s": from the plans' cache when they matched it, else looked
         up (and cached when a plan read it, so that it is a plain name); -1 when the table is full."""
         if F.sym >= 0 and self.ctx.sym_owner == <void*>self.symbols:
@@ -693,8 +693,7 @@ cdef class BinanceDecoder:
         """A depth diff (K_DEPTH) or a partial book (K_PARTIAL): one row per level, or one
         marker row when there is none."""
         cdef Py_ssize_t total = F.nlv[st_bids] + F.nlv[st_asks]
-        cdef Ring ring = self.depth if kind == K_DEPTH else self.partial
-        if <uint64_t>total > ring.cap:
+        if <uint64_t>total > (self.depth.cap if kind == K_DEPTH else self.partial.cap):
             return K_ERROR + R_TOO_MANY_LEVELS
         cdef MsgHeader* h = &self.hdr
         h.kind = kind

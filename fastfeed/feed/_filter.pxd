@@ -1,6 +1,6 @@
 # The feed's id filter and shared rings (see _filter.pyx).
 from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t
-from fastfeed.core._decoder cimport BinanceDecoder, MsgHeader
+from fastfeed.core._decoder cimport BinanceDecoder, MsgHeader, K_PARTIAL
 from fastfeed.core._ring cimport Ring
 
 # Stream slots: one id sequence per (symbol, slot kind).
@@ -64,8 +64,19 @@ cdef class FeedSink:
     cdef bint dirty                     # rows or markers committed since the hooks last ran
     cdef tuple hooks                    # callables(), run once per socket read with new rows
 
-    cdef int take(self, BinanceDecoder dec, const char* p, Py_ssize_t n, int64_t now,
-                  uint32_t conn, uint8_t* overlap) noexcept
+    # Decode one payload with ``dec`` (which shares this sink's rings), filter it from its
+    # header, commit it if accepted.  Returns T_NONE / T_ACCEPTED / T_DUPLICATE /
+    # T_UNROUTABLE.  Inline: compiled into the caller (the listener), one call frame less per
+    # message.
+    cdef inline int take(self, BinanceDecoder dec, const char* p, Py_ssize_t n, int64_t now,
+                         uint32_t conn, uint8_t* overlap) noexcept:
+        if dec.stage_ptr(p, n, now) > K_PARTIAL:
+            return T_NONE
+        cdef int r = self.admit(&dec.hdr, conn, overlap, now)
+        if r == T_ACCEPTED:
+            dec.commit_staged()
+        return r
+
     cdef int admit(self, const MsgHeader* h, uint32_t conn, uint8_t* overlap, int64_t now) noexcept
     cdef void _drop_unroutable(self, int k, uint32_t sym) noexcept
     cdef void mark_c(self, uint8_t reason, uint32_t conn, uint32_t sym, uint8_t slot,

@@ -22,8 +22,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.mem cimport PyMem_Malloc, PyMem_Free, PyMem_Calloc
 
 from fastfeed.core._clock cimport ff_now_ns
-from fastfeed.core._decoder cimport (BinanceDecoder, MsgHeader, K_TRADE, K_DEPTH, K_TICKER,
-                                     K_PARTIAL)
+from fastfeed.core._decoder cimport BinanceDecoder, MsgHeader, K_TRADE, K_DEPTH, K_TICKER
 from fastfeed.core._ring cimport Ring
 
 import logging
@@ -115,18 +114,6 @@ cdef class FeedSink:
         PyMem_Free(self.last_ns)
 
     # ------------------------------------------------------------------ hot path
-
-    cdef int take(self, BinanceDecoder dec, const char* p, Py_ssize_t n, int64_t now,
-                  uint32_t conn, uint8_t* overlap) noexcept:
-        """Decode one payload with ``dec`` (which shares this sink's rings), filter it,
-        commit it if accepted.  Returns T_NONE / T_ACCEPTED / T_DUPLICATE / T_UNROUTABLE."""
-        cdef int k = dec.stage_ptr(p, n, now)
-        if k > K_PARTIAL:
-            return T_NONE
-        cdef int r = self.admit(&dec.hdr, conn, overlap, now)
-        if r == T_ACCEPTED:
-            dec.commit_staged()
-        return r
 
     cdef int admit(self, const MsgHeader* h, uint32_t conn, uint8_t* overlap,
                    int64_t now) noexcept:
