@@ -4,7 +4,7 @@ uvloop is what ``fastfeed.run`` picks.  On it, picows's transport was seen to st
 connection until the next client ping (18 s with the defaults).  The feed notices a dead
 connection itself, whatever the transport reports: the kernel socket's state, and a probe ping
 with a short deadline when a connection that normally ticks goes silent
-(docs/decisions/0205-feed-dead-connection.md).
+(docs/decisions/0212-feed-dead-connection.md).
 """
 
 import asyncio

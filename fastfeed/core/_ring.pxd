@@ -16,7 +16,7 @@ cdef class Ring:
     # Writer side, C level only.  A writer fills rows at slot(written + k) and publishes
     # them with commit(n); nothing is visible to readers before commit.  A writer only
     # reserves rows it is going to commit (the feed filters a message before its rows are
-    # written, docs/decisions/0204-feed-decode-filter-commit.md): a reserved slot holds the
+    # written, docs/decisions/0211-feed-decode-filter-commit.md): a reserved slot holds the
     # row ``cap`` older, which readers may still be reading.
     cdef inline char* slot(self, uint64_t seq) noexcept:
         return self.base + <Py_ssize_t>(seq & self.mask) * self.itemsize

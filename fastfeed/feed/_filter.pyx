@@ -8,7 +8,7 @@ symbol, ids, event time, row count; ``MsgHeader``); the filter decides from the 
 a gap marker goes into ``events`` before the message's rows; and only an accepted message's
 rows are written and committed.  A duplicate or stale message (a second connection during a
 rotation, a resent or stale event) is counted and never touches a ring.  See
-docs/decisions/0204-feed-decode-filter-commit.md.
+docs/decisions/0211-feed-decode-filter-commit.md.
 
 No Python object is created per message.  Python runs once per socket read at most (the hooks,
 :meth:`FeedSink.add_hook`), and on the cold path.  The transport (``_listener.pyx``) only frames

@@ -85,7 +85,8 @@ cdef class FeedListener(WSListener):
 
     cdef void _name_parser_error(self, WSTransport transport):
         # picows's frame parser (a frame over max_frame_size, bad framing, bad UTF-8 in a
-        # close) closes with 1009 / 1002 / 1007 before this listener sees the frame.  That
+        # close) closes with 1009 / 1002 / 1007 without telling this listener (and may still
+        # deliver the frame it rejected; docs/decisions/0212-feed-dead-connection.md).  That
         # close is ours and it is a protocol error: name it so, with its event row.
         cdef WSCloseHandshake hs = transport.close_handshake
         if self.protocol_error is not None or hs is None or hs.sent is None or hs.recv_then_sent:
@@ -148,6 +149,8 @@ cdef class FeedListener(WSListener):
             self.batch_start = 0
 
     cdef void _fail(self, str why, int code):
+        if self.transport is not None:
+            self._name_parser_error(self.transport)   # picows's parser may have failed first
         if self.protocol_error is not None:
             return   # the first error is the cause; the connection is already closing
         self.protocol_error = why

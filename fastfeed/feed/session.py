@@ -7,7 +7,7 @@ capped exponential backoff with jitter (inside the exchange's connection-attempt
 rotates to a replacement connection on ``serverShutdown`` or before the 24 h lifetime.  Every
 connection writes through one :class:`~fastfeed.feed._filter.FeedSink`, whose id filter makes
 the rotation seamless (see docs/decisions/0201-feed-bridge-by-id-filter.md and
-0204-feed-decode-filter-commit.md).
+0211-feed-decode-filter-commit.md).
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ class _Conn:
     def socket_dead(self) -> str | None:
         """Why the kernel socket under this connection is no longer usable (a reset, a FIN,
         closed), or None.  Cheap (one getsockopt), and independent of the transport, which
-        may fail to report it (docs/decisions/0205-feed-dead-connection.md)."""
+        may fail to report it (docs/decisions/0212-feed-dead-connection.md)."""
         u = getattr(self.transport, "underlying_transport", None)
         if u is None:
             return None
@@ -317,6 +317,7 @@ class BinanceFeed(Service):
         self._conn_ids = itertools.count(1)
         self._attempts: collections.deque = collections.deque(maxlen=attempt_limit)
         self.reconnects: collections.Counter = collections.Counter()
+        self.probes = 0  # liveness pings sent to silent connections
         self.failures: collections.Counter = collections.Counter()
         self.errors: collections.deque = collections.deque(maxlen=32)  # recent (time, route, error)
         self._retired = collections.Counter()  # decoder counters of closed connections
@@ -759,7 +760,7 @@ class BinanceFeed(Service):
     # A dead connection is noticed within about a second whatever the transport reports: the
     # kernel socket's state is checked every tick, and a connection silent for much longer
     # than it usually is gets a ping with a short deadline
-    # (docs/decisions/0205-feed-dead-connection.md).
+    # (docs/decisions/0212-feed-dead-connection.md).
     _LIVENESS_TICK = 0.1  # seconds between checks
     _PROBE_AFTER_READS = 4  # silence of this many usual gaps between reads ...
     _PROBE_MIN = 0.2  # ... and at least this long (seconds) sends a probe ping
@@ -799,6 +800,8 @@ class BinanceFeed(Service):
         timeout = min(self._PROBE_TIMEOUT, self.pong_timeout)
         t0 = time.time_ns()
         silent = (t0 - self._last_heard(c)) / 1e9
+        self.probes += 1
+        log.debug("conn %d: silent for %.2fs, probing", c.id, silent)
         try:
             await c._pace()
             await asyncio.wait_for(c.transport.measure_roundtrip_time(1), timeout)
@@ -878,6 +881,7 @@ class BinanceFeed(Service):
             "gaps": sc["gaps"],
             "unroutable": sc["unroutable"],
             "reconnects": dict(self.reconnects),
+            "probes": self.probes,
             "connect_failures": dict(self.failures),
             "events": self.sink.events.written,
             "age_s": ages,
