@@ -8,7 +8,6 @@ and names protocol errors.  No Python object is created per message; Python is t
 per socket read at most (the sink's hooks), and on the cold path (control replies, close
 frames, errors).
 """
-cimport cython
 from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t
 from libc.string cimport memcpy
 from cpython.mem cimport PyMem_Malloc, PyMem_Free, PyMem_Calloc
@@ -40,7 +39,8 @@ cdef class FeedListener(WSListener):
     def __cinit__(self, FeedSink sink, BinanceDecoder decoder, uint32_t conn_id=0,
                   Py_ssize_t max_message=1 << 20):
         if decoder.trades is not sink.decoder.trades or decoder.symbols is not sink.decoder.symbols:
-            raise ValueError("decoder must share the sink's rings: BinanceDecoder(share=sink.decoder)")
+            raise ValueError(
+                "decoder must share the sink's rings: BinanceDecoder(share=sink.decoder)")
         self.sink = sink
         self.decoder = decoder
         self.conn_id = conn_id
@@ -75,11 +75,14 @@ cdef class FeedListener(WSListener):
     cpdef on_ws_disconnected(self, WSTransport transport):
         self.active = False
         self._name_parser_error(transport)
-        # picows puts a parser error (and any local failure) on this future; nobody awaits
-        # it, and asyncio would log "Future exception was never retrieved".  The error is
-        # named above and logged by picows.
-        if transport.disconnected_future is not None:
-            transport.disconnected_future.add_done_callback(_retrieve)
+        # picows fails these futures after this callback: a parser error (or any local
+        # failure) on the first, ConnectionResetError on the pong future a probe ping left
+        # when its deadline cancelled it (asyncio.shield drops its own retrieval then).  Nobody
+        # awaits them, and asyncio would log "Future exception was never retrieved"; the
+        # cause is named above and logged.
+        for fut in (transport.disconnected_future, transport.pong_received_at_future):
+            if fut is not None:
+                fut.add_done_callback(_retrieve)
         if self.on_disconnected is not None:
             self.on_disconnected(self)
 
@@ -171,7 +174,10 @@ cdef class FeedListener(WSListener):
             # probes a connection that stays silent for much longer (a dead one).
             if self.last_msg_ns:
                 gap = now - self.last_msg_ns
-                self.read_gap_ns = gap if self.read_gap_ns == 0 else self.read_gap_ns + (gap - self.read_gap_ns) // 8
+                if self.read_gap_ns == 0:
+                    self.read_gap_ns = gap
+                else:
+                    self.read_gap_ns += (gap - self.read_gap_ns) // 8
         self.last_msg_ns = now
         self.messages += 1
         self.bytes += <uint64_t>n

@@ -73,6 +73,19 @@ _TCP_ESTABLISHED = 1
 _TCP_STATES = {7: "reset or closed (TCP CLOSE)", 8: "closed by peer (TCP CLOSE_WAIT)"}
 
 
+def _tcp_info(sock) -> tuple[int, int] | None:
+    """(state, segments sent and not yet acknowledged) of a TCP socket; None where the kernel
+    does not say (not Linux, not TCP)."""
+    if _TCP_INFO is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 28)
+    except OSError:
+        return None
+    # struct tcp_info: u8 state, 7 more u8, then u32 rto, ato, snd_mss, rcv_mss, unacked
+    return info[0], int.from_bytes(info[24:28], "little") if len(info) >= 28 else 0
+
+
 def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
@@ -187,6 +200,10 @@ class _Conn:
             await asyncio.sleep(wait)
         self.sends.append(time.monotonic())
 
+    def _socket(self):
+        u = getattr(self.transport, "underlying_transport", None)
+        return None if u is None else u.get_extra_info("socket")
+
     def socket_dead(self) -> str | None:
         """Why the kernel socket under this connection is no longer usable (a reset, a FIN,
         closed), or None.  Cheap (one getsockopt), and independent of the transport, which
@@ -196,16 +213,12 @@ class _Conn:
             return None
         if u.is_closing():
             return "transport closing"
-        sock = u.get_extra_info("socket")
+        sock = self._socket()
         if sock is None or sock.fileno() < 0:
             return "socket closed"
-        if _TCP_INFO is not None:
-            try:
-                state = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 8)[0]
-            except OSError:
-                return None
-            if state != _TCP_ESTABLISHED:
-                return _TCP_STATES.get(state, f"TCP state {state}")
+        info = _tcp_info(sock)
+        if info is not None and info[0] != _TCP_ESTABLISHED:
+            return _TCP_STATES.get(info[0], f"TCP state {info[0]}")
         return None
 
     async def close(self, code: int = 1000, timeout: float = 1.0) -> None:
@@ -732,15 +745,19 @@ class BinanceFeed(Service):
                 out.append((self.decoder.symbols.id(ss[0]), ss[1]))
         return out
 
+    def _watched(self):
+        """(route, connection) for each route's live connection not being rotated or closed."""
+        for r in self._routes:
+            c = r.conn
+            if c is not None and not r.rotating and c.listener is not None and not c.trigger.done():
+                yield r, c
+
     async def _watchdog(self) -> None:
         tick = 0.25 if self.stream_timeout is None else max(0.01, min(1.0, self.stream_timeout / 4))
         while True:
             await asyncio.sleep(tick)
             now_ns = time.time_ns()
-            for r in self._routes:
-                c = r.conn
-                if c is None or r.rotating or c.listener is None or c.trigger.done():
-                    continue
+            for r, c in self._watched():
                 if time.monotonic() - c.opened > self.max_lifetime:
                     c.fire("lifetime")
                     continue
@@ -771,10 +788,7 @@ class BinanceFeed(Service):
         while True:
             await asyncio.sleep(tick)
             now_ns = time.time_ns()
-            for r in self._routes:
-                c = r.conn
-                if c is None or r.rotating or c.listener is None or c.trigger.done():
-                    continue
+            for _, c in self._watched():
                 why = c.socket_dead()
                 # the transport normally reports it within the same turn: give it one tick
                 c.bad_ticks = c.bad_ticks + 1 if why else 0
@@ -808,14 +822,24 @@ class BinanceFeed(Service):
             c.probe_ok_ns = time.time_ns()
             c.quiet_probes += 1
         except asyncio.TimeoutError:
-            if self._last_heard(c) < t0 and not c.trigger.done():
-                log.warning(
-                    "conn %d: no data for %.2fs and no pong within %.2fs: dead connection",
-                    c.id,
-                    silent,
-                    timeout,
-                )
-                c.fire(f"connection lost: no data for {silent:.2f}s, no pong within {timeout}s")
+            if self._last_heard(c) >= t0 or c.trigger.done():
+                return  # a frame came meanwhile: alive
+            sock = c._socket()
+            info = _tcp_info(sock) if sock is not None else None
+            if info is not None and info[1] == 0:
+                # The peer's kernel acknowledged the ping: the host is there, its server is
+                # slow.  Not dead; the keepalive's pong timeout judges a server that stays mute.
+                c.probe_ok_ns = time.time_ns()
+                c.quiet_probes += 1
+                log.info("conn %d: silent for %.2fs, ping acknowledged, no pong yet", c.id, silent)
+                return
+            log.warning(
+                "conn %d: no data for %.2fs and no pong within %.2fs: dead connection",
+                c.id,
+                silent,
+                timeout,
+            )
+            c.fire(f"connection lost: no data for {silent:.2f}s, no pong within {timeout}s")
         except Exception:
             pass  # the connection went away meanwhile: _on_disconnected names it
         finally:
