@@ -9,7 +9,7 @@ per socket read at most (the sink's hooks), and on the cold path (control replie
 frames, errors).
 """
 from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 from cpython.mem cimport PyMem_Malloc, PyMem_Free, PyMem_Calloc
 
 from picows.picows cimport (WSListener, WSTransport, WSFrame, WSMsgType, WSCloseCode,
@@ -21,6 +21,9 @@ from fastfeed.feed._filter cimport FeedSink, EV_PROTOCOL, N_SLOTS, T_DUPLICATE
 import logging
 
 log = logging.getLogger("fastfeed.listener")
+
+cdef const char* PROBE = b"fastfeed-probe"
+cdef Py_ssize_t PROBE_LEN = 14
 
 
 def _retrieve(fut):
@@ -75,14 +78,11 @@ cdef class FeedListener(WSListener):
     cpdef on_ws_disconnected(self, WSTransport transport):
         self.active = False
         self._name_parser_error(transport)
-        # picows fails these futures after this callback: a parser error (or any local
-        # failure) on the first, ConnectionResetError on the pong future a probe ping left
-        # when its deadline cancelled it (asyncio.shield drops its own retrieval then).  Nobody
-        # awaits them, and asyncio would log "Future exception was never retrieved"; the
-        # cause is named above and logged.
-        for fut in (transport.disconnected_future, transport.pong_received_at_future):
-            if fut is not None:
-                fut.add_done_callback(_retrieve)
+        # picows puts a parser error (and any local failure) on this future after this
+        # callback; nobody awaits it, and asyncio would log "Future exception was never
+        # retrieved".  The cause is named above and logged.
+        if transport.disconnected_future is not None:
+            transport.disconnected_future.add_done_callback(_retrieve)
         if self.on_disconnected is not None:
             self.on_disconnected(self)
 
@@ -99,6 +99,17 @@ cdef class FeedListener(WSListener):
             self.protocol_error = f"{hs.sent.reason or 'close'} ({code})"
             self.sink.mark_c(EV_PROTOCOL, self.conn_id, 0, 255, -1, -1, ff_now_ns())
             self.sink.notify()
+
+    # The session's liveness probe pings with this payload and watches for its pong itself
+    # (last_ctrl_ns), apart from picows's keepalive: a probe never holds the keepalive back.
+    cpdef is_user_specific_pong(self, WSFrame frame):
+        return frame.msg_type == WSMsgType.PONG and not (
+            frame.payload_size == PROBE_LEN and memcmp(frame.payload_ptr, PROBE, PROBE_LEN) == 0)
+
+    def send_probe(self):
+        """Send the liveness probe: a ping whose pong updates ``last_ctrl_ns``."""
+        if self.transport is not None:
+            self.transport.send_ping(PROBE[:PROBE_LEN])
 
     cpdef pause_writing(self):
         pass   # we send a few control frames only; nothing to throttle

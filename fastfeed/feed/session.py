@@ -818,12 +818,17 @@ class BinanceFeed(Service):
         log.debug("conn %d: silent for %.2fs, probing", c.id, silent)
         try:
             await c._pace()
-            await asyncio.wait_for(c.transport.measure_roundtrip_time(1), timeout)
-            c.probe_ok_ns = time.time_ns()
-            c.quiet_probes += 1
-        except asyncio.TimeoutError:
-            if self._last_heard(c) >= t0 or c.trigger.done():
-                return  # a frame came meanwhile: alive
+            t0 = time.time_ns()
+            c.listener.send_probe()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:  # its pong, or any frame, lands in last_heard
+                await asyncio.sleep(0.01)
+                if self._last_heard(c) >= t0:
+                    c.probe_ok_ns = time.time_ns()
+                    c.quiet_probes += 1
+                    return
+            if c.trigger.done():
+                return
             sock = c._socket()
             info = _tcp_info(sock) if sock is not None else None
             if info is not None and info[1] == 0:
