@@ -22,7 +22,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.mem cimport PyMem_Malloc, PyMem_Free, PyMem_Calloc
 
 from fastfeed.core._clock cimport ff_now_ns
-from fastfeed.core._decoder cimport BinanceDecoder, MsgHeader, K_TRADE, K_DEPTH, K_TICKER
+from fastfeed.core._decoder cimport BinanceDecoder
 from fastfeed.core._ring cimport Ring
 
 import logging
@@ -48,19 +48,6 @@ EVENT_DTYPE = np.dtype({
 
 SLOT_NAMES = ("aggTrade", "trade", "depth", "bookTicker", "partial")
 N_LATENCY_BUCKETS = N_LAT_BUCKETS
-
-
-cdef inline int lat_bucket(uint64_t us) noexcept:
-    # log2 buckets with 4 sub-buckets each (HDR-lite): <= 19% relative error, 64 octaves.
-    cdef int b, sub
-    if us < 4:
-        return <int>us
-    b = 63 - __builtin_clzll(us)
-    sub = <int>((us >> (b - 2)) & 3)
-    return (b - 1) * 4 + sub if (b - 1) * 4 + sub < N_LAT_BUCKETS else N_LAT_BUCKETS - 1
-
-cdef extern from *:
-    int __builtin_clzll(unsigned long long) nogil
 
 
 def latency_bucket_bounds():
@@ -115,62 +102,6 @@ cdef class FeedSink:
 
     # ------------------------------------------------------------------ hot path
 
-    cdef int admit(self, const MsgHeader* h, uint32_t conn, uint8_t* overlap,
-                   int64_t now) noexcept:
-        """The filter's decision from a message's header.  Counts it, writes a GAP marker
-        (before the message's rows, which are not committed yet) when its ids skip ahead,
-        and marks ``overlap`` (this connection's [sym * N_SLOTS + slot] flags; may be NULL)
-        when it repeats or continues the feed's sequence."""
-        cdef int slot
-        cdef int64_t last, expected = -1, got
-        cdef Py_ssize_t idx
-        if h.kind == K_TRADE:
-            slot = S_AGG if h.agg else S_TRADE
-        elif h.kind == K_DEPTH:
-            slot = S_DEPTH
-        elif h.kind == K_TICKER:
-            slot = S_TICKER
-        else:
-            slot = S_PARTIAL
-        if h.symbol >= self.nsym:
-            # Cannot happen (connections decode with the sink's own table, whose ids stay
-            # below nsym), but a message the filter cannot place is dropped loudly.
-            self._drop_unroutable(h.kind, h.symbol)
-            return T_UNROUTABLE
-        idx = <Py_ssize_t>h.symbol * N_SLOTS + slot
-        last = self.last_id[idx]
-        if last >= 0 and h.last_id <= last:
-            # already delivered (other connection during rotation, resent or stale event)
-            self.dup[slot] += 1
-            if overlap != NULL:
-                overlap[idx] = 1
-            return T_DUPLICATE
-        if last >= 0:
-            got = h.last_id
-            if slot == S_AGG or slot == S_TRADE:
-                if h.last_id != last + 1:
-                    expected = last + 1
-            elif slot == S_DEPTH:
-                got = h.first_id
-                if h.prev_id >= 0:
-                    if h.prev_id != last:
-                        expected = last
-                elif got > last + 1:
-                    expected = last + 1
-            if expected >= 0:
-                self.gaps[slot] += 1
-                self.mark_c(EV_GAP, conn, h.symbol, <uint8_t>slot, expected, got, now)
-            elif overlap != NULL:
-                overlap[idx] = 1
-        self.last_id[idx] = h.last_id
-        self.last_ns[idx] = now
-        self.accepted[slot] += 1
-        self.accepted_total += 1
-        if slot != S_PARTIAL:   # partial books are snapshots, not in the latency histogram
-            self.latency(now, h.event_time)
-        self.dirty = True
-        return T_ACCEPTED
-
     cdef void _drop_unroutable(self, int k, uint32_t sym) noexcept:
         self.unroutable += 1
         try:
@@ -195,16 +126,6 @@ cdef class FeedSink:
         r.slot = slot
         self.events.commit(1)
         self.dirty = True
-
-    cdef inline void latency(self, int64_t now, int64_t event_time) noexcept:
-        cdef int64_t d
-        if event_time <= 0:
-            return
-        d = now - event_time * self.event_unit_ns
-        if d < 0:
-            self.lat_neg += 1
-        else:
-            self.lat[lat_bucket(<uint64_t>d / <uint64_t>1000)] += 1   # unsigned: no sign fix-up
 
     cdef void end_read(self, int64_t started) noexcept:
         """A socket read is done: account its time and run the hooks if it committed rows."""
