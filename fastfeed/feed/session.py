@@ -71,6 +71,7 @@ class EventReason(enum.IntEnum):
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _TCP_ESTABLISHED = 1
 _TCP_STATES = {7: "reset or closed (TCP CLOSE)", 8: "closed by peer (TCP CLOSE_WAIT)"}
+_CLOSING = "transport closing"
 
 
 def _tcp_info(sock) -> tuple[int, int] | None:
@@ -212,7 +213,7 @@ class _Conn:
         if u is None:
             return None
         if u.is_closing():
-            return "transport closing"
+            return _CLOSING
         sock = self._socket()
         if sock is None or sock.fileno() < 0:
             return "socket closed"
@@ -790,9 +791,10 @@ class BinanceFeed(Service):
             now_ns = time.time_ns()
             for _, c in self._watched():
                 why = c.socket_dead()
-                # the transport normally reports it within the same turn: give it one tick
+                # The transport normally reports a dead socket within the same turn: give it one
+                # tick; and a close in progress (a close handshake) a second.
                 c.bad_ticks = c.bad_ticks + 1 if why else 0
-                if c.bad_ticks >= 2:
+                if c.bad_ticks >= (10 if why == _CLOSING else 2):
                     c.fire(f"connection lost: {why}, and the transport did not report it")
                     continue
                 if c.probe is None and now_ns - self._last_heard(c) > self._probe_after(c) * 1e9:
@@ -800,12 +802,15 @@ class BinanceFeed(Service):
 
     def _last_heard(self, c: _Conn) -> int:
         lis = c.listener
+        assert lis is not None  # _watched() yields connections with a listener
         return max(lis.last_msg_ns, lis.last_ctrl_ns, lis.connected_ns, c.probe_ok_ns)
 
     def _probe_after(self, c: _Conn) -> float:
-        if c.listener.last_msg_ns > c.probe_ok_ns:
+        lis = c.listener
+        assert lis is not None
+        if lis.last_msg_ns > c.probe_ok_ns:
             c.quiet_probes = 0  # data since the last probe
-        usual = self._PROBE_AFTER_READS * c.listener.read_gap_ns / 1e9
+        usual = self._PROBE_AFTER_READS * lis.read_gap_ns / 1e9
         # a stream that stays quiet is probed ever less often (pings count against the
         # exchange's message limit); never less often than the keepalive would ping anyway
         return min(max(usual, self._PROBE_MIN) * 2**c.quiet_probes, self.ping_interval)
@@ -819,6 +824,7 @@ class BinanceFeed(Service):
         try:
             await c._pace()
             t0 = time.time_ns()
+            assert c.listener is not None
             c.listener.send_probe()
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:  # its pong, or any frame, lands in last_heard
