@@ -1,6 +1,8 @@
 """The feed against every simulator fault: it recovers, nothing is duplicated, and every
 missing message sits behind a gap marker."""
 
+import logging
+
 import pytest
 from feed_fixtures import check_depth, check_trades, make_feed, pump, until
 from sim_fixtures import run
@@ -43,7 +45,10 @@ def scenario(fault, *, sim_kw=None, feed_kw=None, settle=0.4, after=0.6, expect=
                 )
                 check_trades(feed)
                 check_depth(feed)
-                return feed.stats(), sim
+                ev = feed.events.tail(feed.events.written)
+                st = feed.stats()
+                st["protocol_events"] = int((ev["reason"] == EventReason.PROTOCOL).sum())
+                return st, sim
 
     return run(body(), 60)
 
@@ -84,10 +89,23 @@ def test_malformed_counted_not_fatal():
     assert sum(st["rejected"].values()) >= 1 and st["reconnects"] == {}
 
 
-def test_oversize_is_protocol_error_and_recovers():
-    scenario(
-        lambda s: s.faults.oversize(4096), feed_kw=dict(max_frame_size=2048), expect=reconnected
-    )
+def test_oversize_is_protocol_error_and_recovers(caplog):
+    """picows's frame parser rejects the frame before the listener sees it: the reconnect is
+    still counted and logged as the protocol error it is, with its PROTOCOL event row, and
+    picows's WSProtocolError does not end up as an unretrieved future exception."""
+    import gc
+
+    with caplog.at_level(logging.WARNING):
+        st, _ = scenario(
+            lambda s: s.faults.oversize(4096),
+            feed_kw=dict(max_frame_size=2048),
+            expect=reconnected_for("protocol error"),
+        )
+        gc.collect()
+    assert set(st["reconnects"]) == {"protocol error"}, st["reconnects"]
+    assert "4096 > 2048" in caplog.text  # the log line has the details
+    assert "never retrieved" not in caplog.text
+    assert st["protocol_events"] == 1
 
 
 def test_depth_gap_marked():

@@ -260,8 +260,6 @@ class OrderBook(Service):
         self._vpending: dict[int, list] = {}  # symbol -> [shadow BookSet, cursor, deadline]
         self._tasks: list[asyncio.Task] = []
         self._wake: asyncio.Event | None = None
-        self._prev_wake = None
-        self._my_wake = None
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -271,17 +269,8 @@ class OrderBook(Service):
         self.driver.start()
         if self.autopoll:
             self._wake = asyncio.Event()
-            sink = self.feed.sink
-            prev, ev = sink.wake, self._wake
-
-            # Chained onto the feed's wake (called once per socket read with new rows).
-            def wake():
-                if prev is not None:
-                    prev()
-                ev.set()
-
-            self._prev_wake, self._my_wake = prev, wake
-            sink.wake = wake
+            # Called once per socket read with new rows.
+            self.feed.add_hook(self._wake.set)
             self._tasks.append(asyncio.create_task(self._poll_loop(), name="fastfeed-book-poll"))
         if self.validate_every:
             self._tasks.append(
@@ -306,17 +295,14 @@ class OrderBook(Service):
         self._tasks = []
         await self.driver.stop()
         await self.client.close()
-        if self._my_wake is not None and self.feed.sink.wake is self._my_wake:
-            self.feed.sink.wake = self._prev_wake
+        if self._wake is not None:
+            self.feed.remove_hook(self._wake.set)
 
     async def _poll_loop(self) -> None:
         ev = self._wake
         while True:
             await wait_event(ev, self.poll_interval)
             ev.clear()
-            # The feed only wakes again once its pending flag is cleared (feed.wait() does
-            # it for the feed's own consumer; the rows are read by cursor, so this is safe).
-            self.feed.sink.pending = False
             try:
                 self.poll()
             except Exception:

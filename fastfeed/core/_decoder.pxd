@@ -44,6 +44,18 @@ cdef extern from "_binance.h":
         const void* sym_owner
     int ffb_parse_object(ff_ctx* c, ff_scan* s, Fields* F, Fields* inner) noexcept
 
+# What the decoder staged: everything a filter needs to accept or reject a message without
+# reading its rows (BinanceDecoder.stage_ptr fills it; commit_staged writes the rows).
+ctypedef struct MsgHeader:
+    int kind                # K_TRADE .. K_PARTIAL (only these stage rows)
+    uint8_t agg             # trades: 1 aggTrade, 0 trade
+    uint32_t symbol
+    int64_t first_id        # trade id; depth U; ticker update id; partial lastUpdateId
+    int64_t last_id         # trade id; depth u; ticker update id; partial lastUpdateId
+    int64_t prev_id         # depth pu (USD-M), else -1
+    int64_t event_time      # E, or -1 where the payload has none
+    Py_ssize_t nrows        # rows commit_staged will write (>= 1)
+
 
 @cython.final
 cdef class SymbolTable:
@@ -87,8 +99,18 @@ cdef class BinanceDecoder:
     cdef int64_t _shutdown_E
     cdef readonly uint64_t control_dropped  # control replies that did not parse on the cold path
     cdef readonly uint64_t slow_count       # payloads that missed the straight-line plans
+    cdef Fields f_outer, f_inner        # the message being decoded (staged until committed)
+    cdef Fields* staged                 # f_outer or f_inner: the staged message's fields
+    cdef int64_t staged_recv
+    cdef int st_bids, st_asks           # staging areas of a staged partial / depth message
+    cdef MsgHeader hdr                  # the staged message's header
 
-    # The hot entry point: the listener calls this at C level with the frame payload.
+    # The hot entry points.  stage_ptr parses, validates and counts one payload; when it
+    # returns K_TRADE .. K_PARTIAL, ``hdr`` describes the message and commit_staged writes
+    # its rows (nothing is written before: a message left uncommitted leaves no trace in
+    # the rings; the next stage_ptr replaces it).  decode_ptr is both.
+    cdef int stage_ptr(self, const char* payload, Py_ssize_t n, int64_t recv_ns) noexcept
+    cdef void commit_staged(self) noexcept
     cdef int decode_ptr(self, const char* payload, Py_ssize_t n, int64_t recv_ns) noexcept
 
     cdef Py_ssize_t _decode_lines(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept
@@ -103,12 +125,15 @@ cdef class BinanceDecoder:
     cdef void _remember(self, int cls, const char* payload, Py_ssize_t n, int code) noexcept
     cdef void _cold_control(self, const char* payload, Py_ssize_t n) noexcept
     cdef int _check(self, Fields* F, uint32_t req, uint32_t opt) noexcept
-    cdef int _emit(self, Fields* F, int64_t recv_ns) noexcept
+    cdef int _classify(self, Fields* F) noexcept
+    cdef inline int _stage_trade(self, Fields* F, bint agg) noexcept
+    cdef int _stage_ticker(self, Fields* F) noexcept
+    cdef int _stage_levels(self, Fields* F, int kind, uint32_t sym, int64_t last_id, int st_bids, int st_asks) noexcept
     cdef bint _stream_is_partial(self, const uint8_t* p, Py_ssize_t n) noexcept
     cdef int64_t _stream_symbol(self, const uint8_t* p, Py_ssize_t n) noexcept
-    cdef int64_t _symbol(self, Fields* F) noexcept
-    cdef inline int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept
-    cdef int _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept
-    cdef int _emit_depth(self, Fields* F, int64_t recv_ns, uint32_t sym) noexcept
+    cdef inline int64_t _symbol(self, Fields* F) noexcept
+    cdef inline void _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept
+    cdef void _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept
+    cdef void _emit_depth(self, Fields* F, int64_t recv_ns, uint32_t sym) noexcept
     cdef void _depth_head(self, DepthRow* row, Fields* F, int64_t recv_ns, uint32_t sym, int64_t T, int64_t pu) noexcept
-    cdef int _emit_partial(self, Fields* F, int64_t recv_ns, uint32_t sym, int64_t last_id, int st_bids, int st_asks) noexcept
+    cdef void _emit_partial(self, Fields* F, int64_t recv_ns, uint32_t sym, int64_t last_id, int st_bids, int st_asks) noexcept

@@ -276,23 +276,32 @@ cdef class BinanceDecoder:
     Rings: ``trades`` (aggTrade, trade), ``depth`` (diff depth, one row per level),
     ``tickers`` (bookTicker), ``partial`` (partial depth and REST snapshots, one row per
     level).  Capacities are powers of two.  ``max_levels`` bounds the levels one side of
-    one message may carry (the REST snapshot maximum is 5000).
+    one message may carry (the REST snapshot maximum is 5000).  ``share=`` another decoder
+    writes into that decoder's rings with its symbol table (the capacities and
+    ``max_symbols`` are then its): a feed's connections each decode with their own counters
+    and control handling into the feed's one set of rings.
     """
 
     def __cinit__(self, Py_ssize_t trades=1 << 16, Py_ssize_t depth=1 << 17,
                   Py_ssize_t tickers=1 << 16, Py_ssize_t partial=1 << 14,
                   Py_ssize_t max_levels=5000, uint32_t max_symbols=16384,
-                  Py_ssize_t control_maxlen=256, default_symbol=None):
+                  Py_ssize_t control_maxlen=256, default_symbol=None,
+                  BinanceDecoder share=None):
         for name, cap in (("trades", trades), ("depth", depth), ("tickers", tickers), ("partial", partial)):
             if not is_pow2(cap):
                 raise ValueError(f"{name} capacity must be a power of two, got {cap}")
         if max_levels < 1:
             raise ValueError("max_levels must be >= 1")
-        self.trades = Ring(TRADE_DTYPE, trades)
-        self.depth = Ring(DEPTH_DTYPE, depth)
-        self.tickers = Ring(TICKER_DTYPE, tickers)
-        self.partial = Ring(PARTIAL_DTYPE, partial)
-        self.symbols = SymbolTable(max_symbols)
+        if share is not None:
+            self.trades, self.depth = share.trades, share.depth
+            self.tickers, self.partial = share.tickers, share.partial
+            self.symbols = share.symbols
+        else:
+            self.trades = Ring(TRADE_DTYPE, trades)
+            self.depth = Ring(DEPTH_DTYPE, depth)
+            self.tickers = Ring(TICKER_DTYPE, tickers)
+            self.partial = Ring(PARTIAL_DTYPE, partial)
+            self.symbols = SymbolTable(max_symbols)
         self.ctx.max_levels = max_levels
         self.ctx.fp_none = FP_NONE
         self.ctx.strtod = py_strtod
@@ -450,33 +459,43 @@ cdef class BinanceDecoder:
     # ------------------------------------------------------------------ hot path
 
     cdef int decode_ptr(self, const char* payload, Py_ssize_t n, int64_t recv_ns) noexcept:
-        cdef Fields outer, inner
+        cdef int k = self.stage_ptr(payload, n, recv_ns)
+        if k <= K_PARTIAL:
+            self.commit_staged()
+        return k
+
+    cdef int stage_ptr(self, const char* payload, Py_ssize_t n, int64_t recv_ns) noexcept:
         cdef ff_scan s
-        self._begin_plan(&outer, &inner)
+        cdef Fields* outer = &self.f_outer
+        cdef Fields* inner = &self.f_inner
+        self._begin_plan(outer, inner)
         s.p = <const uint8_t*>payload
         s.end = s.p + n
-        if n > 0 and payload[0] == b'{' and ffp_payload(&self.ctx, &s, &outer, &inner) == 0 and s.p == s.end:
-            return self._finish(payload, n, &outer, &inner, recv_ns, True)
-        return self._decode_slow(payload, n, &outer, &inner, recv_ns)
+        if n > 0 and payload[0] == b'{' and ffp_payload(&self.ctx, &s, outer, inner) == 0 and s.p == s.end:
+            return self._finish(payload, n, outer, inner, recv_ns, True)
+        return self._decode_slow(payload, n, outer, inner, recv_ns)
 
     cdef inline const char* _decode_line(self, const char* p, const char* end, int64_t recv_ns) noexcept:
         """Decodes the line at p; returns where the next one starts.  A plan cannot cross
         a newline (it takes no whitespace), so it runs before the line end is known."""
-        cdef Fields outer, inner
         cdef ff_scan s
         cdef const char* nl
-        self._begin_plan(&outer, &inner)
+        cdef Fields* outer = &self.f_outer
+        cdef Fields* inner = &self.f_inner
+        self._begin_plan(outer, inner)
         s.p = <const uint8_t*>p
         s.end = <const uint8_t*>end
-        if (p[0] == b'{' and ffp_payload(&self.ctx, &s, &outer, &inner) == 0
+        if (p[0] == b'{' and ffp_payload(&self.ctx, &s, outer, inner) == 0
                 and (s.p == s.end or s.p[0] == b'\n')):
-            self._finish(p, <const char*>s.p - p, &outer, &inner, recv_ns, True)
+            if self._finish(p, <const char*>s.p - p, outer, inner, recv_ns, True) <= K_PARTIAL:
+                self.commit_staged()
             return <const char*>s.p + 1
         nl = <const char*>memchr(p, b'\n', end - p)
         if nl == NULL:
             nl = end
         if nl > p and not (nl - p == 1 and p[0] == b'\r'):
-            self._decode_slow(p, nl - p, &outer, &inner, recv_ns)
+            if self._decode_slow(p, nl - p, outer, inner, recv_ns) <= K_PARTIAL:
+                self.commit_staged()
         return nl + 1
 
     cdef void _begin_plan(self, Fields* outer, Fields* inner) noexcept:
@@ -530,7 +549,8 @@ cdef class BinanceDecoder:
 
     cdef inline int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner,
                      int64_t recv_ns, bint planned) noexcept:
-        """Classifies one parsed payload, writes its rows and counts it."""
+        """Classifies one parsed payload, stages it (``hdr``; rows are written by
+        commit_staged) and counts it."""
         cdef int k
         cdef Fields* F
         if recv_ns == 0:
@@ -545,15 +565,17 @@ cdef class BinanceDecoder:
             F = outer
             F.stream_len = -1
         if planned and (F.ev == EV_AGGTRADE or F.ev == EV_TRADE) and (F.seen & F_EV):
-            k = self._emit_trade(F, recv_ns, F.ev == EV_AGGTRADE)   # a plan checked every field
+            k = self._stage_trade(F, F.ev == EV_AGGTRADE)   # a plan checked every field
         else:
-            k = self._emit(F, recv_ns)
+            k = self._classify(F)
         if k >= K_ERROR:
             return self._reject(payload, n, k - K_ERROR)
         if k == K_CONTROL or k == K_UNKNOWN:
             return self._other(payload, n, k)
         self.kind_count[k] += 1
         self.kind_bytes[k] += n
+        self.staged = F
+        self.staged_recv = recv_ns
         return k
 
     cdef int _reject(self, const char* payload, Py_ssize_t n, int reason) noexcept:
@@ -616,9 +638,10 @@ cdef class BinanceDecoder:
             return R_WRONG_TYPE if F.keys & ((<uint32_t>1) << b) else R_MISSING_FIELD
         return 0
 
-    cdef int _emit(self, Fields* F, int64_t recv_ns) noexcept:
-        """Classifies the collected fields and writes rows.  Returns a Kind, or
-        K_ERROR + reason."""
+    cdef int _classify(self, Fields* F) noexcept:
+        """Classifies the collected fields and stages the message (``hdr``).  Returns a
+        Kind, or K_ERROR + reason.  Every check that can reject a message is made here, so
+        commit_staged cannot fail."""
         cdef int r
         cdef int64_t sym
         if F.keys & F_EV:
@@ -626,10 +649,10 @@ cdef class BinanceDecoder:
                 return K_ERROR + (F.reason[lowest_bit(F_EV)] if F.bad & F_EV else R_WRONG_TYPE)
             if F.ev == EV_AGGTRADE:
                 r = self._check(F, REQ_AGG, OPT_AGG)
-                return K_ERROR + r if r else self._emit_trade(F, recv_ns, True)
+                return K_ERROR + r if r else self._stage_trade(F, True)
             if F.ev == EV_TRADE:
                 r = self._check(F, REQ_TRADE, 0)
-                return K_ERROR + r if r else self._emit_trade(F, recv_ns, False)
+                return K_ERROR + r if r else self._stage_trade(F, False)
             if F.ev == EV_DEPTH:
                 r = self._check(F, REQ_DEPTH, OPT_DEPTH)
                 if r:
@@ -638,11 +661,11 @@ cdef class BinanceDecoder:
                 if sym < 0:
                     return K_ERROR - sym
                 if F.stream_len > 0 and self._stream_is_partial(F.stream_ptr, F.stream_len):
-                    return self._emit_partial(F, recv_ns, <uint32_t>sym, F.u, ST_B, ST_A)
-                return self._emit_depth(F, recv_ns, <uint32_t>sym)
+                    return self._stage_levels(F, K_PARTIAL, <uint32_t>sym, F.u, ST_B, ST_A)
+                return self._stage_levels(F, K_DEPTH, <uint32_t>sym, F.u, ST_B, ST_A)
             if F.ev == EV_BOOKTICKER:
                 r = self._check(F, REQ_TICKER, OPT_TICKER)
-                return K_ERROR + r if r else self._emit_ticker(F, recv_ns)
+                return K_ERROR + r if r else self._stage_ticker(F)
             if F.ev == EV_SHUTDOWN:
                 # the one place that recognises it; the cold path acts on it
                 self._shutdown = True
@@ -659,10 +682,10 @@ cdef class BinanceDecoder:
                 sym = self.default_symbol
             if sym < 0:
                 return K_ERROR - sym
-            return self._emit_partial(F, recv_ns, <uint32_t>sym, F.luid, ST_BIDS, ST_ASKS)
+            return self._stage_levels(F, K_PARTIAL, <uint32_t>sym, F.luid, ST_BIDS, ST_ASKS)
         if (F.keys & F_U) and (F.keys & F_S):
             r = self._check(F, REQ_TICKER, OPT_TICKER)
-            return K_ERROR + r if r else self._emit_ticker(F, recv_ns)
+            return K_ERROR + r if r else self._stage_ticker(F)
         if F.keys & F_CTRL:
             return K_CONTROL
         return K_UNKNOWN
@@ -702,7 +725,7 @@ cdef class BinanceDecoder:
             PyMem_Free(buf)
         return sym
 
-    cdef int64_t _symbol(self, Fields* F) noexcept:
+    cdef inline int64_t _symbol(self, Fields* F) noexcept:
         """The id of F's symbol "s": from the plans' cache when they matched it, else looked
         up (and cached when a plan read it, so that it is a plain name); -reason when it
         cannot have one (SymbolTable.intern)."""
@@ -713,10 +736,76 @@ cdef class BinanceDecoder:
             ffc_remember_symbol(&self.ctx, F, sym, <void*>self.symbols)
         return sym
 
-    cdef inline int _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept:
+    # ------------------------------------------------------------------ staging
+
+    cdef inline int _stage_trade(self, Fields* F, bint agg) noexcept:
         cdef int64_t sym = self._symbol(F)
         if sym < 0:
             return K_ERROR - sym
+        cdef MsgHeader* h = &self.hdr
+        h.kind = K_TRADE
+        h.agg = agg
+        h.symbol = <uint32_t>sym
+        h.first_id = h.last_id = F.aid if agg else F.tid
+        h.prev_id = -1
+        h.event_time = F.E
+        h.nrows = 1
+        return K_TRADE
+
+    cdef int _stage_ticker(self, Fields* F) noexcept:
+        cdef int64_t sym = self._symbol(F)
+        if sym < 0:
+            return K_ERROR - sym
+        cdef MsgHeader* h = &self.hdr
+        h.kind = K_TICKER
+        h.agg = 0
+        h.symbol = <uint32_t>sym
+        h.first_id = h.last_id = F.u
+        h.prev_id = -1
+        h.event_time = F.E if F.seen & F_E else -1
+        h.nrows = 1
+        return K_TICKER
+
+    cdef int _stage_levels(self, Fields* F, int kind, uint32_t sym, int64_t last_id,
+                           int st_bids, int st_asks) noexcept:
+        """A depth diff (K_DEPTH) or a partial book (K_PARTIAL): one row per level, or one
+        marker row when there is none."""
+        cdef Py_ssize_t total = F.nlv[st_bids] + F.nlv[st_asks]
+        if <uint64_t>total > (self.depth.cap if kind == K_DEPTH else self.partial.cap):
+            return K_ERROR + R_TOO_MANY_LEVELS
+        cdef MsgHeader* h = &self.hdr
+        h.kind = kind
+        h.agg = 0
+        h.symbol = sym
+        h.last_id = last_id
+        if kind == K_DEPTH:
+            h.first_id = F.UU
+            h.prev_id = F.pu if F.seen & F_PU else -1
+        else:
+            h.first_id = last_id
+            h.prev_id = -1
+        h.event_time = F.E if F.seen & F_E else -1
+        h.nrows = total if total else 1
+        self.st_bids = st_bids
+        self.st_asks = st_asks
+        return kind
+
+    # ------------------------------------------------------------------ commit
+
+    cdef void commit_staged(self) noexcept:
+        cdef Fields* F = self.staged
+        cdef int k = self.hdr.kind
+        if k == K_TRADE:
+            self._emit_trade(F, self.staged_recv, self.hdr.agg)
+        elif k == K_DEPTH:
+            self._emit_depth(F, self.staged_recv, self.hdr.symbol)
+        elif k == K_TICKER:
+            self._emit_ticker(F, self.staged_recv)
+        else:
+            self._emit_partial(F, self.staged_recv, self.hdr.symbol, self.hdr.last_id,
+                               self.st_bids, self.st_asks)
+
+    cdef inline void _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept:
         cdef TradeRow* row = <TradeRow*>self.trades.reserve_ahead(0)
         row.recv_ns = recv_ns
         row.event_time = F.E
@@ -732,18 +821,14 @@ cdef class BinanceDecoder:
         row.price_fp = F.p.fp
         row.qty_fp = F.q.fp
         row.normal_qty = F.nq.f if F.seen & F_NQ else NAN
-        row.symbol = <uint32_t>sym
+        row.symbol = self.hdr.symbol
         row.buyer_maker = F.m
         row.is_agg = agg
         if self.ctx.fp_none_seen:
             self.fp_inexact += (F.p.fp == FP_NONE) + (F.q.fp == FP_NONE)
         self.trades.commit(1)
-        return K_TRADE
 
-    cdef int _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept:
-        cdef int64_t sym = self._symbol(F)
-        if sym < 0:
-            return K_ERROR - sym
+    cdef void _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept:
         cdef TickerRow* row = <TickerRow*>self.tickers.reserve_ahead(0)
         row.recv_ns = recv_ns
         row.event_time = F.E if F.seen & F_E else -1
@@ -757,22 +842,19 @@ cdef class BinanceDecoder:
         row.bid_qty_fp = F.bq.fp
         row.ask_price_fp = F.ap.fp
         row.ask_qty_fp = F.aq.fp
-        row.symbol = <uint32_t>sym
+        row.symbol = self.hdr.symbol
         if self.ctx.fp_none_seen:
             self.fp_inexact += ((F.bp.fp == FP_NONE) + (F.bq.fp == FP_NONE) + (F.ap.fp == FP_NONE)
                                 + (F.aq.fp == FP_NONE))
         self.tickers.commit(1)
-        return K_TICKER
 
-    cdef int _emit_depth(self, Fields* F, int64_t recv_ns, uint32_t sym) noexcept:
+    cdef void _emit_depth(self, Fields* F, int64_t recv_ns, uint32_t sym) noexcept:
         cdef Py_ssize_t nb = F.nlv[ST_B], na = F.nlv[ST_A]
         cdef Py_ssize_t total = nb + na
         cdef Py_ssize_t i, j = 0
         cdef int side
         cdef Level* lv
         cdef DepthRow* row = NULL
-        if <uint64_t>total > self.depth.cap:
-            return K_ERROR + R_TOO_MANY_LEVELS
         cdef int64_t T = F.T if F.seen & F_T else -1
         cdef int64_t pu = F.pu if F.seen & F_PU else -1
         if total == 0:
@@ -784,7 +866,7 @@ cdef class BinanceDecoder:
             row.price_fp = row.qty_fp = FP_NONE
             row.flags = ROW_LAST_OF_EVENT
             self.depth.commit(1)
-            return K_DEPTH
+            return
         for side in range(2):
             lv = F.stage + (ST_B + side) * self.ctx.max_levels
             for i in range(F.nlv[ST_B + side]):
@@ -802,7 +884,6 @@ cdef class BinanceDecoder:
             self.fp_inexact += (levels_fp_none(F, ST_B, self.ctx.max_levels)
                                 + levels_fp_none(F, ST_A, self.ctx.max_levels))
         self.depth.commit(total)
-        return K_DEPTH
 
     cdef void _depth_head(self, DepthRow* row, Fields* F, int64_t recv_ns, uint32_t sym,
                                  int64_t T, int64_t pu) noexcept:
@@ -814,15 +895,13 @@ cdef class BinanceDecoder:
         row.prev_last_id = pu
         row.symbol = sym
 
-    cdef int _emit_partial(self, Fields* F, int64_t recv_ns, uint32_t sym, int64_t last_id,
-                           int st_bids, int st_asks) noexcept:
+    cdef void _emit_partial(self, Fields* F, int64_t recv_ns, uint32_t sym, int64_t last_id,
+                            int st_bids, int st_asks) noexcept:
         cdef Py_ssize_t total = F.nlv[st_bids] + F.nlv[st_asks]
         cdef Py_ssize_t i, j = 0
         cdef int side
         cdef Level* lv
         cdef PartialRow* row = NULL
-        if <uint64_t>total > self.partial.cap:
-            return K_ERROR + R_TOO_MANY_LEVELS
         cdef int64_t E = F.E if F.seen & F_E else -1
         if total == 0:
             row = <PartialRow*>self.partial.reserve(0)
@@ -836,7 +915,7 @@ cdef class BinanceDecoder:
             row.price_fp = row.qty_fp = FP_NONE
             row.flags = ROW_LAST_OF_EVENT
             self.partial.commit(1)
-            return K_PARTIAL
+            return
         for side in range(2):
             lv = F.stage + (st_asks if side else st_bids) * self.ctx.max_levels
             for i in range(F.nlv[st_asks if side else st_bids]):
@@ -858,4 +937,3 @@ cdef class BinanceDecoder:
             self.fp_inexact += (levels_fp_none(F, st_bids, self.ctx.max_levels)
                                 + levels_fp_none(F, st_asks, self.ctx.max_levels))
         self.partial.commit(total)
-        return K_PARTIAL

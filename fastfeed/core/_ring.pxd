@@ -12,10 +12,12 @@ cdef class Ring:
     cdef uint64_t cap
     cdef uint64_t mask
     cdef uint64_t _written
-    cdef uint64_t _floor            # rows below this sequence are gone even if written - cap is lower
 
     # Writer side, C level only.  A writer fills rows at slot(written + k) and publishes
-    # them with commit(n); nothing is visible to readers before commit.
+    # them with commit(n); nothing is visible to readers before commit.  A writer only
+    # reserves rows it is going to commit (the feed filters a message before its rows are
+    # written, docs/decisions/0211-feed-decode-filter-commit.md): a reserved slot holds the
+    # row ``cap`` older, which readers may still be reading.
     cdef inline char* slot(self, uint64_t seq) noexcept:
         return self.base + <Py_ssize_t>(seq & self.mask) * self.itemsize
 
@@ -32,16 +34,8 @@ cdef class Ring:
     cdef inline void commit(self, uint64_t n) noexcept:
         self._written += n
 
-    # Oldest sequence still held: normally written - cap, higher after a rollback.
+    # Oldest sequence still held.
     cdef inline uint64_t oldest_seq(self) noexcept:
-        cdef uint64_t o = self._written - self.cap if self._written > self.cap else 0
-        return o if o > self._floor else self._floor
-
-    # Take back the rows committed since seq ``w0`` (a writer that filters after writing, see
-    # _listener.pyx).  Their slots overwrote the rows ``cap`` older, so those count as gone.
-    cdef inline void rollback(self, uint64_t w0) noexcept:
-        if self._written > self.cap and self._written - self.cap > self._floor:
-            self._floor = self._written - self.cap
-        self._written = w0
+        return self._written - self.cap if self._written > self.cap else 0
 
     cdef object _rows(self, uint64_t start, uint64_t end, bint copy)

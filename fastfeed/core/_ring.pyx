@@ -44,7 +44,6 @@ cdef class Ring:
         self.cap = <uint64_t>capacity
         self.mask = self.cap - 1
         self._written = 0
-        self._floor = 0
 
     @property
     def written(self):

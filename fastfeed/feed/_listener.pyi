@@ -3,45 +3,14 @@
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from picows import WSListener, WSTransport
 
 from fastfeed.core._decoder import BinanceDecoder
-from fastfeed.core._ring import Ring
-
-EVENT_DTYPE: np.dtype
-SLOT_NAMES: tuple[str, ...]
-N_LATENCY_BUCKETS: int
-
-def latency_bucket_bounds() -> list[int]: ...
-
-class FeedSink:
-    decoder: BinanceDecoder
-    events: Ring
-    event_unit_ns: int
-    pending: bool
-    wake: Callable[[], Any] | None
-    def __init__(self, decoder: BinanceDecoder, events: int = 1024) -> None: ...
-    def mark(
-        self,
-        reason: int,
-        conn: int = 0,
-        symbol: int = 0,
-        slot: int = 255,
-        expected: int = -1,
-        got: int = -1,
-    ) -> None: ...
-    def flush(self) -> None: ...
-    def last_ids(self, symbol: int) -> tuple[int, ...]: ...
-    def last_recv_ns(self, symbol: int, slot: int) -> int: ...
-    def latency_histogram(self) -> tuple[list[int], int]: ...
-    def counters(self) -> dict: ...
-    accepted_total: int
-    unroutable: int
+from fastfeed.feed._filter import FeedSink
 
 class FeedListener(WSListener):
     sink: FeedSink
-    stage: BinanceDecoder
+    decoder: BinanceDecoder
     conn_id: int
     transport: WSTransport | None
     frames: int
@@ -58,7 +27,10 @@ class FeedListener(WSListener):
     on_disconnected: Callable[[FeedListener], Any] | None
     active: bool
     def __init__(
-        self, sink: FeedSink, stage: BinanceDecoder, conn_id: int = 0, max_message: int = 1 << 20
+        self, sink: FeedSink, decoder: BinanceDecoder, conn_id: int = 0, max_message: int = 1 << 20
     ) -> None: ...
+    last_ctrl_ns: int
+    read_gap_ns: int
+    def send_probe(self) -> None: ...
     def caught_up(self, symbol: int, slot: int) -> bool: ...
     def stats(self) -> dict: ...

@@ -5,8 +5,9 @@ One :class:`BinanceFeed` owns one set of rings (``feed.decoder``) and one or two
 Each route is supervised by a task that connects, subscribes, watches health, reconnects with
 capped exponential backoff with jitter (inside the exchange's connection-attempt limit), and
 rotates to a replacement connection on ``serverShutdown`` or before the 24 h lifetime.  Every
-connection writes through one :class:`~fastfeed.feed._listener.FeedSink`, whose id filter makes
-the rotation seamless (see docs/decisions/0201-feed-bridge-by-id-filter.md).
+connection writes through one :class:`~fastfeed.feed._filter.FeedSink`, whose id filter makes
+the rotation seamless (see docs/decisions/0201-feed-bridge-by-id-filter.md and
+0211-feed-decode-filter-commit.md).
 """
 
 from __future__ import annotations
@@ -44,12 +45,8 @@ from fastfeed.errors import (
     SubscriptionError,
     TLSVerificationError,
 )
-from fastfeed.feed._listener import (
-    EVENT_DTYPE,
-    FeedListener,
-    FeedSink,
-    latency_bucket_bounds,
-)
+from fastfeed.feed._filter import EVENT_DTYPE, FeedSink, latency_bucket_bounds
+from fastfeed.feed._listener import FeedListener
 from fastfeed.feed.config import FeedConfig, with_options
 from fastfeed.feed.endpoint import Endpoint, Market
 from fastfeed.feed.streams import (
@@ -59,6 +56,27 @@ from fastfeed.feed.streams import (
 )
 
 log = logging.getLogger("fastfeed.feed")
+
+
+# Linux's TCP_INFO starts with the connection's state; anything but ESTABLISHED under an open
+# connection means the peer reset it or closed it (tcp_states.h).
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_ESTABLISHED = 1
+_TCP_STATES = {7: "reset or closed (TCP CLOSE)", 8: "closed by peer (TCP CLOSE_WAIT)"}
+_CLOSING = "transport closing"
+
+
+def _tcp_info(sock) -> tuple[int, int] | None:
+    """(state, segments sent and not yet acknowledged) of a TCP socket; None where the kernel
+    does not say (not Linux, not TCP)."""
+    if _TCP_INFO is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 28)
+    except OSError:
+        return None
+    # struct tcp_info: u8 state, 7 more u8, then u32 rto, ato, snd_mss, rcv_mss, unacked
+    return info[0], int.from_bytes(info[24:28], "little") if len(info) >= 28 else 0
 
 
 def _rss_bytes() -> int:
@@ -111,11 +129,9 @@ class _Conn:
 
     def __init__(self, feed: BinanceFeed, route: _Route, conn_id: int):
         self.feed, self.route, self.id = feed, route, conn_id
-        # Per-connection decoder: control replies and counters.  Its rings are replaced by
-        # the feed's when the listener is made (rows are decoded in place), so they are 1 row.
-        self.stage = BinanceDecoder(
-            trades=1, depth=1, tickers=1, partial=1, max_levels=1000, control_maxlen=16
-        )
+        # Per-connection decoder: control replies and counters, writing into the feed's
+        # rings with the feed's symbol table.
+        self.stage = BinanceDecoder(max_levels=1000, control_maxlen=16, share=feed.decoder)
         self.stage.on_control = self._on_control
         self.stage.on_shutdown = self._on_shutdown
         self.listener: FeedListener | None = None
@@ -126,6 +142,10 @@ class _Conn:
         self.trigger: asyncio.Future = loop.create_future()  # reason this connection must go
         self.gone: asyncio.Future = loop.create_future()  # disconnected
         self.opened = time.monotonic()
+        self.probe: asyncio.Task | None = None  # liveness ping in flight
+        self.probe_ok_ns = 0  # when the last probe's pong came back
+        self.quiet_probes = 0  # probes answered since the last data: each doubles the wait
+        self.bad_ticks = 0  # liveness ticks in a row that found the socket dead or closing
 
     def fire(self, reason: str) -> None:
         if not self.trigger.done():
@@ -211,6 +231,27 @@ class _Conn:
             await asyncio.sleep(wait)
         self.sends.append(time.monotonic())
 
+    def _socket(self):
+        u = getattr(self.transport, "underlying_transport", None)
+        return None if u is None else u.get_extra_info("socket")
+
+    def socket_dead(self) -> str | None:
+        """Why the kernel socket under this connection is no longer usable (a reset, a FIN,
+        closed), or None.  Cheap (one getsockopt), and independent of the transport, which
+        may fail to report it (docs/decisions/0212-feed-dead-connection.md)."""
+        u = getattr(self.transport, "underlying_transport", None)
+        if u is None:
+            return None
+        if u.is_closing():
+            return _CLOSING
+        sock = self._socket()
+        if sock is None or sock.fileno() < 0:
+            return "socket closed"
+        info = _tcp_info(sock)
+        if info is not None and info[0] != _TCP_ESTABLISHED:
+            return _TCP_STATES.get(info[0], f"TCP state {info[0]}")
+        return None
+
     async def close(self, code: int = 1000, timeout: float = 1.0) -> None:
         tr = self.transport
         if tr is None or self.gone.done():
@@ -241,7 +282,8 @@ class BinanceFeed(Service):
     ``EVENT_DTYPE``: reason, conn, symbol, and the ``written`` position of every data ring at
     that moment, so consumers see each gap/reconnect/rotation in order with the rows).
 
-    ``await feed.wait()`` or ``async for _ in feed`` wakes once per socket read with new rows.
+    ``await feed.wait()`` or ``async for _ in feed`` wakes once per socket read with new rows;
+    ``feed.add_hook(callable)`` calls a function of yours at that moment instead.
     ``feed.stats()`` returns counters.  Leaving the context (or cancelling it) closes cleanly.
 
     ``streams``: a list of stream names (a lone string is one stream).  Where to connect:
@@ -317,6 +359,7 @@ class BinanceFeed(Service):
         self._conn_ids = itertools.count(1)
         self._attempts: collections.deque = collections.deque(maxlen=self.attempt_limit)
         self.reconnects: collections.Counter = collections.Counter()
+        self.probes = 0  # liveness pings sent to silent connections
         self.failures: collections.Counter = collections.Counter()
         self.errors: collections.deque = collections.deque(maxlen=32)  # recent (time, route, error)
         self._retired = collections.Counter()  # decoder counters of closed connections
@@ -356,7 +399,7 @@ class BinanceFeed(Service):
     async def start(self) -> None:
         """Start the route supervisors and wait until every route is subscribed."""
         self._event = asyncio.Event()
-        self.sink.wake = self._event.set
+        self.sink.add_hook(self._event.set)
         self._started = time.monotonic()
         self._ssl = self.endpoint.ssl
         if self.market == "spot":
@@ -373,6 +416,7 @@ class BinanceFeed(Service):
             r.task = asyncio.create_task(self._route_loop(r), name=f"fastfeed-{r.name}")
             self._tasks.append(r.task)
         self._tasks.append(asyncio.create_task(self._watchdog(), name="fastfeed-watchdog"))
+        self._tasks.append(asyncio.create_task(self._liveness(), name="fastfeed-liveness"))
         if self.on_data is not None:
             self._tasks.append(asyncio.create_task(self._data_loop(), name="fastfeed-on-data"))
         try:
@@ -428,9 +472,18 @@ class BinanceFeed(Service):
             raise FeedError("feed closed")
         await self._event.wait()
         self._event.clear()
-        self.sink.pending = False
         if self._fatal is not None:
             raise self._fatal
+
+    def add_hook(self, hook: Callable[[], Any]) -> None:
+        """Call ``hook()`` once per socket read that delivered rows or markers, on the event
+        loop, right after the read (before any task runs).  Keep it short: set an event, or
+        read the rings by cursor.  An exception is logged and does not stop the feed."""
+        self.sink.add_hook(hook)
+
+    def remove_hook(self, hook: Callable[[], Any]) -> None:
+        """Stop calling ``hook`` (no error if it was not added)."""
+        self.sink.remove_hook(hook)
 
     def __aiter__(self) -> BinanceFeed:
         return self
@@ -608,6 +661,8 @@ class BinanceFeed(Service):
             self._retired_bytes.update(st["bytes"])
             self._retired_rejects.update(st["rejected"])
             conn.stage.on_control = None
+            if conn.probe is not None:
+                conn.probe.cancel()
             if conn.listener is not None:
                 conn.listener.on_disconnected = None
 
@@ -735,15 +790,19 @@ class BinanceFeed(Service):
                 out.append((self.decoder.symbols.id(ss[0]), ss[1]))
         return out
 
+    def _watched(self):
+        """(route, connection) for each route's live connection not being rotated or closed."""
+        for r in self._routes:
+            c = r.conn
+            if c is not None and not r.rotating and c.listener is not None and not c.trigger.done():
+                yield r, c
+
     async def _watchdog(self) -> None:
         tick = 0.25 if self.stream_timeout is None else max(0.01, min(1.0, self.stream_timeout / 4))
         while True:
             await asyncio.sleep(tick)
             now_ns = time.time_ns()
-            for r in self._routes:
-                c = r.conn
-                if c is None or r.rotating or c.listener is None or c.trigger.done():
-                    continue
+            for r, c in self._watched():
                 if time.monotonic() - c.opened > self.max_lifetime:
                     c.fire("lifetime")
                     continue
@@ -759,6 +818,87 @@ class BinanceFeed(Service):
                         self.sink.mark(EventReason.WATCHDOG, c.id, sym, ss[1])
                         c.fire(f"watchdog: no data on {s} for {self.stream_timeout}s")
                         break
+
+    # A dead connection is noticed within about a second whatever the transport reports: the
+    # kernel socket's state is checked every tick, and a connection silent for much longer
+    # than it usually is gets a ping with a short deadline
+    # (docs/decisions/0212-feed-dead-connection.md).
+    _LIVENESS_TICK = 0.1  # seconds between checks
+    _PROBE_AFTER_READS = 4  # silence of this many usual gaps between reads ...
+    _PROBE_MIN = 0.2  # ... and at least this long (seconds) sends a probe ping
+    _PROBE_TIMEOUT = 0.5  # the probe's pong deadline (capped at pong_timeout)
+
+    async def _liveness(self) -> None:
+        tick = self._LIVENESS_TICK
+        while True:
+            await asyncio.sleep(tick)
+            now_ns = time.time_ns()
+            for _, c in self._watched():
+                why = c.socket_dead()
+                # The transport normally reports a dead socket within the same turn: give it one
+                # tick; and a close in progress (a close handshake) a second.
+                c.bad_ticks = c.bad_ticks + 1 if why else 0
+                if c.bad_ticks >= (10 if why == _CLOSING else 2):
+                    c.fire(f"connection lost: {why}, and the transport did not report it")
+                    continue
+                if c.probe is None and now_ns - self._last_heard(c) > self._probe_after(c) * 1e9:
+                    c.probe = asyncio.create_task(self._probe(c), name=f"fastfeed-probe-{c.id}")
+
+    def _last_heard(self, c: _Conn) -> int:
+        lis = c.listener
+        assert lis is not None  # _watched() yields connections with a listener
+        return max(lis.last_msg_ns, lis.last_ctrl_ns, lis.connected_ns, c.probe_ok_ns)
+
+    def _probe_after(self, c: _Conn) -> float:
+        lis = c.listener
+        assert lis is not None
+        if lis.last_msg_ns > c.probe_ok_ns:
+            c.quiet_probes = 0  # data since the last probe
+        usual = self._PROBE_AFTER_READS * lis.read_gap_ns / 1e9
+        # a stream that stays quiet is probed ever less often (pings count against the
+        # exchange's message limit); never less often than the keepalive would ping anyway
+        return min(max(usual, self._PROBE_MIN) * 2**c.quiet_probes, self.ping_interval)
+
+    async def _probe(self, c: _Conn) -> None:
+        timeout = min(self._PROBE_TIMEOUT, self.pong_timeout)
+        t0 = time.time_ns()
+        silent = (t0 - self._last_heard(c)) / 1e9
+        self.probes += 1
+        log.debug("conn %d: silent for %.2fs, probing", c.id, silent)
+        try:
+            await c._pace()
+            t0 = time.time_ns()
+            assert c.listener is not None
+            c.listener.send_probe()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:  # its pong, or any frame, lands in last_heard
+                await asyncio.sleep(0.01)
+                if self._last_heard(c) >= t0:
+                    c.probe_ok_ns = time.time_ns()
+                    c.quiet_probes += 1
+                    return
+            if c.trigger.done():
+                return
+            sock = c._socket()
+            info = _tcp_info(sock) if sock is not None else None
+            if info is not None and info[1] == 0:
+                # The peer's kernel acknowledged the ping: the host is there, its server is
+                # slow.  Not dead; the keepalive's pong timeout judges a server that stays mute.
+                c.probe_ok_ns = time.time_ns()
+                c.quiet_probes += 1
+                log.info("conn %d: silent for %.2fs, ping acknowledged, no pong yet", c.id, silent)
+                return
+            log.warning(
+                "conn %d: no data for %.2fs and no pong within %.2fs: dead connection",
+                c.id,
+                silent,
+                timeout,
+            )
+            c.fire(f"connection lost: no data for {silent:.2f}s, no pong within {timeout}s")
+        except Exception:
+            pass  # the connection went away meanwhile: _on_disconnected names it
+        finally:
+            c.probe = None
 
     def _state(self, what: str, **info) -> None:
         if self.on_state is not None:
@@ -820,6 +960,7 @@ class BinanceFeed(Service):
             "gaps": sc["gaps"],
             "unroutable": sc["unroutable"],
             "reconnects": dict(self.reconnects),
+            "probes": self.probes,
             "connect_failures": dict(self.failures),
             "events": self.sink.events.written,
             "age_s": ages,

@@ -1,0 +1,151 @@
+# The feed's id filter and shared rings (see _filter.pyx).  The per-message path (take, admit,
+# latency) is defined here, inline: it is compiled into the listener that calls it, with no
+# call frame per message.
+from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t
+from fastfeed.core._decoder cimport (BinanceDecoder, MsgHeader, K_TRADE, K_DEPTH, K_TICKER,
+                                     K_PARTIAL)
+from fastfeed.core._ring cimport Ring
+
+# Stream slots (S_*, N_SLOTS) and event reasons (EV_*): the codes of _codes.h.
+from fastfeed.core._codes cimport (EV_CONNECT, EV_DISCONNECT, EV_GAP, EV_PROTOCOL, EV_ROTATE,
+                                   EV_SUBSCRIBE, EV_WATCHDOG, N_SLOTS, S_AGG, S_DEPTH,
+                                   S_PARTIAL, S_TICKER, S_TRADE)
+
+# What FeedSink.take did with one payload.
+cdef enum:
+    T_NONE = 0          # no rows (control, unknown, rejected payload)
+    T_ACCEPTED = 1      # rows committed
+    T_DUPLICATE = 2     # not newer than the last id of its stream: dropped, counted
+    T_UNROUTABLE = 3    # symbol id outside the filter's table: dropped, counted, logged
+
+cdef enum:
+    N_LAT_BUCKETS = 256
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long) nogil
+
+cdef inline int lat_bucket(uint64_t us) noexcept:
+    # log2 buckets with 4 sub-buckets each (HDR-lite): <= 19% relative error, 64 octaves.
+    cdef int b, sub
+    if us < 4:
+        return <int>us
+    b = 63 - __builtin_clzll(us)
+    sub = <int>((us >> (b - 2)) & 3)
+    return (b - 1) * 4 + sub if (b - 1) * 4 + sub < N_LAT_BUCKETS else N_LAT_BUCKETS - 1
+
+
+ctypedef struct EventRow:
+    int64_t recv_ns
+    int64_t trades_pos          # written positions of each data ring when the marker was written
+    int64_t depth_pos
+    int64_t tickers_pos
+    int64_t partial_pos
+    int64_t expected_id         # for gaps: next id expected, and the id that arrived
+    int64_t got_id
+    uint32_t symbol
+    uint32_t conn
+    uint8_t reason
+    uint8_t slot
+
+
+cdef class FeedSink:
+    cdef readonly BinanceDecoder decoder   # the feed's rings and symbol table
+    cdef readonly Ring events
+    cdef uint32_t nsym
+    cdef int64_t* last_id       # [sym * N_SLOTS + slot], -1 = none yet
+    cdef int64_t* last_ns
+    cdef uint64_t dup[N_SLOTS]
+    cdef uint64_t gaps[N_SLOTS]
+    cdef uint64_t accepted[N_SLOTS]
+    cdef uint64_t lat[N_LAT_BUCKETS]
+    cdef uint64_t lat_neg
+    cdef public int64_t event_unit_ns   # event_time unit: 1_000_000 (ms) or 1_000 (us)
+    cdef uint64_t busy_ns, batches
+    cdef readonly uint64_t accepted_total  # messages accepted, all slots (a cheap poll)
+    cdef readonly uint64_t unroutable      # messages dropped: symbol id outside the filter's table
+    cdef bint dirty                     # rows or markers committed since the hooks last ran
+    cdef tuple hooks                    # callables(), run once per socket read with new rows
+
+    # Decode one payload with ``dec`` (which shares this sink's rings), filter it from its
+    # header, commit it if accepted.  Returns T_NONE / T_ACCEPTED / T_DUPLICATE /
+    # T_UNROUTABLE.  Inline: compiled into the caller (the listener), one call frame less per
+    # message.
+    cdef inline int take(self, BinanceDecoder dec, const char* p, Py_ssize_t n, int64_t now,
+                         uint32_t conn, uint8_t* overlap) noexcept:
+        if dec.stage_ptr(p, n, now) > K_PARTIAL:
+            return T_NONE
+        cdef int r = self.admit(&dec.hdr, conn, overlap, now)
+        if r == T_ACCEPTED:
+            dec.commit_staged()
+        return r
+
+    cdef inline int admit(self, const MsgHeader* h, uint32_t conn, uint8_t* overlap,
+                          int64_t now) noexcept:
+        """The filter's decision from a message's header.  Counts it, writes a GAP marker
+        (before the message's rows, which are not committed yet) when its ids skip ahead,
+        and marks ``overlap`` (this connection's [sym * N_SLOTS + slot] flags; may be NULL)
+        when it repeats or continues the feed's sequence."""
+        cdef int slot
+        cdef int64_t last, expected = -1, got
+        cdef Py_ssize_t idx
+        if h.kind == K_TRADE:
+            slot = S_AGG if h.agg else S_TRADE
+        elif h.kind == K_DEPTH:
+            slot = S_DEPTH
+        elif h.kind == K_TICKER:
+            slot = S_TICKER
+        else:
+            slot = S_PARTIAL
+        if h.symbol >= self.nsym:
+            # Cannot happen (connections decode with the sink's own table, whose ids stay
+            # below nsym), but a message the filter cannot place is dropped loudly.
+            self._drop_unroutable(h.kind, h.symbol)
+            return T_UNROUTABLE
+        idx = <Py_ssize_t>h.symbol * N_SLOTS + slot
+        last = self.last_id[idx]
+        if last >= 0 and h.last_id <= last:
+            # already delivered (other connection during rotation, resent or stale event)
+            self.dup[slot] += 1
+            if overlap != NULL:
+                overlap[idx] = 1
+            return T_DUPLICATE
+        if last >= 0:
+            got = h.last_id
+            if slot == S_AGG or slot == S_TRADE:
+                if h.last_id != last + 1:
+                    expected = last + 1
+            elif slot == S_DEPTH:
+                got = h.first_id
+                if h.prev_id >= 0:
+                    if h.prev_id != last:
+                        expected = last
+                elif got > last + 1:
+                    expected = last + 1
+            if expected >= 0:
+                self.gaps[slot] += 1
+                self.mark_c(EV_GAP, conn, h.symbol, <uint8_t>slot, expected, got, now)
+            elif overlap != NULL:
+                overlap[idx] = 1
+        self.last_id[idx] = h.last_id
+        self.last_ns[idx] = now
+        self.accepted[slot] += 1
+        self.accepted_total += 1
+        if slot != S_PARTIAL:   # partial books are snapshots, not in the latency histogram
+            self.latency(now, h.event_time)
+        self.dirty = True
+        return T_ACCEPTED
+
+    cdef void _drop_unroutable(self, int k, uint32_t sym) noexcept
+    cdef void mark_c(self, uint8_t reason, uint32_t conn, uint32_t sym, uint8_t slot,
+                     int64_t expected, int64_t got, int64_t now) noexcept
+    cdef void end_read(self, int64_t started) noexcept
+    cdef void notify(self) noexcept
+    cdef inline void latency(self, int64_t now, int64_t event_time) noexcept:
+        cdef int64_t d
+        if event_time <= 0:
+            return
+        d = now - event_time * self.event_unit_ns
+        if d < 0:
+            self.lat_neg += 1
+        else:
+            self.lat[lat_bucket(<uint64_t>d / <uint64_t>1000)] += 1   # unsigned: no sign fix-up

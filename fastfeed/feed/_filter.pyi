@@ -1,0 +1,42 @@
+"""Type stub for the Cython module fastfeed.feed._filter."""
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+
+from fastfeed.core._decoder import BinanceDecoder, Buffer
+from fastfeed.core._ring import Ring
+
+EVENT_DTYPE: np.dtype
+SLOT_NAMES: tuple[str, ...]
+N_LATENCY_BUCKETS: int
+
+def latency_bucket_bounds() -> list[int]: ...
+
+class FeedSink:
+    decoder: BinanceDecoder
+    events: Ring
+    event_unit_ns: int
+    accepted_total: int
+    unroutable: int
+    def __init__(self, decoder: BinanceDecoder, events: int = 1024) -> None: ...
+    def add_hook(self, hook: Callable[[], Any]) -> None: ...
+    def remove_hook(self, hook: Callable[[], Any]) -> None: ...
+    def decode(
+        self, dec: BinanceDecoder, payload: Buffer, recv_ns: int = 0, conn: int = 0
+    ) -> Literal["none", "accepted", "duplicate", "unroutable"]: ...
+    def mark(
+        self,
+        reason: int,
+        conn: int = 0,
+        symbol: int = 0,
+        slot: int = 255,
+        expected: int = -1,
+        got: int = -1,
+    ) -> None: ...
+    def flush(self) -> None: ...
+    def last_ids(self, symbol: int) -> tuple[int, ...]: ...
+    def last_recv_ns(self, symbol: int, slot: int) -> int: ...
+    def latency_histogram(self) -> tuple[list[int], int]: ...
+    def counters(self) -> dict: ...
