@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fastfeed.feed._listener import latency_bucket_bounds
+from fastfeed.feed._filter import latency_bucket_bounds
 from fastfeed.feed.streams import stream_slot
 
 if TYPE_CHECKING:
