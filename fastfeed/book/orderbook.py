@@ -149,7 +149,8 @@ class OrderBook(Service):
             0.0,
         )
         self.budget = budget
-        self.client = SnapshotClient(
+        src = getattr(feed, "snapshot_source", None)  # a Replay serves recorded snapshots
+        self.client = src(budget) if src is not None else SnapshotClient(
             self.market,
             rest_url,
             ssl,
@@ -157,6 +158,7 @@ class OrderBook(Service):
             timeout=timeout,
             max_connections=workers + (1 if validate_every else 0),
         )
+        self.client.recorder = getattr(feed, "recorder", None)
         self.driver = SnapshotDriver(
             self.books,
             self.client,

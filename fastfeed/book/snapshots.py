@@ -280,6 +280,7 @@ class SnapshotClient(Service):
         self._ssl = ssl
         self._session = None
         self.counters: collections.Counter = collections.Counter()
+        self.recorder = None  # fastfeed.record.Recorder: snapshot bodies are recorded
 
     async def start(self) -> None:
         import aiohttp
@@ -325,6 +326,8 @@ class SnapshotClient(Service):
                     body = (await r.content.read(4096)).decode("utf-8", "replace")
                     raise RateLimited(r.status, ra, body)
                 body = await self._read(r)
+                if self.recorder is not None and r.status == 200:
+                    self.recorder.snapshot(symbol, limit, body)
                 if r.status != 200:
                     raise SnapshotError(
                         f"http {r.status}", body[:300].decode("utf-8", "replace"), r.status

@@ -3,6 +3,7 @@ from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t
 from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType
 from fastfeed.core._decoder cimport BinanceDecoder
 from fastfeed.core._ring cimport Ring
+from fastfeed.record._tap cimport FrameTap
 
 # Stream slots: one id sequence per (symbol, slot kind).
 cdef enum:
@@ -58,6 +59,7 @@ cdef class FeedSink:
     cdef bint dirty
     cdef public bint pending            # consumer has been woken and not yet cleared
     cdef public object wake             # callable() or None, called when pending flips on
+    cdef public FrameTap recorder       # fastfeed.record: frames and events copied here, or None
 
     cdef void mark_c(self, uint8_t reason, uint32_t conn, uint32_t sym, uint8_t slot,
                      int64_t expected, int64_t got, int64_t now) noexcept
@@ -83,6 +85,7 @@ cdef class FeedListener(WSListener):
     cdef public bint active                # False: drop data (connection being retired)
 
     cdef void _message(self, const char* p, Py_ssize_t n) noexcept
+    cdef void replay_message(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept
     cdef void _drop_unroutable(self, int k, uint32_t sym) noexcept
     cdef void _end_batch(self) noexcept
     cdef void _fail(self, str why, int code)

@@ -8,6 +8,7 @@ from picows import WSListener, WSTransport
 
 from fastfeed.core._decoder import BinanceDecoder
 from fastfeed.core._ring import Ring
+from fastfeed.record._tap import FrameTap
 
 EVENT_DTYPE: np.dtype
 SLOT_NAMES: tuple[str, ...]
@@ -21,6 +22,7 @@ class FeedSink:
     event_unit_ns: int
     pending: bool
     wake: Callable[[], Any] | None
+    recorder: FrameTap | None
     def __init__(self, decoder: BinanceDecoder, events: int = 1024) -> None: ...
     def mark(
         self,

@@ -115,6 +115,7 @@ cdef class FeedSink:
         self.unroutable = 0
         self.dirty = self.pending = False
         self.wake = None
+        self.recorder = None
 
     def __dealloc__(self):
         PyMem_Free(self.last_id)
@@ -135,6 +136,8 @@ cdef class FeedSink:
         r.reason = reason
         r.slot = slot
         self.events.commit(1)
+        if self.recorder is not None:
+            self.recorder.event(reason, conn, sym, slot, expected, got, now)
         self.dirty = True
 
     def mark(self, int reason, uint32_t conn=0, uint32_t symbol=0, int slot=255,
@@ -332,6 +335,8 @@ cdef class FeedListener(WSListener):
         self.bytes += <uint64_t>n
         if not self.active:
             return
+        if sink.recorder is not None:
+            sink.recorder.frame(self.conn_id, p, n, now)
         # The stage decoder shares the feed's rings (see __cinit__): rows land in place and
         # are taken back below if the filter rejects them.
         cdef uint64_t b_tr = dec.trades._written, b_de = dec.depth._written
@@ -412,6 +417,12 @@ cdef class FeedListener(WSListener):
         sink.accepted_total += 1
         sink.latency(now, et)
         sink.dirty = True
+
+    cdef void replay_message(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept:
+        # fastfeed.record's replay: a recorded message through the live path, at its time
+        self.batch_start = recv_ns
+        self._message(p, n)
+        self.batch_start = 0
 
     cdef void _drop_unroutable(self, int k, uint32_t sym) noexcept:
         self.sink.unroutable += 1

@@ -223,7 +223,9 @@ class BinanceFeed(Service):
     ``start_timeout`` (how long ``__aenter__`` waits for the first subscription; it then raises
     the last connection error), ``rcvbuf`` (SO_RCVBUF), ``max_frame_size``, ring capacities
     (``trades``, ``depth``, ``tickers``, ``partial``, ``events``), ``on_data`` (callable(feed),
-    called once per wake from an internal task) and ``on_state`` (callable(str, dict)).
+    called once per wake from an internal task), ``on_state`` (callable(str, dict)) and
+    ``record`` (a directory or a :class:`fastfeed.record.Recorder`: record every message, event
+    and order-book snapshot; see docs/recording-format.md).
     """
 
     def __init__(
@@ -258,6 +260,7 @@ class BinanceFeed(Service):
         events: int = 1 << 12,
         on_data: Callable[[BinanceFeed], Any] | None = None,
         on_state: Callable[[str, dict], Any] | None = None,
+        record: Any = None,
     ):
         if market not in ("spot", "usdm"):
             raise ValueError("market must be 'spot' or 'usdm'")
@@ -285,6 +288,9 @@ class BinanceFeed(Service):
         self.decoder = BinanceDecoder(trades=trades, depth=depth, tickers=tickers, partial=partial)
         self.sink = FeedSink(self.decoder, events)
         self.sink.event_unit_ns = 1000 if time_unit == "us" else 1_000_000
+        from fastfeed.record import attach  # record=: a directory or a Recorder (or None)
+
+        self.recorder = attach(self, record)
         self._ids = itertools.count(1)
         self._conn_ids = itertools.count(1)
         self._attempts: collections.deque = collections.deque(maxlen=attempt_limit)
@@ -383,6 +389,9 @@ class BinanceFeed(Service):
         for c in list(self._conns):
             await c.close()
             self._retire(c)
+        from fastfeed.record import detach
+
+        detach(self)
         if self._event is not None:
             self._event.set()
         self._state("closed")
