@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_sim_parser(sub)
     add_demo_parser(sub)
     add_run_parser(sub)
+    from fastfeed.record.cli import add_parsers as add_record_parsers
+
+    add_record_parsers(sub)
     return parser
 
 

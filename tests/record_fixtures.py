@@ -61,8 +61,10 @@ async def live_run(out, *, book: bool = True, chunk_interval: float = 0.2) -> di
             n0 = sum(feed.stats()["reconnects"].values())
             sim.faults.reset()
             await until(
-                lambda: sum(feed.stats()["reconnects"].values()) > n0
-                and feed._routes[0].conn is not None,
+                lambda: (
+                    sum(feed.stats()["reconnects"].values()) > n0
+                    and feed._routes[0].conn is not None
+                ),
                 10,
                 "reconnect",
                 feed,
@@ -89,9 +91,7 @@ async def live_run(out, *, book: bool = True, chunk_interval: float = 0.2) -> di
                 "events": ring_rows(feed.events),
                 "tops": ring_rows(ob.tops) if ob else None,
                 "book_events": ring_rows(ob.events) if ob else None,
-                "messages": sum(
-                    c["messages"] for c in feed.stats()["connections"]
-                ),
+                "messages": sum(c["messages"] for c in feed.stats()["connections"]),
             }
             if ob is not None:
                 await ob.close()

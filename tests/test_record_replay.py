@@ -1,9 +1,7 @@
 """Record the simulator through faults, replay, and compare with the live run: the same
 payloads, rows, events, and books at every update id."""
 
-import asyncio
 
-import numpy as np
 from record_fixtures import assert_rows_equal, live_run, ring_rows
 from sim_fixtures import run
 
@@ -61,7 +59,12 @@ def test_replay_equals_live(tmp_path):
         assert len(got) == len(want), name
         assert_rows_equal(got, want, name)
     ev = live["events"]
-    for reason in (EventReason.CONNECT, EventReason.DISCONNECT, EventReason.ROTATE, EventReason.GAP):
+    for reason in (
+        EventReason.CONNECT,
+        EventReason.DISCONNECT,
+        EventReason.ROTATE,
+        EventReason.GAP,
+    ):
         assert (ev["reason"] == reason).sum() >= 1, reason
     rs = rp.stats()
     assert rs["gaps"] == st["gaps"] and rs["duplicates"] == st["duplicates"]

@@ -149,8 +149,7 @@ class OrderBook(Service):
             0.0,
         )
         self.budget = budget
-        src = getattr(feed, "snapshot_source", None)  # a Replay serves recorded snapshots
-        self.client = src(budget) if src is not None else SnapshotClient(
+        self.client = SnapshotClient(
             self.market,
             rest_url,
             ssl,
@@ -158,6 +157,9 @@ class OrderBook(Service):
             timeout=timeout,
             max_connections=workers + (1 if validate_every else 0),
         )
+        src = getattr(feed, "snapshot_source", None)  # a Replay serves recorded snapshots
+        if src is not None:
+            self.client = src(budget)
         self.client.recorder = getattr(feed, "recorder", None)
         self.driver = SnapshotDriver(
             self.books,

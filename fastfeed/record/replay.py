@@ -178,9 +178,7 @@ class Replay(Service):
                 self.player.mark(reason, conn, sym, slot, expected, got, recv_ns)
         elif kind == fmt.SNAPSHOT:
             symbol, limit, body = fmt.parse_snapshot_payload(payload)
-            self._snapshots.setdefault((symbol, limit), collections.deque()).append(
-                (recv_ns, body)
-            )
+            self._snapshots.setdefault((symbol, limit), collections.deque()).append((recv_ns, body))
             self.counters["snapshots"] += 1
             what = (symbol, limit)
         elif kind == fmt.META:
@@ -200,7 +198,7 @@ class Replay(Service):
             pos, n = 0, len(raw)
             while pos < n:
                 until = clock() if clock is not None else 0
-                pos, played, st = player.play(raw, pos, max_frames, until)
+                pos, _played, st = player.play(raw, pos, max_frames, until)
                 if st == _replay.END:
                     break
                 if st == _replay.OTHER:
@@ -214,7 +212,11 @@ class Replay(Service):
                     yield None, fmt.RECORD_HEADER.unpack_from(raw, pos)[0]
                 else:
                     self.counters["malformed_chunks"] += 1
-                    log.error("replay: %s offset %d: a record runs past its chunk", chunk.file, chunk.offset)
+                    log.error(
+                        "replay: %s offset %d: a record runs past its chunk",
+                        chunk.file,
+                        chunk.offset,
+                    )
                     break
             yield None, 0
 

@@ -33,9 +33,7 @@ def _zstd():
     try:
         import zstandard
     except ImportError as e:  # pragma: no cover - the extra is missing
-        raise ImportError(
-            "recording needs zstandard: pip install 'fastfeed[record]'"
-        ) from e
+        raise ImportError("recording needs zstandard: pip install 'fastfeed[record]'") from e
     return zstandard
 
 
