@@ -82,19 +82,18 @@ async def live_run(out, *, book: bool = True, chunk_interval: float = 0.2) -> di
             await pump(feed, 0.4)
             if ob is not None:
                 await ob.wait_synced(timeout=15)
-                ob.poll()
-            live = {
-                "stats": feed.stats(),
-                "trades": ring_rows(feed.trades),
-                "depth": ring_rows(feed.depth),
-                "tickers": ring_rows(feed.tickers),
-                "events": ring_rows(feed.events),
-                "tops": ring_rows(ob.tops) if ob else None,
-                "book_events": ring_rows(ob.events) if ob else None,
-                "messages": sum(c["messages"] for c in feed.stats()["connections"]),
-            }
-            if ob is not None:
-                await ob.close()
+        # after the feed closed: nothing arrives between these numbers and the recording's end
+        if ob is not None:
+            await ob.close()
         rec.close()
+        live = {
+            "stats": feed.stats(),
+            "trades": ring_rows(feed.trades),
+            "depth": ring_rows(feed.depth),
+            "tickers": ring_rows(feed.tickers),
+            "events": ring_rows(feed.events),
+            "tops": ring_rows(ob.tops) if ob else None,
+            "book_events": ring_rows(ob.events) if ob else None,
+        }
         live["recorder"] = rec.stats()
         return live

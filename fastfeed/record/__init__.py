@@ -29,7 +29,20 @@ def attach(feed, record: Any):
 
     owned = not isinstance(record, Recorder)
     rec = Recorder(record) if owned else record
+    if feed.max_frame_size > rec.max_record:
+        raise ValueError(
+            f"max_frame_size {feed.max_frame_size} > the recorder's max_record {rec.max_record}"
+        )
     d = feed.decoder
+    # Symbol ids are handed out on first use; fix the streams' ids now, in stream order, so a
+    # replay (which registers the recorded table first) gives every row the same ids.
+    from fastfeed.feed.streams import stream_slot
+
+    for s in feed.streams:
+        ss = stream_slot(s)
+        if ss is not None:
+            d.symbols.id(ss[0])
+    rec.symbols = d.symbols
     rec.meta.update(
         market=feed.market,
         streams=list(feed.streams),

@@ -11,7 +11,7 @@ cdef enum:
 
 cdef class FrameTap:
     cdef char* buf
-    cdef Py_ssize_t cap, len
+    cdef Py_ssize_t cap, len, handoff
     cdef uint32_t nrec
     cdef int64_t first_ns, last_ns
     cdef readonly uint64_t records, frames, bytes, dropped, dropped_bytes, handoff_errors

@@ -18,11 +18,16 @@ log = logging.getLogger("fastfeed.record")
 
 
 cdef class FrameTap:
-    """A preallocated record buffer of ``capacity`` bytes (records of the recording format)."""
+    """A preallocated record buffer of ``capacity`` bytes (records of the recording format),
+    handed to ``on_full`` once it holds ``handoff`` bytes (default: when the next record does
+    not fit).  The room above ``handoff`` is for the largest record."""
 
-    def __cinit__(self, Py_ssize_t capacity=2 << 20):
+    def __cinit__(self, Py_ssize_t capacity=2 << 20, Py_ssize_t handoff=0):
         if capacity < 4096:
             raise ValueError("capacity must be >= 4096 bytes")
+        if handoff <= 0 or handoff > capacity:
+            handoff = capacity
+        self.handoff = handoff
         self.buf = <char*>PyMem_Malloc(capacity)
         if self.buf == NULL:
             raise MemoryError()
@@ -74,6 +79,8 @@ cdef class FrameTap:
         self.nrec += 1
         self.records += 1
         self.bytes += <uint64_t>n
+        if self.len >= self.handoff:
+            self._full()
         return True
 
     cdef void frame(self, uint32_t conn, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept:

@@ -110,6 +110,8 @@ class Replay(Service):
             tickers=tickers or rings.get("tickers", 1 << 16),
             partial=partial or rings.get("partial", 1 << 14),
         )
+        for name in meta.get("symbols", []):  # the recorded ids, in order
+            self.decoder.symbols.id(name)
         self.sink = FeedSink(self.decoder, events or meta.get("events", 1 << 12))
         self.sink.event_unit_ns = 1000 if self.time_unit == "us" else 1_000_000
         self.player = _replay.Player(self.sink)
@@ -188,37 +190,41 @@ class Replay(Service):
             log.warning("replay: unknown record kind %d skipped", kind)
         return start + ln, what
 
-    def _steps(self, max_frames: int = -1, clock=None):
-        """Generator that plays everything; yields ``(what, next recv_ns)`` after each batch,
-        snapshot or event so a driver can wake consumers, pace, and let snapshots be taken.
-        ``clock()`` gives the latest recorded time that may be played (pacing)."""
+    def _chunk_steps(self, raw, max_frames: int = -1, clock=None, where=("?", 0)):
+        """Generator over one decompressed chunk; yields ``(what, next recv_ns)`` after each
+        batch, snapshot or event so a driver can wake consumers, pace, and let snapshots be
+        taken.  ``clock()`` gives the latest recorded time that may be played (pacing)."""
         player = self.player
-        for chunk in self.recording.chunks(prefetch=True):
-            raw = chunk.raw
-            pos, n = 0, len(raw)
-            while pos < n:
-                until = clock() if clock is not None else 0
-                pos, _played, st = player.play(raw, pos, max_frames, until)
-                if st == _replay.END:
-                    break
-                if st == _replay.OTHER:
-                    pos, what = self._other(raw, pos)
-                    yield what, 0
-                elif st == _replay.UNKNOWN_CONN:
-                    self._listener(fmt.RECORD_HEADER.unpack_from(raw, pos)[1])
-                elif st == _replay.LIMIT:
-                    yield None, 0
-                elif st == _replay.UNTIL:
-                    yield None, fmt.RECORD_HEADER.unpack_from(raw, pos)[0]
-                else:
-                    self.counters["malformed_chunks"] += 1
-                    log.error(
-                        "replay: %s offset %d: a record runs past its chunk",
-                        chunk.file,
-                        chunk.offset,
-                    )
-                    break
-            yield None, 0
+        pos, n = 0, len(raw)
+        while pos < n:
+            until = clock() if clock is not None else 0
+            pos, _played, st = player.play(raw, pos, max_frames, until)
+            if st == _replay.END:
+                break
+            if st == _replay.OTHER:
+                pos, what = self._other(raw, pos)
+                yield what, 0
+            elif st == _replay.UNKNOWN_CONN:
+                self._listener(fmt.RECORD_HEADER.unpack_from(raw, pos)[1])
+            elif st == _replay.LIMIT:
+                yield None, 0
+            elif st == _replay.UNTIL:
+                yield None, fmt.RECORD_HEADER.unpack_from(raw, pos)[0]
+            else:
+                self.counters["malformed_chunks"] += 1
+                log.error("replay: %s offset %d: a record runs past its chunk", *where)
+                break
+        yield None, 0
+
+    def _steps(self, max_frames: int = -1, clock=None):
+        """:meth:`_chunk_steps` over every chunk of the recording (decompressed ahead)."""
+        for c in self.recording.chunks(prefetch=True):
+            yield from self._chunk_steps(c.raw, max_frames, clock, (c.file, c.offset))
+
+    def play_chunk(self, raw: bytes) -> None:
+        """Play one decompressed chunk to its end (benchmarks, tools)."""
+        for _ in self._chunk_steps(raw):
+            pass
 
     def run(self) -> dict:
         """Play the whole recording as fast as possible, without asyncio; returns stats."""

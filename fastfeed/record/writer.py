@@ -54,7 +54,10 @@ class Recorder:
     message is recorded with its receive time and connection id, every row of ``feed.events``,
     and every REST snapshot an :class:`~fastfeed.OrderBook` on that feed fetches.
 
-    ``chunk_bytes``: the hot-path buffer (a chunk is at most this much before compression).
+    ``chunk_bytes``: a chunk is handed to the writer once it holds this much (before
+    compression).  ``max_record``: the largest frame recorded as is (a feed's
+    ``max_frame_size`` must not exceed it); the hot-path buffer is ``chunk_bytes +
+    max_record``, preallocated.
     ``chunk_interval``: a chunk is closed at least this often (seconds).  ``rotate_bytes`` /
     ``rotate_seconds``: start a new file past this size / age.  ``retain_bytes``: delete the
     oldest files while the directory holds more (None: keep everything).  ``level``: zstd
@@ -65,7 +68,8 @@ class Recorder:
         self,
         out: str | os.PathLike,
         *,
-        chunk_bytes: int = 2 << 20,
+        chunk_bytes: int = 256 << 10,
+        max_record: int = 1 << 20,
         chunk_interval: float = 1.0,
         rotate_bytes: int = 256 << 20,
         rotate_seconds: float = 3600.0,
@@ -84,7 +88,9 @@ class Recorder:
         self.retain_bytes = retain_bytes
         self.level = level
         self.meta: dict[str, Any] = dict(meta or {})
-        self.tap = FrameTap(chunk_bytes)
+        self.max_record = max_record
+        self.symbols = None  # the feed's SymbolTable: its names go into every META record
+        self.tap = FrameTap(chunk_bytes + max_record + fmt.RECORD_HEADER.size, chunk_bytes)
         self.tap.on_full = self._on_full
         self._zstd = _zstd()
         # unbounded: a slow disk costs memory (warned about), never data or a stalled feed
@@ -264,6 +270,8 @@ class Recorder:
         self.counters["files"] += 1
         # every file describes the run on its own
         meta = dict(self.meta, format_version=fmt.VERSION, file=self.file.name)
+        if self.symbols is not None:
+            meta["symbols"] = self.symbols.names()[1:]  # ids 1.. at this file's start
         rec = fmt.record_bytes(fmt.META, 0, time.time_ns(), json.dumps(meta).encode())
         self._append(fmt.CODEC_NONE, rec, len(rec), 1, 0, 0)
         self._retain()
