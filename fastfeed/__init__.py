@@ -39,6 +39,8 @@ from fastfeed.errors import (
     TLSVerificationError,
 )
 from fastfeed.feed.session import EVENT_DTYPE, BinanceFeed, EventReason
+from fastfeed.record.replay import Replay
+from fastfeed.record.writer import Recorder
 
 __version__ = "0.1.0"
 
@@ -65,7 +67,9 @@ __all__ = [
     "OrderBook",
     "ProtocolError",
     "ReadResult",
+    "Recorder",
     "Reject",
+    "Replay",
     "Ring",
     "RingReader",
     "SubscriptionError",

@@ -1,7 +1,6 @@
 """Record the simulator through faults, replay, and compare with the live run: the same
 payloads, rows, events, and books at every update id."""
 
-
 from record_fixtures import assert_rows_equal, live_run, ring_rows
 from sim_fixtures import run
 
