@@ -14,9 +14,12 @@ ratio: recording bytes / raw JSON bytes, on the corpus mix and on a recorded sim
 
 e2e: bench_e2e's setup (a fresh ``fastfeed sim --blast N`` process per client, TLS on
 loopback, each client in its own process, CPU time per message by ``process_time``, which
-counts every thread, so the recorder's compression too) for fastfeed with and without
-``record=``, interleaved, rounds in rotated order; the recorder is closed (last chunk
-compressed and written) inside the measured time.
+counts every thread, so the recorder's compression too) for fastfeed without ``record=``,
+with it storing chunks uncompressed (the tap and the writes alone), and with zstd level 1;
+interleaved, rounds in rotated order; the recorder is closed (last chunk compressed and
+written) inside the measured time; "read path" is the event loop thread's CPU alone
+(``thread_time``), the part of the cost that sits between the socket and the rings.  Then the same at a paced rate (``--paced``, messages
+spread over time as live traffic is, so each costs a socket read and a wake-up).
 """
 
 from __future__ import annotations
@@ -124,45 +127,49 @@ def bench_replay(repeat: int) -> None:
 # ---------------------------------------------------------------------------- end to end
 
 
-async def c_fastfeed(info, n, record_dir=None):
+async def c_fastfeed(info, n, record=None):
     from bench_e2e import STREAMS, ctx
 
     from fastfeed import BinanceFeed
 
-    kw = {"record": record_dir} if record_dir else {}
+    kw = {"record": record} if record else {}
     feed = BinanceFeed(STREAMS.split("/"), url=info["ws"], ssl=ctx(info), stream_timeout=None, **kw)
     await feed.start()
     sink = feed.sink
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, r0 = time.perf_counter(), time.process_time(), time.thread_time()
     while sink.accepted_total < n:
         await feed.wait()
+    read_path = time.thread_time() - r0  # the event loop's thread alone
     if feed.recorder is not None:
         feed.recorder.close()  # the last chunk's compression and write count too
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     raw = sum(feed.stats()["bytes"].values())
     await feed.close()
-    return wall, cpu, raw
+    return wall, cpu, raw, read_path
 
 
 def child(name, info, n):
     from fastfeed import run
+    from fastfeed.record import Recorder
 
     rec = None
-    if name == "record":
+    if name != "plain":
         rec = tempfile.mkdtemp(prefix="ffrec-")
     try:
-        wall, cpu, raw = run(c_fastfeed(info, n, rec))
+        target = Recorder(rec, level=None if name == "stored" else 1) if rec else None
+        wall, cpu, raw, loop = run(c_fastfeed(info, n, target))
         size = dir_bytes(Path(rec)) if rec else 0
-        print(json.dumps({"wall": wall, "cpu": cpu, "raw": raw, "rec_bytes": size}), flush=True)
+        out = {"wall": wall, "cpu": cpu, "loop": loop, "raw": raw, "rec_bytes": size}
+        print(json.dumps(out), flush=True)
     finally:
         if rec:
             shutil.rmtree(rec, ignore_errors=True)
 
 
-def measure(name, n, timeout=600):
+def measure(name, n, sim_args, timeout=600):
     from bench_e2e import start_sim
 
-    sim, info = start_sim(["--blast", str(n)])
+    sim, info = start_sim(sim_args)
     try:
         out = subprocess.run(
             [sys.executable, __file__, "--child", name, "--info", json.dumps(info), "--n", str(n)],
@@ -180,26 +187,34 @@ def measure(name, n, timeout=600):
         sim.wait()
 
 
-def bench_e2e(n: int, repeat: int) -> None:
-    names = ["plain", "record"]
-    res: dict[str, list] = {k: [] for k in names}
-    for r in range(repeat):
-        order = names if r % 2 == 0 else names[::-1]
-        for name in order:
-            res[name].append(measure(name, n))
-    med = statistics.median
-    cpu = {k: med(x["cpu"] for x in v) / n * 1e9 for k, v in res.items()}
-    wall = {k: med(x["wall"] for x in v) / n * 1e9 for k, v in res.items()}
-    print(f"e2e: {n} messages (blast, TLS loopback), {repeat} rounds, medians")
-    for k in names:
-        print(
-            f"  fastfeed {'with record=' if k == 'record' else 'plain      '}  "
-            f"CPU {cpu[k]:7.0f} ns/msg  wall {wall[k]:7.0f} ns/msg"
+def bench_e2e(n: int, repeat: int, paced: float, paced_n: int) -> None:
+    names = ["plain", "stored", "record"]
+    label = {"plain": "plain", "stored": "record=, stored", "record": "record=, zstd 1"}
+    runs = [("blast", n, ["--blast", str(n)])]
+    if paced:
+        runs.append(
+            (f"paced {paced:g}/s", paced_n, ["--paced", str(paced), "--paced-count", str(paced_n)])
         )
-    print(f"  recording costs {100 * (cpu['record'] / cpu['plain'] - 1):+.1f}% CPU per message")
-    rb = med(x["rec_bytes"] for x in res["record"])
-    raw = med(x["raw"] for x in res["record"])
-    print(f"ratio: simulator blast {rb:.0f} / {raw:.0f} raw JSON bytes = 1/{raw / rb:.1f}")
+    med = statistics.median
+    for title, count, sim_args in runs:
+        res: dict[str, list] = {k: [] for k in names}
+        for r in range(repeat):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                res[name].append(measure(name, count, sim_args))
+        cpu = {k: med(x["cpu"] for x in v) / count * 1e9 for k, v in res.items()}
+        wall = {k: med(x["wall"] for x in v) / count * 1e9 for k, v in res.items()}
+        loop = {k: med(x["loop"] for x in v) / count * 1e9 for k, v in res.items()}
+        print(f"e2e {title}: {count} messages, TLS loopback, {repeat} rounds, medians")
+        for k in names:
+            extra = "" if k == "plain" else f"  ({100 * (cpu[k] / cpu['plain'] - 1):+.1f}% CPU)"
+            print(
+                f"  fastfeed {label[k]:16s} CPU {cpu[k]:7.0f} ns/msg (read path {loop[k]:5.0f})"
+                f"  wall {wall[k]:7.0f} ns/msg{extra}"
+            )
+        rb = med(x["rec_bytes"] for x in res["record"])
+        raw = med(x["raw"] for x in res["record"])
+        print(f"  ratio: {rb:.0f} / {raw:.0f} raw JSON bytes = 1/{raw / rb:.1f}")
 
 
 def main():
@@ -207,6 +222,8 @@ def main():
     ap.add_argument("--only", default="replay,e2e")
     ap.add_argument("--n", type=int, default=300_000, help="e2e messages per client")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--paced", type=float, default=20000, help="paced rate (0: skip)")
+    ap.add_argument("--paced-n", type=int, default=60000)
     ap.add_argument("--child")
     ap.add_argument("--info")
     a = ap.parse_args()
@@ -217,7 +234,7 @@ def main():
     if "replay" in only or "ratio" in only:
         bench_replay(max(a.repeat, 9))
     if "e2e" in only:
-        bench_e2e(a.n, a.repeat)
+        bench_e2e(a.n, a.repeat, a.paced, a.paced_n)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ class Recorder:
     ``chunk_interval``: a chunk is closed at least this often (seconds).  ``rotate_bytes`` /
     ``rotate_seconds``: start a new file past this size / age.  ``retain_bytes``: delete the
     oldest files while the directory holds more (None: keep everything).  ``level``: zstd
-    level.  ``meta``: extra JSON-able fields for the META record of every file.
+    level (None: chunks stored uncompressed).  ``meta``: extra JSON-able fields for the META record of every file.
     """
 
     def __init__(
@@ -74,7 +74,7 @@ class Recorder:
         rotate_bytes: int = 256 << 20,
         rotate_seconds: float = 3600.0,
         retain_bytes: int | None = None,
-        level: int = 1,
+        level: int | None = 1,
         meta: dict | None = None,
         max_pending: int = 64,
     ):
@@ -176,7 +176,7 @@ class Recorder:
 
     # ------------------------------------------------------------------ writer thread
     def _run(self) -> None:
-        comp = self._zstd.ZstdCompressor(level=self.level)
+        comp = None if self.level is None else self._zstd.ZstdCompressor(level=self.level)
         next_tick = time.monotonic() + self.chunk_interval
         try:
             while True:
@@ -225,8 +225,10 @@ class Recorder:
         raw, count, first, last = item
         if self._fd is None or self._should_rotate():
             self._rotate()
-        data = comp.compress(raw)
-        self._append(fmt.CODEC_ZSTD, data, len(raw), count, first, last)
+        if comp is None:
+            self._append(fmt.CODEC_NONE, raw, len(raw), count, first, last)
+        else:
+            self._append(fmt.CODEC_ZSTD, comp.compress(raw), len(raw), count, first, last)
 
     def _append(self, codec, data, raw_len, count, first, last) -> None:
         head = fmt.chunk_header(codec, data, raw_len, count, first, last, self._seq)
