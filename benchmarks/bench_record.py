@@ -156,7 +156,9 @@ def child(name, info, n):
     if name != "plain":
         rec = tempfile.mkdtemp(prefix="ffrec-")
     try:
-        target = Recorder(rec, level=None if name == "stored" else 1) if rec else None
+        chunk = int(os.environ.get("FFBENCH_CHUNK_KB", "0")) << 10 or None
+        kw = {"chunk_bytes": chunk} if chunk else {}
+        target = Recorder(rec, level=None if name == "stored" else 1, **kw) if rec else None
         wall, cpu, raw, loop = run(c_fastfeed(info, n, target))
         size = dir_bytes(Path(rec)) if rec else 0
         out = {"wall": wall, "cpu": cpu, "loop": loop, "raw": raw, "rec_bytes": size}

@@ -11,6 +11,8 @@ cdef enum:
 
 cdef class FrameTap:
     cdef char* buf
+    cdef object cur                     # the bytearray buf points into
+    cdef list spare                     # buffers given back by the writer
     cdef Py_ssize_t cap, len, handoff
     cdef uint32_t nrec
     cdef int64_t first_ns, last_ns

@@ -4,13 +4,14 @@
 The listener calls :meth:`FrameTap.frame` (a cdef call, no Python object) for every data
 message with its receive time and connection id; the feed's marker rows come through
 :meth:`FrameTap.event`.  When the buffer is full, ``on_full`` (the recorder's writer) takes it
-with :meth:`take`; a background thread compresses and writes it.  The tap never releases the
+with :meth:`take` (the buffer itself, no copy: a spare one takes its place) and a background
+thread compresses and writes it, then gives it back (:meth:`give_back`), so buffers are
+reused rather than allocated, faulted in and freed once per chunk.  The tap never releases the
 GIL, and ``take`` runs with the GIL held, so the two never see a half-written record.
 """
 from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t, uint16_t
 from libc.string cimport memcpy
-from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytearray cimport PyByteArray_AS_STRING
 
 import logging
 
@@ -28,9 +29,9 @@ cdef class FrameTap:
         if handoff <= 0 or handoff > capacity:
             handoff = capacity
         self.handoff = handoff
-        self.buf = <char*>PyMem_Malloc(capacity)
-        if self.buf == NULL:
-            raise MemoryError()
+        self.spare = []
+        self.cur = bytearray(capacity)   # zero-filled: its pages are faulted in now
+        self.buf = PyByteArray_AS_STRING(self.cur)
         self.cap = capacity
         self.len = 0
         self.nrec = 0
@@ -38,9 +39,6 @@ cdef class FrameTap:
         self.records = self.frames = self.bytes = 0
         self.dropped = self.dropped_bytes = self.handoff_errors = 0
         self.on_full = None
-
-    def __dealloc__(self):
-        PyMem_Free(self.buf)
 
     @property
     def capacity(self):
@@ -131,15 +129,22 @@ cdef class FrameTap:
         self.frame(conn, <const char*>&data[0] if n else <const char*>b"", n, recv_ns)
 
     def take(self):
-        """The buffered records as ``(raw bytes, count, first recv_ns, last recv_ns)``, or None
-        when empty; the buffer starts over."""
+        """The buffered records as ``(buffer, length, count, first recv_ns, last recv_ns)``, or
+        None when empty.  The records are ``buffer[:length]``; the tap goes on in a spare buffer
+        (a new one if none was given back).  Pass ``buffer`` to :meth:`give_back` once done."""
         if self.nrec == 0:
             return None
-        out = (PyBytes_FromStringAndSize(self.buf, self.len), self.nrec, self.first_ns,
-               self.last_ns)
+        out = (self.cur, self.len, self.nrec, self.first_ns, self.last_ns)
+        self.cur = self.spare.pop() if self.spare else bytearray(self.cap)
+        self.buf = PyByteArray_AS_STRING(self.cur)
         self.len = 0
         self.nrec = 0
         return out
+
+    def give_back(self, bytearray buffer, Py_ssize_t keep=4):
+        """Return a buffer from :meth:`take` for reuse (at most ``keep`` are kept)."""
+        if len(buffer) == self.cap and len(self.spare) < keep:
+            self.spare.append(buffer)
 
     def stats(self):
         return {"records": self.records, "frames": self.frames, "bytes": self.bytes,

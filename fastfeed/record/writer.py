@@ -68,7 +68,7 @@ class Recorder:
         self,
         out: str | os.PathLike,
         *,
-        chunk_bytes: int = 256 << 10,
+        chunk_bytes: int = 1 << 20,
         max_record: int = 1 << 20,
         chunk_interval: float = 1.0,
         rotate_bytes: int = 256 << 20,
@@ -159,7 +159,7 @@ class Recorder:
             rec = fmt.record_bytes(kind, conn, recv_ns, payload)
             with self._lock:
                 self._enqueue_locked(self.tap.take())
-                self._enqueue_locked((rec, 1, recv_ns, recv_ns))
+                self._enqueue_locked((rec, len(rec), 1, recv_ns, recv_ns))
 
     def _on_full(self) -> None:
         # hot path, once per full buffer
@@ -222,18 +222,24 @@ class Recorder:
     def _write(self, comp, item) -> None:
         if item is None:
             return
-        raw, count, first, last = item
+        buf, n, count, first, last = item
         if self._fd is None or self._should_rotate():
             self._rotate()
-        if comp is None:
-            self._append(fmt.CODEC_NONE, raw, len(raw), count, first, last)
-        else:
-            self._append(fmt.CODEC_ZSTD, comp.compress(raw), len(raw), count, first, last)
+        raw = memoryview(buf)[:n]
+        try:
+            if comp is None:
+                self._append(fmt.CODEC_NONE, raw, n, count, first, last)
+            else:
+                self._append(fmt.CODEC_ZSTD, comp.compress(raw), n, count, first, last)
+        finally:
+            raw.release()
+        if isinstance(buf, bytearray):
+            self.tap.give_back(buf)
 
     def _append(self, codec, data, raw_len, count, first, last) -> None:
         head = fmt.chunk_header(codec, data, raw_len, count, first, last, self._seq)
         self._seq += 1
-        os.write(self._fd, head + data)  # one write: a chunk is never interleaved
+        os.writev(self._fd, (head, data))  # one call: a chunk is never interleaved
         n = len(head) + len(data)
         self._file_size += n
         self._file_chunks += 1
