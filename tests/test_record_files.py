@@ -246,3 +246,19 @@ def test_paced_replay_follows_recorded_times(tmp_path):
     a, b = rp.trades.tail(rp.trades.written), fast.trades.tail(fast.trades.written)
     assert rp.trades.written == fast.trades.written > len(frames) - 5
     assert [f for f in a.dtype.names if not np.array_equal(a[f], b[f], equal_nan=True)] == []
+
+
+def test_cli_replay_and_export(tmp_path, capsys):
+    import json
+
+    pytest.importorskip("pyarrow")
+    from fastfeed.cli import main
+
+    frames = [p for p in corpus_frames() if b"aggTrade" in p][:500]
+    write_recording(tmp_path / "rec", frames)
+    assert main(["replay", str(tmp_path / "rec")]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["messages"] == len(frames) and st["errors"] == [] and st["msgs_per_s"] > 0
+    assert main(["export", str(tmp_path / "rec"), "--out", str(tmp_path / "x")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["trades"] == st["rows"]["trades"] and (tmp_path / "x" / "trades.parquet").exists()
