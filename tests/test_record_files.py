@@ -262,3 +262,13 @@ def test_cli_replay_and_export(tmp_path, capsys):
     assert main(["export", str(tmp_path / "rec"), "--out", str(tmp_path / "x")]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["trades"] == st["rows"]["trades"] and (tmp_path / "x" / "trades.parquet").exists()
+
+
+def test_records_after_close_are_counted_lost(tmp_path):
+    frames = corpus_frames(3000)
+    rec = write_recording(tmp_path, frames[:10], chunk_bytes=8 << 10)
+    for i, p in enumerate(frames):  # the tap is still attached somewhere: nothing is written
+        rec.tap.add_frame(1, p, i)
+    st = rec.stats()
+    assert st["lost_chunks"] > 0 and st["lost_records"] > 0
+    assert good_frames(Recording(tmp_path)) == frames[:10]

@@ -116,6 +116,8 @@ class Recorder:
             "deleted_bytes": 0,
             "queue_full": 0,
             "write_errors": 0,
+            "lost_chunks": 0,
+            "lost_records": 0,
         }
         self.error: BaseException | None = None
 
@@ -168,6 +170,15 @@ class Recorder:
 
     def _enqueue_locked(self, item) -> None:
         if item is None:
+            return
+        if self._thread is None or self.error is not None:
+            # closed, or the writer failed (disk full, ...): count what is lost, keep memory flat
+            self.counters["lost_records"] += item[2]
+            if not self.counters["lost_chunks"]:
+                log.error("recorder: not writing (%s); records are counted as lost", self.error)
+            self.counters["lost_chunks"] += 1
+            if isinstance(item[0], bytearray):
+                self.tap.give_back(item[0])
             return
         self._q.put_nowait(item)
         if self._q.qsize() == self.max_pending:
