@@ -127,8 +127,16 @@ def test_sigkill_mid_write_loses_at_most_the_open_chunk(tmp_path):
     out = tmp_path / "rec"
     cmd = [sys.executable, "-m", "fastfeed.cli", "record", "--sim", "--out", str(out)]
     cmd += ["--chunk-interval", "0.1"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # whichever fastfeed this interpreter imports (the installed wheel in CI), from a
+    # directory where the source tree cannot shadow it
+    import fastfeed
+
+    env = dict(os.environ)
+    if Path(fastfeed.__file__).resolve().parents[1] == ROOT:
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(tmp_path)
+    )
     try:
         assert proc.stdout.readline().startswith(b'{"recording"')
         deadline = time.monotonic() + 30
