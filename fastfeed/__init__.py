@@ -42,6 +42,8 @@ from fastfeed.errors import (
 from fastfeed.feed.config import FeedConfig
 from fastfeed.feed.endpoint import Endpoint, default_ssl_context
 from fastfeed.feed.session import EVENT_DTYPE, BinanceFeed, EventReason
+from fastfeed.record.replay import Replay
+from fastfeed.record.writer import Recorder
 
 __version__ = "0.1.0"
 
@@ -71,7 +73,9 @@ __all__ = [
     "OrderBook",
     "ProtocolError",
     "ReadResult",
+    "Recorder",
     "Reject",
+    "Replay",
     "Ring",
     "RingReader",
     "StartTimeoutError",

@@ -18,6 +18,11 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
     for t in tasks:
         t.cancel()
     for t in tasks:
+        # Python 3.11's wait_for can swallow a cancellation that lands as its inner await
+        # completes (a poll loop then runs on): cancel again until the task is done.
+        while not t.done():
+            await asyncio.wait({t}, timeout=0.1)
+            t.cancel()
         try:
             await t
         except (asyncio.CancelledError, Exception):

@@ -245,6 +245,10 @@ class OrderBook(Service):
             timeout=cfg.timeout,
             max_connections=cfg.workers + (1 if cfg.validate_every else 0),
         )
+        src = getattr(feed, "snapshot_source", None)  # a Replay serves recorded snapshots
+        if src is not None:
+            self.client = src(budget)
+        self.client.recorder = getattr(feed, "recorder", None)
         self.driver = SnapshotDriver(
             self.books,
             self.client,

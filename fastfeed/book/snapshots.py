@@ -289,6 +289,7 @@ class SnapshotClient(Service):
         self.ban_default = ban_default
         self._session: aiohttp.ClientSession | None = None
         self.counters: collections.Counter = collections.Counter()
+        self.recorder = None  # fastfeed.record.Recorder: snapshot bodies are recorded
 
     async def start(self) -> None:
         import aiohttp
@@ -332,6 +333,8 @@ class SnapshotClient(Service):
                     text = (await r.content.read(4096)).decode("utf-8", "replace")
                     raise RateLimited(r.status, ra, text)
                 body = await self._read(r)
+                if self.recorder is not None and r.status == 200:
+                    self.recorder.snapshot(symbol, limit, body)
                 if r.status != 200:
                     raise SnapshotError(
                         f"http {r.status}", body[:300].decode("utf-8", "replace"), r.status

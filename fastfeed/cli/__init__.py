@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 #: Modules whose ``add_parsers(sub)`` builds the subcommands, in ``--help`` order.
-COMMAND_MODULES: list[str] = ["fastfeed.cli.feed", "fastfeed.cli.sim"]
+COMMAND_MODULES: list[str] = ["fastfeed.cli.feed", "fastfeed.cli.sim", "fastfeed.record.cli"]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 EXIT_USAGE = 2

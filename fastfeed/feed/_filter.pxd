@@ -5,6 +5,7 @@ from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t
 from fastfeed.core._decoder cimport (BinanceDecoder, MsgHeader, K_TRADE, K_DEPTH, K_TICKER,
                                      K_PARTIAL)
 from fastfeed.core._ring cimport Ring
+from fastfeed.core._tap cimport FrameTap
 
 # Stream slots (S_*, N_SLOTS) and event reasons (EV_*): the codes of _codes.h.
 from fastfeed.core._codes cimport (EV_CONNECT, EV_DISCONNECT, EV_GAP, EV_PROTOCOL, EV_ROTATE,
@@ -65,6 +66,7 @@ cdef class FeedSink:
     cdef readonly uint64_t unroutable      # messages dropped: symbol id outside the filter's table
     cdef bint dirty                     # rows or markers committed since the hooks last ran
     cdef tuple hooks                    # callables(), run once per socket read with new rows
+    cdef public FrameTap recorder       # fastfeed.record: frames and events copied here, or None
 
     # Decode one payload with ``dec`` (which shares this sink's rings), filter it from its
     # header, commit it if accepted.  Returns T_NONE / T_ACCEPTED / T_DUPLICATE /

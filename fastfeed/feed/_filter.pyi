@@ -7,6 +7,7 @@ import numpy as np
 
 from fastfeed.core._decoder import BinanceDecoder, Buffer
 from fastfeed.core._ring import Ring
+from fastfeed.core._tap import FrameTap
 
 EVENT_DTYPE: np.dtype
 SLOT_NAMES: tuple[str, ...]
@@ -20,6 +21,7 @@ class FeedSink:
     event_unit_ns: int
     accepted_total: int
     unroutable: int
+    recorder: FrameTap | None
     def __init__(self, decoder: BinanceDecoder, events: int = 1024) -> None: ...
     def add_hook(self, hook: Callable[[], Any]) -> None: ...
     def remove_hook(self, hook: Callable[[], Any]) -> None: ...

@@ -90,6 +90,7 @@ cdef class FeedSink:
         self.unroutable = 0
         self.dirty = False
         self.hooks = ()
+        self.recorder = None
 
     def __dealloc__(self):
         PyMem_Free(self.last_id)
@@ -120,6 +121,8 @@ cdef class FeedSink:
         r.reason = reason
         r.slot = slot
         self.events.commit(1)
+        if self.recorder is not None:
+            self.recorder.event(reason, conn, sym, slot, expected, got, now)
         self.dirty = True
 
     cdef void end_read(self, int64_t started) noexcept:

@@ -26,5 +26,6 @@ cdef class FeedListener(WSListener):
     cdef public bint active                # False: drop data (connection being retired)
 
     cdef void _message(self, const char* p, Py_ssize_t n) noexcept
+    cdef void replay_message(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept
     cdef void _fail(self, str why, int code)
     cdef void _name_parser_error(self, WSTransport transport)

@@ -194,8 +194,16 @@ cdef class FeedListener(WSListener):
         self.bytes += <uint64_t>n
         if not self.active:
             return
+        if self.sink.recorder is not None:
+            self.sink.recorder.frame(self.conn_id, p, n, now)
         if self.sink.take(self.decoder, p, n, now, self.conn_id, self.overlap) == T_DUPLICATE:
             self.duplicates += 1
+
+    cdef void replay_message(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept:
+        # fastfeed.record's replay: a recorded message through the live path, at its time
+        self.batch_start = recv_ns
+        self._message(p, n)
+        self.batch_start = 0
 
     # ------------------------------------------------------------------ Python side
     def caught_up(self, uint32_t symbol, int slot):

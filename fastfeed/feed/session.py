@@ -292,7 +292,9 @@ class BinanceFeed(Service):
     ``ssl`` (an ``SSLContext``), which replace those fields of ``endpoint``.  Settings:
     ``config`` (:class:`~fastfeed.FeedConfig`), or its fields as keyword arguments
     (``ping_interval=5``), which replace those of ``config``.  ``on_data`` (callable(feed),
-    called once per wake from an internal task) and ``on_state`` (callable(str, dict)).
+    called once per wake from an internal task), ``on_state`` (callable(str, dict)) and
+    ``record`` (a directory or a :class:`fastfeed.Recorder`: record every message, event and
+    order-book snapshot; see docs/recording-format.md).
     Every argument is checked here: a wrong one raises ``TypeError`` / ``ValueError`` naming
     it.  Entering the feed raises at once on what a retry cannot fix (TLS verification, an
     HTTP 4xx handshake refusal, a refused subscription) and retries network errors until
@@ -313,6 +315,7 @@ class BinanceFeed(Service):
         config: FeedConfig | None = None,
         on_data: Callable[[BinanceFeed], object] | None = None,
         on_state: Callable[[str, dict[str, Any]], object] | None = None,
+        record: Any = None,
         **options: Any,
     ) -> None:
         self.streams = check_streams(streams)
@@ -355,6 +358,9 @@ class BinanceFeed(Service):
         )
         self.sink = FeedSink(self.decoder, cfg.events)
         self.sink.event_unit_ns = 1000 if self.time_unit == "us" else 1_000_000
+        from fastfeed.record import attach  # record=: a directory or a Recorder (or None)
+
+        self.recorder = attach(self, record)
         self._ids = itertools.count(1)
         self._conn_ids = itertools.count(1)
         self._attempts: collections.deque = collections.deque(maxlen=self.attempt_limit)
@@ -457,6 +463,9 @@ class BinanceFeed(Service):
         for c in list(self._conns):
             await c.close()
             self._retire(c)
+        from fastfeed.record import detach
+
+        detach(self)
         if self._event is not None:
             self._event.set()
         self._state("closed")

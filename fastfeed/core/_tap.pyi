@@ -1,0 +1,24 @@
+"""Type stub for the Cython module fastfeed.core._tap."""
+
+from collections.abc import Callable
+from typing import Any
+
+class FrameTap:
+    records: int
+    frames: int
+    bytes: int
+    dropped: int
+    dropped_bytes: int
+    handoff_errors: int
+    on_full: Callable[[], Any] | None
+    capacity: int
+    pending_bytes: int
+    def __init__(self, capacity: int = ..., handoff: int = ...) -> None: ...
+    def put_record(self, kind: int, conn: int, recv_ns: int, data: bytes) -> bool: ...
+    def add_event(
+        self, reason: int, conn: int, symbol: int, slot: int, expected: int, got: int, recv_ns: int
+    ) -> None: ...
+    def add_frame(self, conn: int, data: bytes, recv_ns: int) -> None: ...
+    def take(self) -> tuple[bytearray, int, int, int, int] | None: ...
+    def give_back(self, buffer: bytearray, keep: int = 4) -> None: ...
+    def stats(self) -> dict: ...
