@@ -12,7 +12,7 @@ import pytest
 
 import fastfeed
 from fastfeed.core import _codes
-from fastfeed.feed import _listener, streams
+from fastfeed.feed import _filter, streams
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "fastfeed" / "core"
@@ -117,7 +117,7 @@ def test_public_names_are_the_generated_enums():
     assert fastfeed.Kind is _codes.Kind and fastfeed.Reject is _codes.Reject
     assert fastfeed.EventReason is _codes.EventReason
     assert fastfeed.core._decoder.Kind is _codes.Kind
-    assert _listener.SLOT_NAMES == _codes.SLOT_NAMES == tuple(t for _, _, t in _codes.SLOT_ROWS)
+    assert _filter.SLOT_NAMES == _codes.SLOT_NAMES == tuple(t for _, _, t in _codes.SLOT_ROWS)
     assert (
         streams.S_AGG,
         streams.S_TRADE,
