@@ -419,3 +419,18 @@ def test_untracked_symbols_without_auto_track():
     bs.track(A)
     feed(bs, ev(1, 2), symbol=B)
     assert bs.symbols() == [A] and bs.stats()["untracked_events"] == 1
+
+
+def test_book_log_lines_name_the_symbol(caplog):
+    """A gap is logged with the symbol's name when the owner gave a name table (OrderBook
+    gives the feed's), and with its id otherwise."""
+    named = synced_spot()
+    named.name_of = {A: "BTCUSDT"}.__getitem__
+    plain = synced_spot()
+    with caplog.at_level("INFO", logger="fastfeed.book"):
+        feed(named, ev(105, 110))  # skips 102..104: a gap
+        feed(plain, ev(105, 110))
+    gaps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("book GAP")]
+    assert len(gaps) == 2, gaps
+    assert "BTCUSDT" in gaps[0] and f"id {A}" not in gaps[0]
+    assert f"id {A}" in gaps[1]

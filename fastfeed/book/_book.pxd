@@ -142,6 +142,7 @@ cdef class BookSet:
     cdef readonly Ring tops
     cdef readonly Ring events
     cdef object _logger
+    cdef public object name_of          # callable(symbol id) -> name, for log lines; or None
     # event in progress (rows of one event may span two batches)
     cdef bint in_event
     cdef bint skip_to_event_end

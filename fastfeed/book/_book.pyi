@@ -1,5 +1,5 @@
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Any, Literal, NamedTuple
 
@@ -75,6 +75,7 @@ class BookSet:
     def malformed_events(self) -> int: ...
     @property
     def lost_rows(self) -> int: ...
+    name_of: Callable[[int], str] | None
     # The constructor is Cython's __cinit__ (tp_new), so the stub names __new__.
     def __new__(
         cls,

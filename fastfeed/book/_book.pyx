@@ -403,7 +403,8 @@ cdef class BookSet:
     * ``resync_on_stale``: treat an event older than a valid book as a fault (resync)
       instead of ignoring it as Binance's procedure says.
     * ``logger``: a ``logging.Logger`` or its name for the book events (default
-      ``"fastfeed.book"``).
+      ``"fastfeed.book"``).  Log lines name a symbol through ``name_of`` (a callable from
+      symbol id to name; :class:`~fastfeed.OrderBook` sets the feed's) or else by its id.
     """
 
     def __cinit__(self, str market="spot", Py_ssize_t max_levels=5000,
@@ -431,6 +432,7 @@ cdef class BookSet:
         if logger is None or isinstance(logger, str):
             logger = logging.getLogger(logger or "fastfeed.book")
         self._logger = logger
+        self.name_of = None
         self.books = <Book**>PyMem_Malloc(max_symbols * sizeof(Book*))
         self.queue = <uint32_t*>PyMem_Malloc(max_symbols * sizeof(uint32_t))
         if self.books == NULL or self.queue == NULL:
@@ -808,8 +810,10 @@ cdef class BookSet:
     cdef void _log(self, EventRow* e) noexcept:
         level = _LOG_LEVEL.get(e.code, logging.INFO)
         if self._logger.isEnabledFor(level):
-            self._logger.log(level, "book %s symbol %d: %s U=%d u=%d pu=%d book_id=%d",
-                             Event(e.code).name, e.symbol,
+            # Symbols by name where the owner gave a table (OrderBook does), else by id.
+            sym = self.name_of(e.symbol) if self.name_of is not None else f"id {e.symbol}"
+            self._logger.log(level, "book %s %s: %s U=%d u=%d pu=%d book_id=%d",
+                             Event(e.code).name, sym,
                              Event(e.reason).name if e.code == EV_RESYNC else "",
                              e.first_id, e.last_id, e.prev_last_id, e.book_id)
 

@@ -224,6 +224,7 @@ class OrderBook(Service):
             resync_on_stale=cfg.resync_on_stale,
         )
         dec = feed.decoder
+        self.books.name_of = dec.symbol  # book log lines name symbols
         self._ids = {name: dec.symbols.id(name) for name in self.symbols}
         for i in self._ids.values():
             self.books.track(i)
@@ -452,6 +453,7 @@ class OrderBook(Service):
             auto_track=False,
             logger=_vlog,
         )
+        shadow.name_of = self.books.name_of
         shadow.track(sym)
         try:
             shadow.apply_snapshot(sym, snap.last_update_id, snap.bids, snap.asks, snap.limit)
