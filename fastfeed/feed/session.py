@@ -36,7 +36,6 @@ from picows import (
 from fastfeed._aio import Backoff, Service, cancel_and_wait
 from fastfeed.core._codes import EventReason
 from fastfeed.core._decoder import BinanceDecoder
-from fastfeed.core._ring import Ring
 from fastfeed.errors import (
     ConnectError,
     FeedError,
@@ -49,6 +48,7 @@ from fastfeed.feed._filter import EVENT_DTYPE, FeedSink, latency_bucket_bounds
 from fastfeed.feed._listener import FeedListener
 from fastfeed.feed.config import FeedConfig, with_options
 from fastfeed.feed.endpoint import Endpoint, Market
+from fastfeed.feed.rings import FeedRings
 from fastfeed.feed.streams import (
     check_streams,
     stream_slot,
@@ -274,7 +274,7 @@ class _Route:
         self.rotating = False
 
 
-class BinanceFeed(Service):
+class BinanceFeed(Service, FeedRings):
     """Binance market streams into numpy rings: ``async with BinanceFeed(streams) as feed``.
 
     Rings: ``feed.trades``, ``feed.depth``, ``feed.tickers``, ``feed.partial`` (the shared
@@ -380,27 +380,6 @@ class BinanceFeed(Service):
         self._up = False  # every route was up once: from then on every error is retried
         self._started = 0.0
 
-    # ------------------------------------------------------------------ rings
-    @property
-    def trades(self) -> Ring:
-        return self.decoder.trades
-
-    @property
-    def depth(self) -> Ring:
-        return self.decoder.depth
-
-    @property
-    def tickers(self) -> Ring:
-        return self.decoder.tickers
-
-    @property
-    def partial(self) -> Ring:
-        return self.decoder.partial
-
-    @property
-    def events(self) -> Ring:
-        return self.sink.events
-
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Start the route supervisors and wait until every route is subscribed."""
@@ -484,16 +463,6 @@ class BinanceFeed(Service):
         if self._fatal is not None:
             raise self._fatal
 
-    def add_hook(self, hook: Callable[[], Any]) -> None:
-        """Call ``hook()`` once per socket read that delivered rows or markers, on the event
-        loop, right after the read (before any task runs).  Keep it short: set an event, or
-        read the rings by cursor.  An exception is logged and does not stop the feed."""
-        self.sink.add_hook(hook)
-
-    def remove_hook(self, hook: Callable[[], Any]) -> None:
-        """Stop calling ``hook`` (no error if it was not added)."""
-        self.sink.remove_hook(hook)
-
     def __aiter__(self) -> BinanceFeed:
         return self
 
@@ -505,14 +474,6 @@ class BinanceFeed(Service):
                 raise StopAsyncIteration from None
             raise
         return self
-
-    async def _data_loop(self) -> None:
-        while True:
-            await self.wait()
-            try:
-                self.on_data(self)
-            except Exception:
-                log.exception("on_data callback failed")
 
     # ------------------------------------------------------------------ live subscriptions
     async def subscribe(self, streams: str | Sequence[str]) -> None:

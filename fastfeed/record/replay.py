@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 from fastfeed._aio import Service, cancel_and_wait
@@ -25,6 +24,7 @@ from fastfeed.errors import FeedError
 from fastfeed.feed._filter import FeedSink
 from fastfeed.feed._listener import FeedListener
 from fastfeed.feed.endpoint import Endpoint
+from fastfeed.feed.rings import FeedRings
 from fastfeed.record import _replay
 from fastfeed.record import format as fmt
 from fastfeed.record.reader import Recording
@@ -71,7 +71,7 @@ class RecordedSnapshots:
         return Snapshot(symbol, int(doc["lastUpdateId"]), doc["bids"], doc["asks"], limit, t, t)
 
 
-class Replay(Service):
+class Replay(Service, FeedRings):
     """A recording with a live feed's interface: ``async with Replay(path) as feed``.
 
     ``speed``: None (or 0) plays as fast as possible; a number paces on the recorded receive
@@ -136,27 +136,6 @@ class Replay(Service):
         self._tasks: list[asyncio.Task] = []
         self._closing = False
         self._elapsed = 0.0
-
-    # ------------------------------------------------------------------ feed interface
-    @property
-    def trades(self):
-        return self.decoder.trades
-
-    @property
-    def depth(self):
-        return self.decoder.depth
-
-    @property
-    def tickers(self):
-        return self.decoder.tickers
-
-    @property
-    def partial(self):
-        return self.decoder.partial
-
-    @property
-    def events(self):
-        return self.sink.events
 
     def snapshot_source(self, budget=None) -> RecordedSnapshots:
         """What ``OrderBook(replay)`` fetches snapshots from."""
@@ -313,14 +292,6 @@ class Replay(Service):
         await self._event.wait()
         self._event.clear()
 
-    def add_hook(self, hook: Callable[[], Any]) -> None:
-        """As :meth:`BinanceFeed.add_hook`: ``hook()`` runs once per played batch with new rows."""
-        self.sink.add_hook(hook)
-
-    def remove_hook(self, hook: Callable[[], Any]) -> None:
-        """Stop calling ``hook`` (no error if it was not added)."""
-        self.sink.remove_hook(hook)
-
     def __aiter__(self):
         return self
 
@@ -335,14 +306,6 @@ class Replay(Service):
         """Wait until the whole recording has been played."""
         if self._task is not None:
             await asyncio.shield(self._task)
-
-    async def _data_loop(self) -> None:
-        while True:
-            await self.wait()
-            try:
-                self.on_data(self)
-            except Exception:
-                log.exception("on_data callback failed")
 
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict:
