@@ -4,7 +4,9 @@ Every ``fastfeed/**/*.pyx`` becomes an extension of the same dotted name, so add
 module needs no edit here.  ``FASTFEED_ANNOTATE=1`` writes ``cython -a`` HTML next to
 each source; ``FASTFEED_DEBUG=1`` builds without optimisation; ``FASTFEED_NO_SIMD=1`` builds
 the portable decoder (no SSE2: what non-x86 wheels run), which ``scripts/check_portable.sh``
-tests on x86-64.
+tests on x86-64.  ``FASTFEED_SANITIZE=1`` builds with AddressSanitizer and UBSan (any UB aborts),
+plus libFuzzer coverage (``fuzzer-no-link``) when the compiler is clang: the build
+``scripts/fuzz.sh`` makes in a scratch copy; never ship it.
 """
 
 import os
@@ -26,6 +28,15 @@ if sys.platform == "win32":
 else:
     compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
     compile_args += ["-fno-strict-aliasing", "-Wno-unused-function"]
+link_args = []
+if os.environ.get("FASTFEED_SANITIZE") == "1":
+    # The runtime is not linked in: the process preloads it (atheris's asan_with_fuzzer.so
+    # under clang, which also carries UBSan's handlers; libasan under gcc).
+    cc = os.environ.get("CC", "")
+    san = "address,undefined" + (",fuzzer-no-link" if "clang" in cc else "")
+    flags = [f"-fsanitize={san}", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+    compile_args += ["-O1", "-g", *flags]
+    link_args += flags
 
 
 def extensions():
@@ -39,6 +50,7 @@ def extensions():
                 include_dirs=[numpy.get_include(), str(HERE / "fastfeed" / "core")],
                 define_macros=MACROS,
                 extra_compile_args=compile_args,
+                extra_link_args=link_args,
             )
         )
     return exts

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs every atheris harness in fuzz/ for a bounded time under AddressSanitizer and UBSan, on
+# a sanitized build of a scratch copy (FASTFEED_SANITIZE=1; the worktree's own build is never
+# touched), seeded from ../shared/corpus at run time.  Fails on any finding: a crash, a
+# sanitizer report or a broken invariant.  Crash inputs are kept in $FUZZ_OUT (default
+# build/fuzz/ in the repository); replay one with
+#     FUZZ_REPLAY=1 python fuzz/fuzz_<harness>.py build/fuzz/<harness>-crash-...
+# and turn it into a case of tests/test_fuzz_regressions.py.
+#
+#   FUZZ_SECONDS=60 (per harness)  FUZZ_HARNESSES="decoder book listener"  PYTHON=python
+#
+# With clang the C code carries libFuzzer coverage (-fsanitize=fuzzer-no-link) and runs with
+# atheris's ASan+libFuzzer runtime preloaded (it holds UBSan's handlers too).  Without clang
+# it falls back to gcc's ASan+UBSan with libasan preloaded: the sanitizers still check every
+# input, but the fuzzer sees Python-level coverage only (said in the output).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+py="${PYTHON:-python}"
+secs="${FUZZ_SECONDS:-60}"
+harnesses="${FUZZ_HARNESSES:-decoder book listener}"
+out="${FUZZ_OUT:-$repo/build/fuzz}"
+work="$(mktemp -d /tmp/fastfeed-fuzz.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+
+"$py" -c "import atheris" 2>/dev/null || { echo "fuzz: atheris missing (pip install '.[fuzz]')" >&2; exit 1; }
+atheris_dir="$("$py" -c "import atheris; print(atheris.path())")"
+
+cp -r "$repo/fastfeed" "$repo/fuzz" "$repo/tests" "$repo/setup.py" "$repo/pyproject.toml" "$repo/README.md" "$work/"
+find "$work/fastfeed" \( -name '*.so' -o -name '*.pyd' -o -name '*.c' -o -name '*.html' \) -delete
+if command -v clang >/dev/null; then
+    coverage="C (libFuzzer, clang) + Python"
+    preload="$atheris_dir/asan_with_fuzzer.so"
+    (cd "$work" && CC=clang LDSHARED="clang -shared" FASTFEED_SANITIZE=1 "$py" setup.py -q build_ext --inplace >"$work/build.log" 2>&1) \
+        || { tail -40 "$work/build.log"; exit 1; }
+else
+    coverage="Python only (no clang: gcc ASan+UBSan, C code not coverage-guided)"
+    preload="$(gcc -print-file-name=libasan.so)"
+    (cd "$work" && FASTFEED_SANITIZE=1 "$py" setup.py -q build_ext --inplace >"$work/build.log" 2>&1) \
+        || { tail -40 "$work/build.log"; exit 1; }
+fi
+echo "fuzz: sanitized build in $work; coverage: $coverage; $secs s per harness"
+
+export FASTFEED_CORPUS="${FASTFEED_CORPUS:-$repo/../shared/corpus/binance}"
+"$py" "$work/fuzz/seeds.py" "$work/seeds"
+
+mkdir -p "$out"
+failed=0
+summary=""
+for h in $harnesses; do
+    mkdir -p "$work/corpus/$h"
+    log="$work/$h.log"
+    set +e
+    (cd "$work" && LD_PRELOAD="$preload" PYTHONPATH="$work" PYTHONMALLOC=malloc \
+        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:symbolize=1" \
+        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+        "$py" "fuzz/fuzz_$h.py" -max_total_time="$secs" -max_len=4096 -timeout=30 \
+        -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$out/$h-" \
+        "$work/corpus/$h" "$work/seeds/$h") >"$log" 2>&1
+    rc=$?
+    set -e
+    execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)"
+    cov="$(grep -o 'cov: [0-9]*' "$log" | tail -1 || true)"
+    line="fuzz $h: ${execs:-?} inputs executed, ${cov:-cov: ?}, corpus $(ls "$work/corpus/$h" | wc -l) files"
+    if [ "$rc" -ne 0 ]; then
+        failed=$((failed + 1))
+        line="$line: FINDING (exit $rc), input kept in $out/"
+        echo "---- $h log (tail) ----"
+        tail -60 "$log"
+    else
+        line="$line: no findings"
+    fi
+    echo "$line"
+    summary="$summary$line"$'\n'
+done
+printf '%s' "$summary"
+if [ "$failed" -ne 0 ]; then
+    echo "fuzz: $failed harness(es) found a problem" >&2
+    exit 1
+fi
