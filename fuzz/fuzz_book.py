@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Reader, instrumented, run  # noqa: E402
+from _common import Reader, instrumented, run
 
 with instrumented():
     from fastfeed import DEPTH_DTYPE, BookSet, BookState
@@ -91,8 +91,8 @@ def check(book: BookSet, sym: int, cap: int) -> None:
         assert (q > 0).all(), f"{name}: a held level with qty <= 0: {q}"
         assert (np.diff(p) * sign > 0).all(), f"{name} not strictly ordered best first: {p}"
     bb, bq, ba, aq = book.best_fp(sym)
-    assert bb == (int(bid_p[0]) if len(bid_p) else None), (bb, bid_p[:1])
-    assert ba == (int(ask_p[0]) if len(ask_p) else None), (ba, ask_p[:1])
+    assert (bb, bq) == ((int(bid_p[0]), int(bid_q[0])) if len(bid_p) else (None, None))
+    assert (ba, aq) == ((int(ask_p[0]), int(ask_q[0])) if len(ask_p) else (None, None))
     if book.state(sym) == BookState.VALID and len(bid_p) and len(ask_p):
         assert bid_p[0] < ask_p[0], f"VALID book crossed: bid {bid_p[0]} >= ask {ask_p[0]}"
     for k, v in book.stats(sym).items():

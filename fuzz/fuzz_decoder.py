@@ -23,12 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _common import instrumented, run  # noqa: E402
+from _common import instrumented, run
 
 with instrumented():
     from fastfeed import BinanceDecoder, Kind
 
-from reference import reference_decode, rows_match  # noqa: E402
+from reference import reference_decode, rows_match
 
 RINGS = ("trades", "depth", "tickers", "partial")
 # Small rings and tables (a decoder per input must be cheap), yet larger than any count a

@@ -24,10 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Reader, instrumented, run  # noqa: E402
-
-from picows import WSMsgType  # noqa: E402
-from picows.picows import _make_test_ws_frame  # noqa: E402
+from _common import Reader, instrumented, run
+from picows import WSMsgType
+from picows.picows import _make_test_ws_frame
 
 with instrumented():
     from fastfeed import BinanceDecoder, EventReason

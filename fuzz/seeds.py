@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import corpus_dir, varint  # noqa: E402
+from _common import corpus_dir, varint
 
 
 def _lines(path: Path, k: int) -> list[bytes]:
@@ -71,7 +71,7 @@ def book_seeds(corpus: Path, k: int):
         tick = 10**6  # 0.01 in fixed point: BTCUSDT's tick
         mid = _fp(snap["bids"][0][0])
 
-        def level(side, p, q):
+        def level(side, p, q, mid=mid, tick=tick):
             off = max(-32768, min(32767, (_fp(p) - mid) // tick))
             qty = min(65535, _fp(q) // 10**5)  # 0.001 units
             return bytes([side]) + (off & 0xFFFF).to_bytes(2, "little") + qty.to_bytes(2, "little")
@@ -98,8 +98,13 @@ def book_seeds(corpus: Path, k: int):
 def listener_seeds(corpus: Path, k: int):
     """Frame programs (see fuzz_listener.py): combined payloads as whole TEXT frames, and the
     same split into fragments."""
-    names = ("spot_aggTrade_combined", "spot_depthUpdate_combined", "futures_trade_combined",
-             "spot_bookTicker_combined", "futures_partialDepth_combined")
+    names = (
+        "spot_aggTrade_combined",
+        "spot_depthUpdate_combined",
+        "futures_trade_combined",
+        "spot_bookTicker_combined",
+        "futures_partialDepth_combined",
+    )
     for name in names:
         path = corpus / f"{name}.jsonl"
         if not path.exists():
@@ -125,8 +130,11 @@ def main() -> None:
     corpus = corpus_dir()
     if not corpus.is_dir():
         sys.exit(f"corpus not found: {corpus} (set FASTFEED_CORPUS)")
-    for name, gen in (("decoder", decoder_seeds), ("book", book_seeds),
-                      ("listener", listener_seeds)):
+    for name, gen in (
+        ("decoder", decoder_seeds),
+        ("book", book_seeds),
+        ("listener", listener_seeds),
+    ):
         n = _write(a.out / name, gen(corpus, a.per_file))
         print(f"{name}: {n} seeds")
 
