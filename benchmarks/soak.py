@@ -66,7 +66,7 @@ FAST = dict(
     rotation_timeout=5.0,
     ack_timeout=5.0,
 )
-EVENTS = ("reset", "close1001", "reset", "rotate", "close1011")
+EVENTS = ("reset", "close1001", "close1011", "rotate")
 MINOR = ("malformed", "fragment", "gap", "duplicate")
 FIELDS = (
     "t",
@@ -122,6 +122,14 @@ class Soak:
         self.phase = "start"
         self.t0 = time.monotonic()
         self.feed: BinanceFeed | None = None
+        self.script = args.script.split(",")
+        unknown = set(self.script) - set(EVENTS)
+        if unknown:
+            raise SystemExit(f"soak: unknown event(s) {sorted(unknown)}; known: {EVENTS}")
+        self.minor_script = [m for m in args.minor.split(",") if m]
+        unknown = set(self.minor_script) - set(MINOR)
+        if unknown:
+            raise SystemExit(f"soak: unknown minor fault(s) {sorted(unknown)}; known: {MINOR}")
         self.counts = {k: 0 for k in EVENTS + MINOR}
         self.event_seconds: list[float] = []
 
@@ -176,7 +184,7 @@ class Soak:
             await asyncio.sleep(0.01)
 
     async def event(self, sim, k: int) -> None:
-        kind = EVENTS[k % len(EVENTS)]
+        kind = self.script[k % len(self.script)]
         self.counts[kind] += 1
         t = time.monotonic()
         await self._event(sim, k, kind)
@@ -204,7 +212,9 @@ class Soak:
         await self.one_connection(sim)
 
     async def minor(self, sim, k: int) -> None:
-        kind = MINOR[k % len(MINOR)]
+        if not self.minor_script:
+            return
+        kind = self.minor_script[k % len(self.minor_script)]
         self.counts[kind] += 1
         if kind == "malformed":
             await sim.call("faults.malformed")
@@ -376,6 +386,16 @@ def main(argv=None) -> int:
         type=float,
         default=50.0,
         help="simulator live market actions/s (live data lets a rotation's new connection catch up)",
+    )
+    ap.add_argument(
+        "--script",
+        default="reset,close1001,reset,rotate,close1011",
+        help=f"connection events, in a cycle (of: {', '.join(EVENTS)})",
+    )
+    ap.add_argument(
+        "--minor",
+        default=",".join(MINOR),
+        help=f"minor faults, one per chunk in a cycle (of: {', '.join(MINOR)}; empty: none)",
     )
     ap.add_argument("--interval", type=float, default=1.0, help="sampling interval, seconds")
     ap.add_argument("--rss-limit-mb", type=float, default=2.0)
