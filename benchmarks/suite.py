@@ -45,7 +45,7 @@ STEPS = ("decode", "book", "e2e", "paced", "replay", "soak")
 FULL = dict(
     decode=["--repeat", "5", "--min-seconds", "0.2", "--level-sweep"],
     book=["--repeat", "5"],
-    e2e=["--n", "1000000", "--repeat", "3", "--paced", "0"],
+    e2e=["--n", "500000", "--repeat", "3", "--paced", "0"],
     paced_rates=(1000, 5000, 20000),
     paced_n=20000,
     soak_messages=10_000_000,
@@ -176,6 +176,20 @@ def step_replay(cfg, a) -> dict:
 
 
 def step_soak(cfg, a) -> dict:
+    if a.soak_from:
+        # an earlier soak's output directory (soak.json/.csv/.png): the soak takes long
+        # enough that re-running it to redraw the other charts is waste; its JSON keeps its
+        # own command and date
+        src = Path(a.soak_from)
+        a.charts.mkdir(parents=True, exist_ok=True)
+        for name in ("soak.png", "soak.csv"):
+            if (src / name).exists():
+                shutil.copy(src / name, a.charts / name)
+        summary = json.loads((src / "soak.json").read_text())
+        summary["imported_from"] = str(src)
+        if not summary.get("passed", False):
+            summary["error"] = "soak failed: " + "; ".join(summary.get("failures", []))
+        return summary
     messages = a.soak_messages or cfg["soak_messages"]
     events = a.soak_events or cfg["soak_events"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -192,11 +206,13 @@ def step_soak(cfg, a) -> dict:
         print("  $ " + " ".join(cmd[1:]), flush=True)
         p = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, timeout=a.soak_timeout)
         sys.stdout.write(p.stdout[-3000:])
+        if not (Path(tmp) / "soak.json").exists():
+            raise RuntimeError(f"soak.py exited {p.returncode}: {p.stderr[-2000:]}")
         summary = json.loads((Path(tmp) / "soak.json").read_text())
         if (Path(tmp) / "soak.png").exists():
             a.charts.mkdir(parents=True, exist_ok=True)
             shutil.copy(Path(tmp) / "soak.png", a.charts / "soak.png")
-        shutil.copy(Path(tmp) / "soak.csv", a.charts / "soak.csv")
+            shutil.copy(Path(tmp) / "soak.csv", a.charts / "soak.csv")
     if p.returncode != 0:
         summary["error"] = (
             "soak failed: " + "; ".join(summary.get("failures", [])) or p.stderr[-500:]
@@ -386,6 +402,9 @@ def main(argv=None) -> int:
     ap.add_argument("--charts", type=Path, default=None, help="chart directory (default: --out's)")
     ap.add_argument("--soak-messages", type=int, default=0, help="override the soak's size")
     ap.add_argument("--soak-events", type=int, default=0, help="override the soak's events")
+    ap.add_argument(
+        "--soak-from", help="take the soak step from an earlier soak.py --out DIR instead"
+    )
     ap.add_argument("--timeout", type=float, default=3600, help="per benchmark step, seconds")
     ap.add_argument("--soak-timeout", type=float, default=4 * 3600)
     ap.add_argument("--redraw", action="store_true", help="only redraw the charts from --out")

@@ -42,6 +42,7 @@ BASE = 5_000_000_000_000  # 50,000.00 at 1e8
 TICK = 1_000_000  # 0.01
 LOT = 100_000  # 0.001
 CAPS = (4, 20, 200, 5000)
+ID_MAX = 2**62
 
 
 LEVEL = np.dtype([("side", "u1"), ("off", "<i2"), ("qty", "<u2")])
@@ -130,7 +131,7 @@ def one_input(data: bytes) -> None:
         kind = op & 7
         if kind == 0:
             flush()
-            lid = r.varint()
+            lid = min(r.varint(), ID_MAX)
             lv = _levels(r, r.u8() & 0x3F)
             bids = np.ascontiguousarray(lv[lv[:, 0] == 0, 1:])
             asks = np.ascontiguousarray(lv[lv[:, 0] == 1, 1:])
@@ -139,8 +140,9 @@ def one_input(data: bytes) -> None:
             except ValueError:
                 pass  # a malformed snapshot (qty 0, duplicate prices) is refused by name
         elif kind in (1, 5, 6):
-            U = max(0, last_u[sym] + r.varint() - 1000)
-            u = U + (r.varint() & 0xFFFF)
+            # ids stay inside int64 (the rows' type) however the varints add up
+            U = min(max(0, last_u[sym] + r.varint() - 1000), ID_MAX)
+            u = min(U + (r.varint() & 0xFFFF), ID_MAX)
             m = r.u8()
             pu = last_u[sym] if m & 1 else last_u[sym] + (m >> 1) - 64
             lv = _levels(r, r.u8() & 0x3F)

@@ -5,7 +5,8 @@
 # sanitizer report or a broken invariant.  Crash inputs are kept in $FUZZ_OUT (default
 # build/fuzz/ in the repository); replay one with
 #     FUZZ_REPLAY=1 python fuzz/fuzz_<harness>.py build/fuzz/<harness>-crash-...
-# and turn it into a case of tests/test_fuzz_regressions.py.
+# and, once fixed, keep it as fuzz/regressions/<harness>-<what it found>: every file there is
+# replayed by tests/test_fuzz_harnesses.py (and seeds the fuzzer here).
 #
 #   FUZZ_SECONDS=60 (per harness)  FUZZ_HARNESSES="decoder book listener"  PYTHON=python
 #
@@ -43,6 +44,12 @@ echo "fuzz: sanitized build in $work; coverage: $coverage; $secs s per harness"
 export FASTFEED_CORPUS="${FASTFEED_CORPUS:-$repo/../shared/corpus/binance}"
 "$py" "$work/fuzz/seeds.py" "$work/seeds"
 
+for f in "$work"/fuzz/regressions/*; do  # past findings seed their harness
+    [ -e "$f" ] || continue
+    h="$(basename "$f")"; h="${h%%-*}"
+    mkdir -p "$work/seeds/$h" && cp "$f" "$work/seeds/$h/"
+done
+
 mkdir -p "$out"
 failed=0
 summary=""
@@ -72,6 +79,7 @@ for h in $harnesses; do
     echo "$line"
     summary="$summary$line"$'\n'
 done
+echo "fuzz summary (ASan+UBSan, $secs s each):"
 printf '%s' "$summary"
 if [ "$failed" -ne 0 ]; then
     echo "fuzz: $failed harness(es) found a problem" >&2
