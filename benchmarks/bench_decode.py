@@ -187,7 +187,7 @@ def run(corpus, repeat, min_seconds, keep=False):
         n = len(lines)
         dec = fastfeed.BinanceDecoder()
         c = {
-            "fastfeed C-level": lambda: dec.decode_lines(buf),
+            "fastfeed C-level": lambda dec=dec, buf=buf: dec.decode_lines(buf),
             "fastfeed decode()": drop_each(dec.decode, lines),
         }
         # Peers parse and drop one message at a time, as a feed loop does (decision 0005):
@@ -197,7 +197,9 @@ def run(corpus, repeat, min_seconds, keep=False):
             c["orjson.loads"] = drop_each(orjson.loads, lines, keep)
         if label in ms:
             d, fields = ms[label]
-            c["msgspec Struct"] = drop_each(lambda l: fields(d.decode(l)), lines, keep)
+            c["msgspec Struct"] = drop_each(
+                lambda l, fields=fields, d=d: fields(d.decode(l)), lines, keep
+            )
         if simdjson:
             parser = simdjson.Parser()
             keys = {
@@ -208,7 +210,7 @@ def run(corpus, repeat, min_seconds, keep=False):
 
             combined = label.endswith("combined")
 
-            def sj():
+            def sj(lines=lines, parser=parser, combined=combined, keys=keys):
                 for l in lines:
                     doc = parser.parse(l)
                     body = doc["data"] if combined else doc
@@ -250,7 +252,7 @@ def print_table(results):
     for r in results:
         c, p = r["fastfeed C-level"], r["fastfeed decode()"]
 
-        def ratio(k, base):
+        def ratio(k, base, r=r):
             return f"{r[k] / base:.1f}x" if k in r else "-"
 
         print(
@@ -289,7 +291,7 @@ def level_sweep(corpus, repeat, min_seconds, counts=(0, 2, 6, 20, 60)):
         lines = [depth_with_levels(template, k, rng) for _ in range(2000)]
         buf = b"\n".join(lines)
         dec = fastfeed.BinanceDecoder()
-        c = {"ff": lambda: dec.decode_lines(buf)}
+        c = {"ff": lambda dec=dec, buf=buf: dec.decode_lines(buf)}
         if orjson:
             c["orjson"] = drop_each(orjson.loads, lines)
         r = best_cpu_interleaved(c, len(lines), repeat, min_seconds)

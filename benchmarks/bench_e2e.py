@@ -90,7 +90,7 @@ async def _picows(url, info, n, factory):
     from picows import ws_connect
 
     done = asyncio.get_running_loop().create_future()
-    tr, lis = await ws_connect(
+    tr, _ = await ws_connect(
         lambda: factory(n, done), url, ssl_context=ctx(info), max_frame_size=1 << 20
     )
     t0, c0 = time.perf_counter(), time.process_time()

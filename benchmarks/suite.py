@@ -408,6 +408,11 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=3600, help="per benchmark step, seconds")
     ap.add_argument("--soak-timeout", type=float, default=4 * 3600)
     ap.add_argument("--redraw", action="store_true", help="only redraw the charts from --out")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other steps' figures already in --out (each step records its date)",
+    )
     a = ap.parse_args(argv)
     a.charts = a.charts or a.out.parent
     if importlib.util.find_spec("matplotlib") is None:
@@ -421,7 +426,8 @@ def main(argv=None) -> int:
     if unknown:
         sys.exit(f"fastfeed bench: unknown step(s) {unknown}; known: {', '.join(STEPS)}")
     cfg = QUICK if a.quick else FULL
-    command = "fastfeed bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    prog = os.environ.get("FASTFEED_BENCH_PROG", "python benchmarks/suite.py")
+    command = prog + " " + " ".join(sys.argv[1:] if argv is None else argv)
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": command.strip(),
@@ -429,8 +435,14 @@ def main(argv=None) -> int:
         "sizes": "quick" if a.quick else "full",
         "results": {},
         "seconds": {},
+        "step_dates": {},
+        "step_commands": {},
         "failed": {},
     }
+    if a.merge and a.out.exists():
+        old = json.loads(a.out.read_text())
+        for key in ("results", "seconds", "step_dates", "step_commands", "failed"):
+            report[key] = {k: v for k, v in old.get(key, {}).items() if k not in steps}
     print(f"fastfeed bench on {machine_line(report['machine'])}: {', '.join(steps)}", flush=True)
     for s in steps:
         print(f"\n== {s}", flush=True)
@@ -441,6 +453,8 @@ def main(argv=None) -> int:
             r = {"error": f"{type(e).__name__}: {e}"}
         report["results"][s] = r
         report["seconds"][s] = round(time.monotonic() - t, 1)
+        report["step_dates"][s] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        report["step_commands"][s] = report["command"]
         if "skipped" in r:
             print(f"{s}: skipped: {r['skipped']}")
         if "error" in r:

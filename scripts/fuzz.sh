@@ -9,6 +9,7 @@
 # replayed by tests/test_fuzz_harnesses.py (and seeds the fuzzer here).
 #
 #   FUZZ_SECONDS=60 (per harness)  FUZZ_HARNESSES="decoder book listener"  PYTHON=python
+#   FUZZ_COMPILER=clang|gcc (default: clang when installed)
 #
 # With clang the C code carries libFuzzer coverage (-fsanitize=fuzzer-no-link) and runs with
 # atheris's ASan+libFuzzer runtime preloaded (it holds UBSan's handlers too).  Without clang
@@ -28,7 +29,8 @@ atheris_dir="$("$py" -c "import atheris; print(atheris.path())")"
 
 cp -r "$repo/fastfeed" "$repo/fuzz" "$repo/tests" "$repo/setup.py" "$repo/pyproject.toml" "$repo/README.md" "$work/"
 find "$work/fastfeed" \( -name '*.so' -o -name '*.pyd' -o -name '*.c' -o -name '*.html' \) -delete
-if command -v clang >/dev/null; then
+compiler="${FUZZ_COMPILER:-$(command -v clang >/dev/null && echo clang || echo gcc)}"
+if [ "$compiler" = clang ]; then
     coverage="C (libFuzzer, clang) + Python"
     preload="$atheris_dir/asan_with_fuzzer.so"
     (cd "$work" && CC=clang LDSHARED="clang -shared" FASTFEED_SANITIZE=1 "$py" setup.py -q build_ext --inplace >"$work/build.log" 2>&1) \
