@@ -242,7 +242,9 @@ def _plt():
     return plt
 
 
-def _footer(fig, report: dict) -> None:
+def _save(plt, fig, report: dict, path: Path, top: float = 1.0) -> bool:
+    """Lays out, signs (date, machine, command along the bottom) and writes a chart."""
+    fig.tight_layout(rect=(0, 0.03, 1, top))
     fig.text(
         0.01,
         0.005,
@@ -250,6 +252,22 @@ def _footer(fig, report: dict) -> None:
         fontsize=6.5,
         color="0.35",
     )
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _grouped(ax, groups: list[str], series: list[str], value, fmt: str | None) -> None:
+    """One bar per (group, series), side by side within a group; ``value(i, name)``."""
+    width = 0.8 / max(1, len(series))
+    for j, name in enumerate(series):
+        xs = [i + j * width for i in range(len(groups))]
+        bars = ax.bar(xs, [value(i, name) for i in range(len(groups))], width, label=name)
+        if fmt:
+            ax.bar_label(bars, fmt=fmt, fontsize=6.5)
+    ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(groups))])
+    ax.set_xticklabels(groups, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
 
 
 def chart_cpu(report: dict, path: Path) -> bool:
@@ -274,11 +292,7 @@ def chart_cpu(report: dict, path: Path) -> bool:
     )
     ax.set_xlim(0, max(vals) * 1.2)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    _footer(fig, report)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, report, path)
 
 
 def chart_latency(report: dict, path: Path) -> bool:
@@ -289,44 +303,37 @@ def chart_latency(report: dict, path: Path) -> bool:
     rates = sorted(paced, key=float)
     clients = sorted({c for r in rates for c in paced[r]})
     pcts = (("p50_us", "p50"), ("p99_us", "p99"), ("p99.9_us", "p99.9"))
-    fig, axes = plt.subplots(1, len(pcts), figsize=(10, 3.8), sharey=False)
-    width = 0.8 / max(1, len(clients))
+    fig, axes = plt.subplots(1, len(pcts), figsize=(10, 3.8))
     for ax, (key, label) in zip(axes, pcts):
-        for j, c in enumerate(clients):
-            xs = [i + j * width for i in range(len(rates))]
-            ys = [paced[r].get(c, {}).get(key, float("nan")) for r in rates]
-            ax.bar(xs, ys, width, label=c)
-        ax.set_xticks([i + width * (len(clients) - 1) / 2 for i in range(len(rates))])
-        ax.set_xticklabels([f"{float(r):,.0f}/s" for r in rates])
+        _grouped(
+            ax,
+            [f"{float(r):,.0f}/s" for r in rates],
+            clients,
+            lambda i, c, key=key: paced[rates[i]].get(c, {}).get(key, float("nan")),
+            "%.0f",
+        )
         ax.set_title(label, fontsize=10)
         ax.set_ylabel("recv - E (µs)")
-        ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("Receive latency by client and paced rate (lower is better)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    _footer(fig, report)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, report, path, top=0.95)
 
 
 def chart_decode(report: dict, path: Path) -> bool:
-    dec = report["results"].get("decode", {})
-    cases = dec.get("cases")
+    cases = report["results"].get("decode", {}).get("cases")
     if not cases:
         return False
     plt = _plt()
-    peers = [p for p in ("json.loads", "orjson.loads", "msgspec Struct", "pysimdjson")]
+    peers = ["json.loads", "orjson.loads", "msgspec Struct", "pysimdjson"]
     peers = [p for p in peers if any(p in c for c in cases)]
     fig, ax = plt.subplots(figsize=(10, 4.2))
-    width = 0.8 / len(peers)
-    for j, p in enumerate(peers):
-        xs = [i + j * width for i in range(len(cases))]
-        ys = [c[p] / c["fastfeed C-level"] if p in c else 0 for c in cases]
-        bars = ax.bar(xs, ys, width, label=p)
-        ax.bar_label(bars, fmt="%.0fx", fontsize=6.5)
-    ax.set_xticks([i + width * (len(peers) - 1) / 2 for i in range(len(cases))])
-    ax.set_xticklabels([f"{c['case']}\n{c['fastfeed C-level']:.0f} ns" for c in cases], fontsize=8)
+    _grouped(
+        ax,
+        [f"{c['case']}\n{c['fastfeed C-level']:.0f} ns" for c in cases],
+        peers,
+        lambda i, p: cases[i][p] / cases[i]["fastfeed C-level"] if p in cases[i] else 0,
+        "%.0fx",
+    )
     ax.set_ylabel("peer time / fastfeed time (higher: fastfeed faster)")
     ax.set_yscale("log")
     ax.set_ylim(0.8, ax.get_ylim()[1] * 4)  # room for the legend above the bars
@@ -337,42 +344,28 @@ def chart_decode(report: dict, path: Path) -> bool:
         fontsize=10,
     )
     ax.legend(fontsize=8, ncol=len(peers), loc="upper center")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    _footer(fig, report)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, report, path)
 
 
 def chart_book(report: dict, path: Path) -> bool:
-    book = report["results"].get("book", {})
-    wls = book.get("workloads")
+    wls = report["results"].get("book", {}).get("workloads")
     if not wls:
         return False
     plt = _plt()
     names = list(dict.fromkeys(n for w in wls for n in w["contenders"]))
     fig, ax = plt.subplots(figsize=(10, 4.2))
-    width = 0.8 / len(names)
-    for j, n in enumerate(names):
-        xs = [i + j * width for i in range(len(wls))]
-        ys = [w["contenders"].get(n, {}).get("ns_per_level", 0) for w in wls]
-        bars = ax.bar(xs, ys, width, label=n)
-        ax.bar_label(bars, fmt="%.0f", fontsize=6.5)
-    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(wls))])
-    ax.set_xticklabels(
-        [f"{w['name']}\n{w['levels'] / w['events']:.1f} levels/event" for w in wls], fontsize=8
+    _grouped(
+        ax,
+        [f"{w['name']}\n{w['levels'] / w['events']:.1f} levels/event" for w in wls],
+        names,
+        lambda i, n: wls[i]["contenders"].get(n, {}).get("ns_per_level", 0),
+        "%.0f",
     )
     ax.set_ylabel("ns per level applied (lower is better)")
     ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
     ax.set_title("Order book: cost per level (sequence check and top read per event)", fontsize=10)
     ax.legend(fontsize=7.5, loc="upper center", ncol=2)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    _footer(fig, report)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, report, path)
 
 
 CHARTS = {

@@ -12,9 +12,10 @@
 #   FUZZ_COMPILER=clang|gcc (default: clang when installed)
 #
 # With clang the C code carries libFuzzer coverage (-fsanitize=fuzzer-no-link) and runs with
-# atheris's ASan+libFuzzer runtime preloaded (it holds UBSan's handlers too).  Without clang
-# it falls back to gcc's ASan+UBSan with libasan preloaded: the sanitizers still check every
-# input, but the fuzzer sees Python-level coverage only (said in the output).
+# atheris's ASan+libFuzzer runtime preloaded (it holds UBSan's handlers too), plus atheris's
+# Python coverage.  Without clang it falls back to gcc's ASan+UBSan with libasan preloaded:
+# the sanitizers still check every input, but the fuzzer gets no coverage feedback (said in
+# the output): install clang for real fuzzing.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 py="${PYTHON:-python}"
@@ -36,7 +37,9 @@ if [ "$compiler" = clang ]; then
     (cd "$work" && CC=clang LDSHARED="clang -shared" FASTFEED_SANITIZE=1 "$py" setup.py -q build_ext --inplace >"$work/build.log" 2>&1) \
         || { tail -40 "$work/build.log"; exit 1; }
 else
-    coverage="Python only (no clang: gcc ASan+UBSan, C code not coverage-guided)"
+    # libasan, preloaded, shadows the coverage hooks atheris's built-in libFuzzer registers:
+    # the inputs are mutations of the seeds without feedback, each checked by ASan and UBSan.
+    coverage="none (gcc: ASan+UBSan check every input; no coverage feedback, seeds mutated blind)"
     preload="$(gcc -print-file-name=libasan.so)"
     (cd "$work" && FASTFEED_SANITIZE=1 "$py" setup.py -q build_ext --inplace >"$work/build.log" 2>&1) \
         || { tail -40 "$work/build.log"; exit 1; }
