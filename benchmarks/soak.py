@@ -368,9 +368,17 @@ def write_csv(path: Path, samples) -> None:
             w.writerow({k: (round(v, 3) if isinstance(v, float) else v) for k, v in s.items()})
 
 
-def chart(path: Path, samples, summary: dict, title: str) -> None:
+def chart(path: Path, samples, summary: dict) -> None:
     """Four panels over time (RSS, fds, tasks, Python blocks), the warm-up shaded, the
     settled checkpoints marked."""
+    b, e = summary["base"], summary["end"]
+    title = (
+        f"soak: {summary['messages']:,} messages, {sum(summary['reconnects'].values())} "
+        f"reconnects + rotations in {summary['seconds'] / 60:.0f} min ({summary['date']})\n"
+        f"after warm-up (settled): RSS {b['rss_mb']:.2f} -> {e['rss_mb']:.2f} MB, "
+        f"fds {b['fds']} -> {e['fds']}, tasks {b['tasks']} -> {e['tasks']}, "
+        f"blocks {e['blocks'] - b['blocks']:+,}"
+    )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -399,7 +407,7 @@ def chart(path: Path, samples, summary: dict, title: str) -> None:
         ax.axvspan(0, warm_end, color="0.9", lw=0)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="lower right", fontsize=8)
+    axes[0].legend(loc="upper left", fontsize=8, bbox_to_anchor=(0.0, -0.02), ncol=2)
     axes[0].text(warm_end / 2, axes[0].get_ylim()[1], "warm-up", ha="center", va="top", fontsize=8)
     ax2 = axes[0].twinx()
     ax2.plot(t, [s["received"] / 1e6 for s in samples], lw=0.8, color="tab:green")
@@ -440,7 +448,16 @@ def main(argv=None) -> int:
     ap.add_argument("--blocks-limit", type=int, default=5_000)
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "soak")
     ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--redraw", action="store_true", help="only redraw --out's soak.png")
     a = ap.parse_args(argv)
+    if a.redraw:
+        with open(a.out / "soak.csv") as f:
+            rows = [
+                {k: v if k == "phase" else float(v) for k, v in r.items()}
+                for r in csv.DictReader(f)
+            ]
+        chart(a.out / "soak.png", rows, json.loads((a.out / "soak.json").read_text()))
+        return 0
     a.out.mkdir(parents=True, exist_ok=True)
     # Every scripted fault is logged by the feed as a warning; 1,000 of them are noise here
     # (the counters are in the summary).
@@ -466,14 +483,7 @@ def main(argv=None) -> int:
     write_csv(a.out / "soak.csv", soak.samples)
     (a.out / "soak.json").write_text(json.dumps(summary, indent=1, default=str))
     if not a.no_chart:
-        b, e = summary["base"], summary["end"]
-        title = (
-            f"soak: {summary['messages']:,} messages, {sum(summary['reconnects'].values())} "
-            f"reconnects+rotations in {summary['seconds'] / 60:.0f} min; RSS {b['rss_mb']:.1f} -> "
-            f"{e['rss_mb']:.1f} MB after warm-up, fds {b['fds']} -> {e['fds']}, "
-            f"tasks {b['tasks']} -> {e['tasks']}"
-        )
-        chart(a.out / "soak.png", soak.samples, summary, title)
+        chart(a.out / "soak.png", soak.samples, summary)
     b, e = summary["base"], summary["end"]
     print(
         f"soak: {summary['messages']:,} messages in {summary['chunks']} chunks, reconnects "

@@ -123,7 +123,9 @@ def machine() -> dict:
 
 
 def machine_line(m: dict) -> str:
-    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, Python {m['python']}"
+    line = f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, Python {m['python']}"
+    load = m.get("load_average_at_start")
+    return line + (f", load {load[0]:.1f} at start" if load else "")
 
 
 # ------------------------------------------------------------------------------ steps
