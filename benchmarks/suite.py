@@ -123,9 +123,7 @@ def machine() -> dict:
 
 
 def machine_line(m: dict) -> str:
-    line = f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, Python {m['python']}"
-    load = m.get("load_average_at_start")
-    return line + (f", load {load[0]:.1f} at start" if load else "")
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, Python {m['python']}"
 
 
 # ------------------------------------------------------------------------------ steps
@@ -244,14 +242,17 @@ def _plt():
     return plt
 
 
-def _save(plt, fig, report: dict, path: Path, top: float = 1.0) -> bool:
-    """Lays out, signs (date, machine, command along the bottom) and writes a chart."""
+def _save(plt, fig, report: dict, step: str, path: Path, top: float = 1.0) -> bool:
+    """Lays out, signs (the step's date and command, the machine, along the bottom) and
+    writes a chart."""
     fig.tight_layout(rect=(0, 0.03, 1, top))
+    date = report.get("step_dates", {}).get(step, report["date"])
+    command = report.get("step_commands", {}).get(step, report["command"])
     fig.text(
         0.01,
         0.005,
-        f"{report['date']} | {machine_line(report['machine'])} | {report['command']}",
-        fontsize=6.5,
+        f"{date} | {machine_line(report['machine'])} | {command}",
+        fontsize=6,
         color="0.35",
     )
     fig.savefig(path, dpi=110)
@@ -294,7 +295,7 @@ def chart_cpu(report: dict, path: Path) -> bool:
     )
     ax.set_xlim(0, max(vals) * 1.2)
     ax.grid(axis="x", alpha=0.3)
-    return _save(plt, fig, report, path)
+    return _save(plt, fig, report, "e2e", path)
 
 
 def chart_latency(report: dict, path: Path) -> bool:
@@ -318,7 +319,7 @@ def chart_latency(report: dict, path: Path) -> bool:
         ax.set_ylabel("recv - E (µs)")
     axes[0].legend(fontsize=8)
     fig.suptitle("Receive latency by client and paced rate (lower is better)", fontsize=10)
-    return _save(plt, fig, report, path, top=0.95)
+    return _save(plt, fig, report, "paced", path, top=0.95)
 
 
 def chart_decode(report: dict, path: Path) -> bool:
@@ -346,7 +347,7 @@ def chart_decode(report: dict, path: Path) -> bool:
         fontsize=10,
     )
     ax.legend(fontsize=8, ncol=len(peers), loc="upper center")
-    return _save(plt, fig, report, path)
+    return _save(plt, fig, report, "decode", path)
 
 
 def chart_book(report: dict, path: Path) -> bool:
@@ -367,7 +368,7 @@ def chart_book(report: dict, path: Path) -> bool:
     ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
     ax.set_title("Order book: cost per level (sequence check and top read per event)", fontsize=10)
     ax.legend(fontsize=7.5, loc="upper center", ncol=2)
-    return _save(plt, fig, report, path)
+    return _save(plt, fig, report, "book", path)
 
 
 CHARTS = {
