@@ -48,6 +48,9 @@ def add_bench_parser(sub) -> None:
         "bench",
         help="run the benchmark suite (benchmarks/suite.py; --help lists its options)",
         add_help=False,
+        # every argument, options included, goes to the suite untouched: this parser knows
+        # no option prefix, so "--quick" is just a word to it
+        prefix_chars="+",
     )
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=lambda a: main(a.args))

@@ -100,3 +100,15 @@ def test_suite_names_an_unknown_step():
         timeout=60,
     )
     assert p.returncode != 0 and "decoed" in p.stderr
+
+
+def test_bench_subcommand_passes_every_argument_to_the_suite():
+    import argparse
+
+    from fastfeed.bench import add_bench_parser, find_suite
+
+    p = argparse.ArgumentParser(prog="fastfeed")
+    add_bench_parser(p.add_subparsers(dest="command"))
+    args = ["--quick", "--only", "decode", "-h"]
+    assert p.parse_args(["bench", *args]).args == args
+    assert find_suite() == ROOT / "benchmarks" / "suite.py"
