@@ -1,6 +1,6 @@
 """The benchmark suite: every benchmark in one run, one JSON file, PNG charts.
 
-    pip install ".[bench]"
+    pip install -e ".[bench]"             # a fresh venv and clone: tested so
     fastfeed bench                         # or: python benchmarks/suite.py
     fastfeed bench --quick                 # minutes, not an hour: smaller sizes everywhere
     fastfeed bench --only decode,book      # a subset: decode, book, e2e, paced, replay, soak
@@ -412,7 +412,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     a.charts = a.charts or a.out.parent
     if importlib.util.find_spec("matplotlib") is None:
-        sys.exit("fastfeed bench: matplotlib is missing (pip install '.[bench]')")
+        sys.exit("fastfeed bench: matplotlib is missing (pip install -e '.[bench]')")
     if a.redraw:
         report = json.loads(a.out.read_text())
         print("charts: " + ", ".join(draw(report, a.charts)))

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if suite is None:
         print(
             "fastfeed bench: benchmarks/suite.py not found: run it from a fastfeed source "
-            "checkout (pip install '.[bench]' there)",
+            "checkout (pip install -e '.[bench]' there)",
             file=sys.stderr,
         )
         return 2
