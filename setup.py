@@ -9,6 +9,9 @@ unless ``FASTFEED_DEBUG=1`` or ``FASTFEED_STRIP=0``.  A rebuild with the same se
 the generated ``.c`` and the compiled objects (:func:`reusable`).
 ``FASTFEED_WERROR=1`` turns every ``-Wall -Wextra`` warning into an error (gcc and clang
 only); ``scripts/lint.sh`` builds that way (``docs/decisions/0401-lint-types-c-style.md``).
+``FASTFEED_SANITIZE=1`` builds with AddressSanitizer and UBSan (any UB aborts), plus
+libFuzzer coverage (``fuzzer-no-link``) when the compiler is clang: the build
+``scripts/fuzz.sh`` makes in a scratch copy; never ship it (it is never stripped).
 """
 
 import os
@@ -38,8 +41,22 @@ else:
         # -Wall is in CPython's default CFLAGS on most builds, not all: say it here.  Cython
         # 3.1 and 3.3 generate code that is clean under -Wall -Wextra on gcc 12: nothing exempted.
         compile_args += ["-Wall", "-Wextra", "-Werror"]
-STRIP = sys.platform.startswith("linux") and not DEBUG and os.environ.get("FASTFEED_STRIP") != "0"
+SANITIZE = os.environ.get("FASTFEED_SANITIZE") == "1"
+STRIP = (
+    sys.platform.startswith("linux")
+    and not DEBUG
+    and not SANITIZE
+    and os.environ.get("FASTFEED_STRIP") != "0"
+)
 link_args = ["-s"] if STRIP else []
+if SANITIZE:
+    # The runtime is not linked in: the process preloads it (atheris's asan_with_fuzzer.so
+    # under clang, which also carries UBSan's handlers; libasan under gcc).
+    cc = os.environ.get("CC", "")
+    san = "address,undefined" + (",fuzzer-no-link" if "clang" in cc else "")
+    flags = [f"-fsanitize={san}", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+    compile_args += ["-O1", "-g", *flags]
+    link_args += flags
 
 
 def extensions():

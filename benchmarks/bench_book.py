@@ -11,7 +11,10 @@ shows order_book without the per-event read, its best case.  The peers get
 their input as ready-made Python lists of ints, so JSON and number parsing are excluded
 for everybody; fastfeed reads the same levels as DEPTH_DTYPE rows.
 
-    python benchmarks/bench_book.py [--events 200000] [--repeat 5] [--corpus PATH]
+    python benchmarks/bench_book.py [--events 200000] [--repeat 5] [--corpus PATH] [--json OUT]
+
+``--json OUT`` also writes every figure (ns per level and per event, by workload and
+contender) to OUT, for ``benchmarks/suite.py``.
 """
 
 import argparse
@@ -250,6 +253,7 @@ def main():
         default=os.environ.get("FASTFEED_CORPUS")
         or str(ROOT.parent / "shared" / "corpus" / "binance"),
     )
+    ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
     workloads = []
@@ -285,7 +289,16 @@ def main():
         f"python {platform.python_version()}, numpy {np.__version__}, "
         f"{platform.processor() or platform.machine()}, repeat={args.repeat} (best run)"
     )
+    report = {"repeat": args.repeat, "workloads": []}
     for w in workloads:
+        entry = {
+            "name": w.name,
+            "events": len(w.events),
+            "levels": w.levels,
+            "snapshot_levels": len(w.bids) + len(w.asks),
+            "contenders": {},
+        }
+        report["workloads"].append(entry)
         print(
             f"\n{w.name}: {len(w.events)} events, {w.levels} levels "
             f"({w.levels / len(w.events):.1f}/event), snapshot {len(w.bids)}+{len(w.asks)} levels"
@@ -298,9 +311,15 @@ def main():
             results.append(best)
             base = base or dt
             print(f"  {name:42s} {dt / w.levels:9.1f} {dt / len(w.events):9.0f} {dt / base:11.1f}x")
+            entry["contenders"][name.strip()] = {
+                "ns_per_level": dt / w.levels,
+                "ns_per_event": dt / len(w.events),
+            }
         ref = results[0]
         for r in results[1:]:
             assert tuple(int(x) for x in r) == ref, (r, ref)  # same final best bid/ask
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 would pick instead, all measured in one run, printed as ns per message and ratios.
 
     python benchmarks/bench_decode.py [--corpus DIR] [--repeat 7] [--min-seconds 0.2]
-                                      [--level-sweep] [--keep-results]
+                                      [--level-sweep] [--keep-results] [--json OUT]
 
 Rows:
   fastfeed C-level   BinanceDecoder.decode_lines(buffer): the C loop the listener and
@@ -15,6 +15,7 @@ Rows:
 
 --level-sweep adds depthUpdates of 0 to 60 levels against orjson: fixed and per-level costs.
 --keep-results makes the peers keep every result of a pass (docs/decisions/0005: flattering).
+--json OUT also writes every figure to OUT (for benchmarks/suite.py).
 
 Times are CPU time (process_time), best of --repeat rounds in which the contenders take turns
 (so a slow phase of a shared machine hits them alike); the ratio columns divide the peer's
@@ -255,6 +256,10 @@ def print_table(results):
 
     for r in results:
         c, p = r["fastfeed C-level"], r["fastfeed decode()"]
+
+        def ratio(k, base, r=r):
+            return f"{r[k] / base:.1f}x" if k in r else "-"
+
         print(
             f"{r['case']:22s}{ratio(r, 'orjson.loads', c):>12s}{ratio(r, 'msgspec Struct', c):>12s}"
             f"{ratio(r, 'orjson.loads', p):>17s}{ratio(r, 'json.loads', c):>10s}"
@@ -287,6 +292,7 @@ def level_sweep(corpus, repeat, min_seconds, counts=(0, 2, 6, 20, 60)):
     )
     print(f"{'levels':>6s}{'fastfeed C-level':>18s}{'orjson.loads':>14s}{'orjson/C':>10s}")
     rows = []
+    out = []
     for k in counts:
         lines = [depth_with_levels(template, k, rng) for _ in range(2000)]
         buf = b"\n".join(lines)
@@ -297,6 +303,7 @@ def level_sweep(corpus, repeat, min_seconds, counts=(0, 2, 6, 20, 60)):
         r = best_cpu_interleaved(c, len(lines), repeat, min_seconds)
         assert dec.counts[fastfeed.Kind.ERROR] == 0 and dec.stats()["off_plan"] == 0
         rows.append((k, r))
+        out.append({"levels": k, "fastfeed C-level": r["ff"], "orjson.loads": r.get("orjson")})
         oj = r.get("orjson")
         print(f"{k:6d}{r['ff']:18.0f}" + (f"{oj:14.0f}{oj / r['ff']:9.1f}x" if oj else ""))
     (k0, r0), (k1, r1) = rows[-2], rows[-1]
@@ -308,6 +315,7 @@ def level_sweep(corpus, repeat, min_seconds, counts=(0, 2, 6, 20, 60)):
             f", orjson {per_oj:.1f} ns: the ratio tends to {per_oj / per_ff:.1f}x as levels grow"
         )
     print(line)
+    return out
 
 
 def main():
@@ -326,12 +334,17 @@ def main():
         action="store_true",
         help="also time depthUpdates with 0, 2, 6, 20 and 60 levels against orjson",
     )
+    ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = ap.parse_args()
     if not args.corpus.is_dir():
         sys.exit(f"corpus not found: {args.corpus} (set FASTFEED_CORPUS)")
-    print_table(run(args.corpus, args.repeat, args.min_seconds, args.keep_results))
+    results = run(args.corpus, args.repeat, args.min_seconds, args.keep_results)
+    print_table(results)
+    report = {"unit": "ns per message (CPU)", "repeat": args.repeat, "cases": results}
     if args.level_sweep:
-        level_sweep(args.corpus, args.repeat, args.min_seconds)
+        report["level_sweep"] = level_sweep(args.corpus, args.repeat, args.min_seconds)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ async def _picows(url, info, n, factory):
     from picows import ws_connect
 
     done = asyncio.get_running_loop().create_future()
-    tr, _listener = await ws_connect(
+    tr, _ = await ws_connect(
         lambda: factory(n, done), url, ssl_context=ctx(info), max_frame_size=1 << 20
     )
     t0, c0 = time.perf_counter(), time.process_time()
@@ -325,6 +325,7 @@ def main():
     ap.add_argument("--paced", type=float, default=5000, help="paced rate, msgs/s (0: skip)")
     ap.add_argument("--paced-n", type=int, default=20000)
     ap.add_argument("--timeout", type=float, default=900, help="per client run, seconds")
+    ap.add_argument("--json", help="also write every figure to this JSON file")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--info", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -353,6 +354,14 @@ def main():
         names = []  # --repeat 0: latency only
     ns = {x: statistics.median(v["cpu"] for v in runs[x]) / a.n * 1e9 for x in names}
     rate = {x: statistics.median(a.n / v["wall"] for v in runs[x]) for x in names}
+    report = {
+        "n": a.n,
+        "repeat": a.repeat,
+        "blast": {
+            x: {"cpu_ns_per_msg": ns[x], "msgs_per_s": rate[x], "runs": runs[x]} for x in names
+        },
+        "paced": {},
+    }
     oj, cnt = ns.get("picows + orjson"), ns.get("cython counting listener")
     if names:
         print(
@@ -394,6 +403,16 @@ def main():
                 continue
             pct, _n = run(fn(a.paced, a.paced_n))
             print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in pct.values()) + " |", flush=True)
+            report["paced"][name] = {
+                "rate": a.paced,
+                "messages": k,
+                "p50_us": pct[50],
+                "p99_us": pct[99],
+                "p99.9_us": pct[99.9],
+            }
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(report, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def play_only(path) -> float:
     return rp.player.frames / (time.perf_counter() - t0)
 
 
-def bench_replay(repeat: int) -> None:
+def bench_replay(repeat: int) -> dict:
     from fastfeed import BinanceDecoder
     from fastfeed.record import Recording, Replay
 
@@ -120,6 +120,14 @@ def bench_replay(repeat: int) -> None:
         print(f"  read + decompress + CRC alone                  {med(z_rates) / 1e6:6.2f} M msg/s")
         print(f"  replay / decode_lines: {med(rates) / med(dec_rates):.2f}")
         print(f"ratio: corpus mix {rec_bytes} / {raw} raw JSON bytes = 1/{raw / rec_bytes:.1f}")
+        return {
+            "messages": len(payloads),
+            "replay_msgs_per_s": med(rates),
+            "decode_lines_msgs_per_s": med(dec_rates),
+            "message_path_msgs_per_s": med(play_rates),
+            "read_decompress_msgs_per_s": med(z_rates),
+            "size_ratio": raw / rec_bytes,
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -189,7 +197,7 @@ def measure(name, n, sim_args, timeout=600):
         sim.wait()
 
 
-def bench_e2e(n: int, repeat: int, paced: float, paced_n: int) -> None:
+def bench_e2e(n: int, repeat: int, paced: float, paced_n: int) -> dict:
     names = ["plain", "stored", "record"]
     label = {"plain": "plain", "stored": "record=, stored", "record": "record=, zstd 1"}
     runs = [("blast", n, ["--blast", str(n)])]
@@ -198,6 +206,7 @@ def bench_e2e(n: int, repeat: int, paced: float, paced_n: int) -> None:
             (f"paced {paced:g}/s", paced_n, ["--paced", str(paced), "--paced-count", str(paced_n)])
         )
     med = statistics.median
+    out: dict = {}
     for title, count, sim_args in runs:
         res: dict[str, list] = {k: [] for k in names}
         for r in range(repeat):
@@ -217,6 +226,8 @@ def bench_e2e(n: int, repeat: int, paced: float, paced_n: int) -> None:
         rb = med(x["rec_bytes"] for x in res["record"])
         raw = med(x["raw"] for x in res["record"])
         print(f"  ratio: {rb:.0f} / {raw:.0f} raw JSON bytes = 1/{raw / rb:.1f}")
+        out[title] = {"cpu_ns": cpu, "read_path_ns": loop, "wall_ns": wall, "size_ratio": raw / rb}
+    return out
 
 
 def main():
@@ -228,15 +239,19 @@ def main():
     ap.add_argument("--paced-n", type=int, default=60000)
     ap.add_argument("--child")
     ap.add_argument("--info")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
     a = ap.parse_args()
     if a.child:
         child(a.child, json.loads(a.info), a.n)
         return
     only = a.only.split(",")
+    figures: dict = {}
     if "replay" in only or "ratio" in only:
-        bench_replay(max(a.repeat, 9))
+        figures["replay"] = bench_replay(max(a.repeat, 9))
     if "e2e" in only:
-        bench_e2e(a.n, a.repeat, a.paced, a.paced_n)
+        figures["e2e"] = bench_e2e(a.n, a.repeat, a.paced, a.paced_n)
+    if a.json:
+        Path(a.json).write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

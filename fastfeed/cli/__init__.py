@@ -26,7 +26,12 @@ from collections.abc import Sequence
 from types import ModuleType
 
 #: Modules whose ``add_parsers(sub)`` builds the subcommands, in ``--help`` order.
-COMMAND_MODULES: list[str] = ["fastfeed.cli.feed", "fastfeed.cli.sim", "fastfeed.record.cli"]
+COMMAND_MODULES: list[str] = [
+    "fastfeed.cli.feed",
+    "fastfeed.cli.sim",
+    "fastfeed.record.cli",
+    "fastfeed.bench",
+]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 EXIT_USAGE = 2
@@ -137,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         before = set(sub.choices)
         importlib.import_module(name).add_parsers(sub)
         for cmd in set(sub.choices) - before:
+            if "-" not in sub.choices[cmd].prefix_chars:
+                continue  # a pass-through command (bench): every word goes to it untouched
             # SUPPRESS: the top-level value (or its default) stands unless given here.
             _add_log_level(sub.choices[cmd], argparse.SUPPRESS)
     return parser

@@ -679,7 +679,7 @@ class BinanceFeed(Service, FeedRings):
             route.conn = conn
             route.ready.set()
             self._event.set()
-            reason = await self._serve(route, conn)
+            reason, conn = await self._serve(route, conn)
             lis = conn.listener
             if (
                 lis is not None
@@ -698,17 +698,18 @@ class BinanceFeed(Service, FeedRings):
             # reconnect loop against the exchange's connection-attempt limit.
             await asyncio.sleep(backoff.next())
 
-    async def _serve(self, route: _Route, conn: _Conn) -> str:
+    async def _serve(self, route: _Route, conn: _Conn) -> tuple[str, _Conn]:
         """Wait on ``conn`` until it must go; rotations happen in here.  Returns the reason
-        the (current) connection was lost."""
+        the current connection was lost, and that connection (after a rotation, not the one
+        passed in: the caller closes and retires it)."""
         while True:
             reason = await asyncio.shield(conn.trigger)
             if conn.gone.done() or reason not in ("serverShutdown", "lifetime"):
-                return reason
+                return reason, conn
             new = await self._rotate(route, conn, reason)
             if new is None:
                 await asyncio.shield(conn.gone)
-                return "rotation failed: " + reason
+                return "rotation failed: " + reason, conn
             conn = new
 
     async def _rotate(self, route: _Route, old: _Conn, reason: str) -> _Conn | None:
