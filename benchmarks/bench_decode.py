@@ -256,10 +256,6 @@ def print_table(results):
 
     for r in results:
         c, p = r["fastfeed C-level"], r["fastfeed decode()"]
-
-        def ratio(k, base, r=r):
-            return f"{r[k] / base:.1f}x" if k in r else "-"
-
         print(
             f"{r['case']:22s}{ratio(r, 'orjson.loads', c):>12s}{ratio(r, 'msgspec Struct', c):>12s}"
             f"{ratio(r, 'orjson.loads', p):>17s}{ratio(r, 'json.loads', c):>10s}"
