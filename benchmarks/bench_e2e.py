@@ -401,7 +401,7 @@ def main():
         ):
             if any(importlib_util_find(m) is None for m in mods):
                 continue
-            pct, _n = run(fn(a.paced, a.paced_n))
+            pct, k = run(fn(a.paced, a.paced_n))
             print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in pct.values()) + " |", flush=True)
             report["paced"][name] = {
                 "rate": a.paced,
