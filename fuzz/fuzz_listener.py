@@ -30,7 +30,8 @@ from picows.picows import _make_test_ws_frame
 
 with instrumented():
     from fastfeed import BinanceDecoder, EventReason
-    from fastfeed.feed._listener import FeedListener, FeedSink
+    from fastfeed.feed._filter import FeedSink
+    from fastfeed.feed._listener import FeedListener
 
 TYPES = (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION, WSMsgType.TEXT)
 MAX_MESSAGE = 2048
@@ -112,7 +113,16 @@ def protocol_marks(sink, cursor: int):
 def one_input(data: bytes) -> None:
     r = Reader(data)
     sink = FeedSink(BinanceDecoder(**CAPS), 4096)
-    listeners = [FeedListener(sink, BinanceDecoder(**CAPS), cid, MAX_MESSAGE) for cid in (1, 2)]
+    # each connection's decoder shares the sink's rings and symbol table, as in the feed
+    listeners = [
+        FeedListener(
+            sink,
+            BinanceDecoder(max_levels=CAPS["max_levels"], share=sink.decoder),
+            cid,
+            MAX_MESSAGE,
+        )
+        for cid in (1, 2)
+    ]
     models = [FragModel(), FragModel()]
     seen = Delivered(sink.decoder)
     ev_cursor = 0
