@@ -89,9 +89,9 @@ class FragModel:
         if kind != WSMsgType.CONTINUATION:
             if self.open:
                 return True
+            if n > MAX_MESSAGE:  # a whole message, or the first fragment, over the bound
+                return True
             if not fin:
-                if n > MAX_MESSAGE:
-                    return True
                 self.open, self.size = True, n
             return False
         if not self.open:
