@@ -16,8 +16,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from fastfeed._aio import Service, cancel_and_wait
 from fastfeed.core._decoder import BinanceDecoder
@@ -29,6 +29,9 @@ from fastfeed.record import _replay
 from fastfeed.record import format as fmt
 from fastfeed.record.reader import Recording
 
+if TYPE_CHECKING:
+    from fastfeed.book.snapshots import Snapshot
+
 log = logging.getLogger("fastfeed.record")
 
 _GAP = 1  # EventReason.GAP: the message path writes these itself
@@ -39,7 +42,7 @@ class RecordedSnapshots:
     ``fetch(symbol, limit)`` returns the next recorded snapshot of that symbol and limit once
     the replay has reached the point where the live run received it."""
 
-    def __init__(self, replay: Replay, budget=None):
+    def __init__(self, replay: Replay, budget: Any = None):
         self.replay, self.budget, self.market = replay, budget, replay.market
         self.counters: collections.Counter = collections.Counter()
         self.recorder = None
@@ -50,7 +53,7 @@ class RecordedSnapshots:
     async def close(self) -> None:
         pass
 
-    async def fetch(self, symbol: str, limit: int):
+    async def fetch(self, symbol: str, limit: int) -> Snapshot:
         from fastfeed.book.snapshots import Snapshot, SnapshotError
 
         key = (symbol, limit)
@@ -96,7 +99,7 @@ class Replay(Service):
         tickers: int | None = None,
         partial: int | None = None,
         events: int | None = None,
-        on_data=None,
+        on_data: Callable[[Replay], object] | None = None,
     ):
         self.recording = Recording(path, strict=strict)
         meta = self.recording.meta
@@ -158,7 +161,7 @@ class Replay(Service):
     def events(self):
         return self.sink.events
 
-    def snapshot_source(self, budget=None) -> RecordedSnapshots:
+    def snapshot_source(self, budget: Any = None) -> RecordedSnapshots:
         """What ``OrderBook(replay)`` fetches snapshots from."""
         return RecordedSnapshots(self, budget)
 
@@ -171,7 +174,7 @@ class Replay(Service):
         self.player.add_listener(lis)
         return lis
 
-    def _other(self, raw, pos: int) -> tuple[int, Any]:
+    def _other(self, raw: bytes, pos: int) -> tuple[int, Any]:
         """Handle the non-FRAME record at ``pos``; returns the next position and what it was."""
         recv_ns, conn, ln, kind, _, _ = fmt.RECORD_HEADER.unpack_from(raw, pos)
         start = pos + fmt.RECORD_HEADER.size
@@ -194,7 +197,13 @@ class Replay(Service):
             log.warning("replay: unknown record kind %d skipped", kind)
         return start + ln, what
 
-    def _chunk_steps(self, raw, max_frames: int = -1, clock=None, where=("?", 0)):
+    def _chunk_steps(
+        self,
+        raw: bytes,
+        max_frames: int = -1,
+        clock: Callable[[], int] | None = None,
+        where: tuple[Any, int] = ("?", 0),
+    ) -> Iterator[tuple[Any, int]]:
         """Generator over one decompressed chunk; yields ``(what, next recv_ns)`` after each
         batch, snapshot or event so a driver can wake consumers, pace, and let snapshots be
         taken.  ``clock()`` gives the latest recorded time that may be played (pacing)."""
@@ -220,7 +229,9 @@ class Replay(Service):
                 break
         yield None, 0
 
-    def _steps(self, max_frames: int = -1, clock=None):
+    def _steps(
+        self, max_frames: int = -1, clock: Callable[[], int] | None = None
+    ) -> Iterator[tuple[Any, int]]:
         """:meth:`_chunk_steps` over every chunk of the recording (decompressed ahead)."""
         for c in self.recording.chunks(prefetch=True):
             yield from self._chunk_steps(c.raw, max_frames, clock, (c.file, c.offset))
@@ -262,6 +273,7 @@ class Replay(Service):
         self.sink.flush()
         self._progress.set()
         self._progress.clear()
+        assert self._event is not None, "start() creates the event before _run"
         for _ in range(1000):
             await asyncio.sleep(0)
             if not (self._consumer and self._event.is_set()) and not self._wanted_ready():
@@ -275,13 +287,14 @@ class Replay(Service):
         t0 = time.perf_counter()
         clock = None
         if self.speed:
+            speed = self.speed
             start_ns: list[int] = []
             wall0 = time.monotonic()
 
             def clock() -> int:
                 if not start_ns:
                     return 0
-                return start_ns[0] + int((time.monotonic() - wall0) * self.speed * 1e9)
+                return start_ns[0] + int((time.monotonic() - wall0) * speed * 1e9)
 
             first = next(
                 (c.header.first_ns for c in self.recording.chunks() if c.header.first_ns), 0
@@ -293,7 +306,7 @@ class Replay(Service):
                     self._snapshot_wanted.discard(what)
                 await self._settle()
                 if next_ns and clock is not None:
-                    await asyncio.sleep(max(0.0, (next_ns - clock()) / 1e9 / self.speed))
+                    await asyncio.sleep(max(0.0, (next_ns - clock()) / 1e9 / speed))
         finally:
             self._elapsed = time.perf_counter() - t0
             self.done = True
@@ -308,6 +321,7 @@ class Replay(Service):
         self._consumer = True
         if self._closing:
             raise FeedError("replay closed")
+        assert self._event is not None, "start() creates the event"
         if self.done and not self._event.is_set():
             raise FeedError("replay finished")
         await self._event.wait()
@@ -339,6 +353,7 @@ class Replay(Service):
     async def _data_loop(self) -> None:
         while True:
             await self.wait()
+            assert self.on_data is not None, "start() runs this loop only with an on_data"
             try:
                 self.on_data(self)
             except Exception:
