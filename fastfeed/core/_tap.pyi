@@ -4,6 +4,9 @@ import builtins
 from collections.abc import Callable
 from typing import Any
 
+from typing_extensions import Self, disjoint_base
+
+@disjoint_base  # a cdef class: a C layout of its own
 class FrameTap:
     records: int
     frames: int
@@ -14,7 +17,8 @@ class FrameTap:
     on_full: Callable[[], Any] | None
     capacity: int
     pending_bytes: int
-    def __init__(self, capacity: int = ..., handoff: int = ...) -> None: ...
+    # The constructor is Cython's __cinit__ (tp_new), so the stub names __new__.
+    def __new__(cls, capacity: int = ..., handoff: int = ...) -> Self: ...
     def put_record(self, kind: int, conn: int, recv_ns: int, data: builtins.bytes) -> bool: ...
     def add_event(
         self, reason: int, conn: int, symbol: int, slot: int, expected: int, got: int, recv_ns: int
