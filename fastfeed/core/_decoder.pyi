@@ -42,7 +42,7 @@ class BinanceDecoder:
     default_symbol: int
     on_control: Callable[[Any], None] | None
     on_shutdown: Callable[[int], None] | None
-    control_messages: deque
+    control_messages: deque[Any]
     shutdown_count: int
     last_shutdown_time: int
     control_dropped: int
