@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return subprocess.call([sys.executable, str(suite), *args], cwd=root, env=env)
 
 
-def add_bench_parser(sub) -> None:
+def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Registers ``fastfeed bench [suite options]`` on the CLI's subparsers."""
     p = sub.add_parser(
         "bench",

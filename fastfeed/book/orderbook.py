@@ -305,6 +305,7 @@ class OrderBook(Service):
 
     async def _poll_loop(self) -> None:
         ev = self._wake
+        assert ev is not None, "start() creates the wake event before this loop"
         while True:
             await wait_event(ev, self.poll_interval)
             ev.clear()

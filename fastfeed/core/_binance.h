@@ -14,12 +14,33 @@ enum { EV_NONE = 0, EV_AGGTRADE, EV_TRADE, EV_DEPTH, EV_BOOKTICKER, EV_SHUTDOWN,
 /* Field slots, one bit each.  Keys "a" and "b" carry different JSON types in different
  * events (aggregate trade id, ask price, ask levels), so each owns several slots. */
 enum {
-    F_E = 1u << 0, F_T = 1u << 1, F_S = 1u << 2, F_AID = 1u << 3, F_TID = 1u << 4,
-    F_P = 1u << 5, F_Q = 1u << 6, F_FIRST = 1u << 7, F_LAST = 1u << 8, F_M = 1u << 9,
-    F_UU = 1u << 10, F_U = 1u << 11, F_PU = 1u << 12, F_BL = 1u << 13, F_AL = 1u << 14,
-    F_BP = 1u << 15, F_BQ = 1u << 16, F_AP = 1u << 17, F_AQ = 1u << 18, F_NQ = 1u << 19,
-    F_LUID = 1u << 20, F_BIDS = 1u << 21, F_ASKS = 1u << 22, F_EV = 1u << 23,
-    F_CTRL = 1u << 24, F_DATA = 1u << 25, F_STREAM = 1u << 26
+    F_E = 1u << 0,
+    F_T = 1u << 1,
+    F_S = 1u << 2,
+    F_AID = 1u << 3,
+    F_TID = 1u << 4,
+    F_P = 1u << 5,
+    F_Q = 1u << 6,
+    F_FIRST = 1u << 7,
+    F_LAST = 1u << 8,
+    F_M = 1u << 9,
+    F_UU = 1u << 10,
+    F_U = 1u << 11,
+    F_PU = 1u << 12,
+    F_BL = 1u << 13,
+    F_AL = 1u << 14,
+    F_BP = 1u << 15,
+    F_BQ = 1u << 16,
+    F_AP = 1u << 17,
+    F_AQ = 1u << 18,
+    F_NQ = 1u << 19,
+    F_LUID = 1u << 20,
+    F_BIDS = 1u << 21,
+    F_ASKS = 1u << 22,
+    F_EV = 1u << 23,
+    F_CTRL = 1u << 24,
+    F_DATA = 1u << 25,
+    F_STREAM = 1u << 26
 };
 #define KEY_A (F_AID | F_AL | F_AP)
 #define KEY_B (F_BL | F_BP)
@@ -33,38 +54,38 @@ enum { ST_B = 0, ST_A = 1, ST_BIDS = 2, ST_ASKS = 3 };
  *
  * One-byte keys: X(char, slots, reader, ff_fields member).  Readers: int, dec, bool, str
  * (member##_ptr / member##_len), event ("e"), a and b (their value's type picks the slot). */
-#define FF_KEYS1(X)                 \
-    X('e', F_EV, event, ev)         \
-    X('E', F_E, int, E)             \
-    X('T', F_T, int, T)             \
-    X('s', F_S, str, s)             \
-    X('p', F_P, dec, p)             \
-    X('q', F_Q, dec, q)             \
-    X('f', F_FIRST, int, first)     \
-    X('l', F_LAST, int, last)       \
-    X('t', F_TID, int, tid)         \
-    X('m', F_M, bool, m)            \
-    X('U', F_UU, int, UU)           \
-    X('u', F_U, int, u)             \
-    X('B', F_BQ, dec, bq)           \
-    X('A', F_AQ, dec, aq)           \
-    X('a', KEY_A, a, ap)            \
+#define FF_KEYS1(X)                                                                                \
+    X('e', F_EV, event, ev)                                                                        \
+    X('E', F_E, int, E)                                                                            \
+    X('T', F_T, int, T)                                                                            \
+    X('s', F_S, str, s)                                                                            \
+    X('p', F_P, dec, p)                                                                            \
+    X('q', F_Q, dec, q)                                                                            \
+    X('f', F_FIRST, int, first)                                                                    \
+    X('l', F_LAST, int, last)                                                                      \
+    X('t', F_TID, int, tid)                                                                        \
+    X('m', F_M, bool, m)                                                                           \
+    X('U', F_UU, int, UU)                                                                          \
+    X('u', F_U, int, u)                                                                            \
+    X('B', F_BQ, dec, bq)                                                                          \
+    X('A', F_AQ, dec, aq)                                                                          \
+    X('a', KEY_A, a, ap)                                                                           \
     X('b', KEY_B, b, bp)
 /* Longer keys: X(name, slots, reader, member or staging area).  More readers:
  * levels ([[price, qty], ...] into a staging area), stream and data (the combined-stream
  * envelope, top level only), ctrl (marks a control reply; the value is skipped). */
-#define FF_KEYSN(X)                       \
-    X("pu", F_PU, int, pu)                \
-    X("nq", F_NQ, dec, nq)                \
-    X("id", F_CTRL, ctrl, _)              \
-    X("msg", F_CTRL, ctrl, _)             \
-    X("bids", F_BIDS, levels, ST_BIDS)    \
-    X("asks", F_ASKS, levels, ST_ASKS)    \
-    X("data", F_DATA, data, _)            \
-    X("code", F_CTRL, ctrl, _)            \
-    X("error", F_CTRL, ctrl, _)           \
-    X("stream", F_STREAM, stream, stream) \
-    X("result", F_CTRL, ctrl, _)          \
+#define FF_KEYSN(X)                                                                                \
+    X("pu", F_PU, int, pu)                                                                         \
+    X("nq", F_NQ, dec, nq)                                                                         \
+    X("id", F_CTRL, ctrl, _)                                                                       \
+    X("msg", F_CTRL, ctrl, _)                                                                      \
+    X("bids", F_BIDS, levels, ST_BIDS)                                                             \
+    X("asks", F_ASKS, levels, ST_ASKS)                                                             \
+    X("data", F_DATA, data, _)                                                                     \
+    X("code", F_CTRL, ctrl, _)                                                                     \
+    X("error", F_CTRL, ctrl, _)                                                                    \
+    X("stream", F_STREAM, stream, stream)                                                          \
+    X("result", F_CTRL, ctrl, _)                                                                   \
     X("lastUpdateId", F_LUID, int, luid)
 
 /* Fields each kind requires, and the optional ones it uses when present.  The plans set
@@ -81,46 +102,54 @@ enum {
     OPT_PARTIAL = F_E | F_T
 };
 
-typedef struct { double f; int64_t fp; } ff_dec;
-typedef struct { ff_dec price, qty; } ff_level;
+typedef struct {
+    double f;
+    int64_t fp;
+} ff_dec;
+typedef struct {
+    ff_dec price, qty;
+} ff_level;
 
 typedef struct {
-    uint32_t seen;      /* slot parsed and valid */
-    uint32_t bad;       /* slot present but invalid (reason[] says why) */
-    uint32_t keys;      /* key present, any type */
+    uint32_t seen; /* slot parsed and valid */
+    uint32_t bad;  /* slot present but invalid (reason[] says why) */
+    uint32_t keys; /* key present, any type */
     uint8_t reason[32];
     int ev;
     int64_t E, T, aid, tid, first, last, UU, u, pu, luid;
     int m;
     ff_dec p, q, nq, bp, bq, ap, aq;
-    const uint8_t *s_ptr; ptrdiff_t s_len;
-    int64_t sym;        /* symbol id when a plan matched a cached name (ff_ctx.sym_cache), else
+    const uint8_t *s_ptr;
+    ptrdiff_t s_len;
+    int64_t sym;  /* symbol id when a plan matched a cached name (ff_ctx.sym_cache), else
                          * FF_SYM_PLAIN (a plan scanned a plain name) or FF_SYM_UNKNOWN */
-    int sym_slot;       /* with FF_SYM_PLAIN: the cache slot for the name */
-    const uint8_t *stream_ptr; ptrdiff_t stream_len;
-    ff_level *stage; ptrdiff_t nlv[4];   /* 4 staging areas of ctx.max_levels: ffb_levels */
-    int depth;          /* containers open around this object's values (the general scanner's) */
+    int sym_slot; /* with FF_SYM_PLAIN: the cache slot for the name */
+    const uint8_t *stream_ptr;
+    ptrdiff_t stream_len;
+    ff_level *stage;
+    ptrdiff_t nlv[4]; /* 4 staging areas of ctx.max_levels: ffb_levels */
+    int depth;        /* containers open around this object's values (the general scanner's) */
 } ff_fields;
 
 #define FF_SYM_SLOTS 8
 typedef struct {
     uint8_t pat[16];
-    uint32_t len;       /* the name's length (1..15; the compare covers it and its quote); 0 = empty */
+    uint32_t len; /* the name's length (1..15; the compare covers it and its quote); 0 = empty */
     int64_t id;
 } ff_symslot;
 
 typedef struct {
-    uint8_t *scratch;           /* escape-decoding arena, reset per payload */
+    uint8_t *scratch; /* escape-decoding arena, reset per payload */
     ptrdiff_t scratch_cap, scratch_used;
-    ptrdiff_t max_levels;      /* per staging area */
+    ptrdiff_t max_levels; /* per staging area */
     int64_t fp_none;
-    int fp_none_seen;           /* a decimal of this pass came out fp_none (the caller resets it) */
-    ff_strtod_fn strtod;        /* ff_parse_decimal's slow path */
+    int fp_none_seen;    /* a decimal of this pass came out fp_none (the caller resets it) */
+    ff_strtod_fn strtod; /* ff_parse_decimal's slow path */
     /* Symbols the plans met, as they appear in payloads: name, '"', zero padding.  A plan
      * compares the bytes at "s" with one slot (picked by a hash of their first 8) at once,
      * instead of scanning the string and looking the name up. */
     ff_symslot sym_cache[FF_SYM_SLOTS];
-    const void *sym_owner;      /* the symbol table the cached ids belong to */
+    const void *sym_owner; /* the symbol table the cached ids belong to */
 } ff_ctx;
 
 /* Staging area st (ST_B .. ST_ASKS) of F. */
@@ -130,13 +159,18 @@ static inline int ffb_lowest_bit(uint32_t x) { return ff_ctz32(x); }
 
 /* A repeated key replaces the earlier value (as json.loads does): forget what it set. */
 FF_INLINE void ffb_mark_key(ff_fields *F, uint32_t slots) {
-    F->keys |= slots; F->seen &= ~slots; F->bad &= ~slots;
+    F->keys |= slots;
+    F->seen &= ~slots;
+    F->bad &= ~slots;
 }
 
 /* Records a field-level problem and returns 0; fatal codes pass through. */
 static inline int ffb_bad(ff_fields *F, uint32_t slot, int r) {
     if (FF_IS_FATAL(r)) return r;
-    if (slot) { F->bad |= slot; F->reason[ffb_lowest_bit(slot)] = (uint8_t)r; }
+    if (slot) {
+        F->bad |= slot;
+        F->reason[ffb_lowest_bit(slot)] = (uint8_t)r;
+    }
     return 0;
 }
 
@@ -147,11 +181,18 @@ static inline int ffb_skip_wrong_type(ff_scan *s, ff_fields *F, uint32_t slot) {
 
 /* A string value, unescaped into the scratch arena when it holds escapes. */
 FF_INLINE int ffb_read_str(ff_ctx *c, ff_scan *s, const uint8_t **out, ptrdiff_t *n) {
-    const uint8_t *st; ptrdiff_t ln; int esc;
+    const uint8_t *st;
+    ptrdiff_t ln;
+    int esc;
     int r = ff_scan_string(s, &st, &ln, &esc);
     if (r) return r;
-    if (!esc) { *out = st; *n = ln; return 0; }
-    ptrdiff_t dn = ff_unescape(st, ln, c->scratch + c->scratch_used, c->scratch_cap - c->scratch_used);
+    if (!esc) {
+        *out = st;
+        *n = ln;
+        return 0;
+    }
+    ptrdiff_t dn =
+        ff_unescape(st, ln, c->scratch + c->scratch_used, c->scratch_cap - c->scratch_used);
     if (dn < 0) return FF_TOO_LONG;
     *out = c->scratch + c->scratch_used;
     *n = dn;
@@ -172,10 +213,13 @@ static int ffb_decimal(ff_ctx *c, const uint8_t *st, ptrdiff_t n, ff_dec *d) {
 FF_INLINE int ffb_dec_value(ff_ctx *c, const uint8_t *st, const uint8_t *q, uint64_t m,
                             ptrdiff_t fc, ff_dec *d) {
     if (m <= (1ULL << 53)) {
-        d->f = (double)m / ff_pow10_f[fc];    /* exact operands: one correct rounding */
+        d->f = (double)m / ff_pow10_f[fc]; /* exact operands: one correct rounding */
         if (fc <= FF_FP_DECIMALS) {
             int sh = FF_FP_DECIMALS - (int)fc;
-            if (m <= ff_int64_div10[sh]) { d->fp = (int64_t)(m * ff_pow10_u[sh]); return 0; }
+            if (m <= ff_int64_div10[sh]) {
+                d->fp = (int64_t)(m * ff_pow10_u[sh]);
+                return 0;
+            }
         }
     }
     /* rarer shapes (a call, so the hot path keeps no stack slot for them): the general
@@ -223,16 +267,20 @@ FF_INLINE int ffb_field_int(ff_scan *s, ff_fields *F, uint32_t slot, int64_t *v)
 static inline int ffb_field_bool(ff_scan *s, ff_fields *F, uint32_t slot, int *v) {
     int r;
     ffb_mark_key(F, slot);
-    if (*s->p == 't') { r = ff_skip_literal(s, "true", 4); *v = 1; }
-    else if (*s->p == 'f') { r = ff_skip_literal(s, "false", 5); *v = 0; }
-    else return ffb_skip_wrong_type(s, F, slot);
+    if (*s->p == 't') {
+        r = ff_skip_literal(s, "true", 4);
+        *v = 1;
+    } else if (*s->p == 'f') {
+        r = ff_skip_literal(s, "false", 5);
+        *v = 0;
+    } else return ffb_skip_wrong_type(s, F, slot);
     if (r) return r;
     F->seen |= slot;
     return 0;
 }
 
-FF_INLINE int ffb_field_str(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot,
-                                const uint8_t **p, ptrdiff_t *n) {
+FF_INLINE int ffb_field_str(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, const uint8_t **p,
+                            ptrdiff_t *n) {
     ffb_mark_key(F, slot);
     if (*s->p != '"') return ffb_skip_wrong_type(s, F, slot);
     int r = ffb_read_str(c, s, p, n);
@@ -252,7 +300,8 @@ static inline int ffb_event_code(const uint8_t *p, ptrdiff_t n) {
 }
 
 static inline int ffb_field_event(ff_ctx *c, ff_scan *s, ff_fields *F) {
-    const uint8_t *p = NULL; ptrdiff_t n = 0;
+    const uint8_t *p = NULL;
+    ptrdiff_t n = 0;
     int r = ffb_field_str(c, s, F, F_EV, &p, &n);
     if (r || !(F->seen & F_EV)) return r;
     F->ev = ffb_event_code(p, n);
@@ -270,12 +319,20 @@ static int ffb_field_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, 
     if (*s->p != '[') return ffb_skip_wrong_type(s, F, slot);
     s->p++;
     ff_skip_ws(s);
-    if (s->p < s->end && *s->p == ']') { s->p++; F->nlv[st] = 0; F->seen |= slot; return 0; }
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        F->nlv[st] = 0;
+        F->seen |= slot;
+        return 0;
+    }
     for (;;) {
         if (s->p >= s->end || *s->p != '[') break;
         s->p++;
         ff_skip_ws(s);
-        if (n >= c->max_levels) { r = FF_TOO_MANY_LEVELS; break; }
+        if (n >= c->max_levels) {
+            r = FF_TOO_MANY_LEVELS;
+            break;
+        }
         if (s->p >= s->end || *s->p != '"') break;
         if ((r = ffb_read_dec(c, s, &lv[n].price))) break;
         r = FF_WRONG_TYPE;
@@ -291,8 +348,17 @@ static int ffb_field_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, 
         s->p++;
         n++;
         ff_skip_ws(s);
-        if (s->p < s->end && *s->p == ',') { s->p++; ff_skip_ws(s); continue; }
-        if (s->p < s->end && *s->p == ']') { s->p++; F->nlv[st] = n; F->seen |= slot; return 0; }
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            ff_skip_ws(s);
+            continue;
+        }
+        if (s->p < s->end && *s->p == ']') {
+            s->p++;
+            F->nlv[st] = n;
+            F->seen |= slot;
+            return 0;
+        }
         break;
     }
     if (FF_IS_FATAL(r)) return r;
@@ -309,30 +375,40 @@ static int ffb_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner, int
 #define FFB_READ_bool(slots, m) return ffb_field_bool(s, F, slots, &F->m)
 #define FFB_READ_str(slots, m) return ffb_field_str(c, s, F, slots, &F->m##_ptr, &F->m##_len)
 #define FFB_READ_event(slots, m) return ffb_field_event(c, s, F)
-#define FFB_READ_a(slots, m)                                                                \
-    ffb_mark_key(F, slots);                                                                 \
-    if (*s->p == '"') return ffb_field_dec(c, s, F, F_AP, &F->ap);                          \
-    if (*s->p == '[') return ffb_field_levels(c, s, F, F_AL, ST_A);                         \
-    if (*s->p == '-' || ff_is_digit(*s->p)) return ffb_field_int(s, F, F_AID, &F->aid);     \
+#define FFB_READ_a(slots, m)                                                                       \
+    ffb_mark_key(F, slots);                                                                        \
+    if (*s->p == '"') return ffb_field_dec(c, s, F, F_AP, &F->ap);                                 \
+    if (*s->p == '[') return ffb_field_levels(c, s, F, F_AL, ST_A);                                \
+    if (*s->p == '-' || ff_is_digit(*s->p)) return ffb_field_int(s, F, F_AID, &F->aid);            \
     return ffb_skip_wrong_type(s, F, 0)
-#define FFB_READ_b(slots, m)                                                                \
-    ffb_mark_key(F, slots);                                                                 \
-    if (*s->p == '"') return ffb_field_dec(c, s, F, F_BP, &F->bp);                          \
-    if (*s->p == '[') return ffb_field_levels(c, s, F, F_BL, ST_B);                         \
+#define FFB_READ_b(slots, m)                                                                       \
+    ffb_mark_key(F, slots);                                                                        \
+    if (*s->p == '"') return ffb_field_dec(c, s, F, F_BP, &F->bp);                                 \
+    if (*s->p == '[') return ffb_field_levels(c, s, F, F_BL, ST_B);                                \
     return ffb_skip_wrong_type(s, F, 0)
 #define FFB_READ_levels(slots, st) return ffb_field_levels(c, s, F, slots, st)
-#define FFB_READ_ctrl(slots, m) F->keys |= slots; break
+#define FFB_READ_ctrl(slots, m)                                                                    \
+    F->keys |= slots;                                                                              \
+    break
 /* The envelope's keys mean something at the top level only (inner != NULL). */
-#define FFB_READ_stream(slots, m)                                                           \
-    if (!inner) break;                                                                      \
+#define FFB_READ_stream(slots, m)                                                                  \
+    if (!inner) break;                                                                             \
     return ffb_field_stream(c, s, F, slots)
-#define FFB_READ_data(slots, m)                                                             \
-    if (!inner || *s->p != '{') { if (inner) ffb_mark_key(F, slots); break; }               \
+#define FFB_READ_data(slots, m)                                                                    \
+    if (!inner || *s->p != '{') {                                                                  \
+        if (inner) ffb_mark_key(F, slots);                                                         \
+        break;                                                                                     \
+    }                                                                                              \
     return ffb_field_data(c, s, F, inner, slots)
 
-#define FFB_CASE1(ch, slots, reader, m) case ch: { FFB_READ_##reader(slots, m); }
-#define FF_KEY_IS(name) (kn == (ptrdiff_t)sizeof(name) - 1 && memcmp(k, name, sizeof(name) - 1) == 0)
-#define FFB_CASEN(name, slots, reader, m) if (FF_KEY_IS(name)) { FFB_READ_##reader(slots, m); }
+#define FFB_CASE1(ch, slots, reader, m)                                                            \
+    case ch: {                                                                                     \
+        FFB_READ_##reader(slots, m);                                                               \
+    }
+#define FF_KEY_IS(name)                                                                            \
+    (kn == (ptrdiff_t)sizeof(name) - 1 && memcmp(k, name, sizeof(name) - 1) == 0)
+#define FFB_CASEN(name, slots, reader, m)                                                          \
+    if (FF_KEY_IS(name)) { FFB_READ_##reader(slots, m); }
 
 /* The combined-stream name.  One that cannot be read (escaped beyond the scratch arena)
  * cannot route the message: the payload is rejected for it, not taken for unknown. */
@@ -343,7 +419,8 @@ static inline int ffb_field_stream(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t
     return r == FF_TOO_LONG ? r : 0;
 }
 
-static inline int ffb_field_data(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner, uint32_t slot) {
+static inline int ffb_field_data(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner,
+                                 uint32_t slot) {
     ffb_mark_key(F, slot);
     inner->seen = inner->bad = inner->keys = 0;
     inner->ev = EV_NONE;
@@ -357,7 +434,7 @@ static inline int ffb_dispatch(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *i
                                const uint8_t *k, ptrdiff_t kn) {
     if (kn == 1) {
         switch (k[0]) {
-        FF_KEYS1(FFB_CASE1)
+            FF_KEYS1(FFB_CASE1)
         default: break;
         }
     } else {
@@ -377,11 +454,15 @@ static int ffb_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner, int
     s->p++;
     ff_skip_ws(s);
     if (s->p >= s->end) return FF_TRUNCATED;
-    if (*s->p == '}') { s->p++; return 0; }
+    if (*s->p == '}') {
+        s->p++;
+        return 0;
+    }
     for (;;) {
         const uint8_t *p = s->p;
         /* A key of one plain character, directly followed by ':', is the common case. */
-        if (s->end - p >= 4 && p[0] == '"' && p[2] == '"' && ff_str_class[p[1]] == 0 && p[3] == ':') {
+        if (s->end - p >= 4 && p[0] == '"' && p[2] == '"' && ff_str_class[p[1]] == 0 &&
+            p[3] == ':') {
             kp = p + 1;
             kn = 1;
             s->p = p + 4;
@@ -391,7 +472,7 @@ static int ffb_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner, int
             if ((r = ff_scan_string(s, &kp, &kn, &esc))) return r;
             if (esc) {
                 kn = ff_unescape(kp, kn, keybuf, sizeof(keybuf));
-                kp = keybuf;   /* kn < 0 (too long to be ours) matches no key */
+                kp = keybuf; /* kn < 0 (too long to be ours) matches no key */
             }
             ff_skip_ws(s);
             if (s->p >= s->end) return FF_TRUNCATED;
@@ -404,7 +485,10 @@ static int ffb_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner, int
         ff_skip_ws(s);
         if (s->p >= s->end) return FF_TRUNCATED;
         uint8_t ch = *s->p++;
-        if (ch == ',') { ff_skip_ws(s); continue; }
+        if (ch == ',') {
+            ff_skip_ws(s);
+            continue;
+        }
         if (ch == '}') return 0;
         return FF_SYNTAX;
     }

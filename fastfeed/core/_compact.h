@@ -35,7 +35,10 @@ FF_INLINE int ffc_str(ff_scan *s, const uint8_t **out, ptrdiff_t *n) {
     const uint8_t *st = s->p + 1, *p = st, *end = s->end;
     while (end - p >= 8) {
         uint64_t x = ffc_special8(ff_load8(p));
-        if (x) { p += ff_ctz64(x) >> 3; goto found; }
+        if (x) {
+            p += ff_ctz64(x) >> 3;
+            goto found;
+        }
         p += 8;
     }
     while (p < end && ff_str_class[*p] == 0) p++;
@@ -50,7 +53,7 @@ found:
 /* The symbol "s"; s->p at its opening quote.  The cache slot for the next bytes is checked
  * first with one compare of the name and its closing quote; a miss scans the string. */
 FF_INLINE unsigned ffc_symslot(const uint8_t *name) {
-    return (unsigned)((ff_load8(name) * 0x9E3779B97F4A7C15ULL) >> 61);   /* FF_SYM_SLOTS = 8 */
+    return (unsigned)((ff_load8(name) * 0x9E3779B97F4A7C15ULL) >> 61); /* FF_SYM_SLOTS = 8 */
 }
 
 FF_INLINE int ffc_symbol(ff_ctx *c, ff_scan *s, ff_fields *F) {
@@ -61,8 +64,9 @@ FF_INLINE int ffc_symbol(ff_ctx *c, ff_scan *s, ff_fields *F) {
         uint32_t n = e->len;
 #if FFC_SSE2
         __m128i v = _mm_loadu_si128((const __m128i *)(s->p + 1));
-        unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_loadu_si128((const __m128i *)e->pat)));
-        unsigned need = (2u << n) - 1;                  /* the name and its quote */
+        unsigned eq = (unsigned)_mm_movemask_epi8(
+            _mm_cmpeq_epi8(v, _mm_loadu_si128((const __m128i *)e->pat)));
+        unsigned need = (2u << n) - 1; /* the name and its quote */
         int hit = n && (eq & need) == need;
 #else
         int hit = n && memcmp(s->p + 1, e->pat, n + 1) == 0;
@@ -89,9 +93,10 @@ static inline void ffc_forget_symbols(ff_ctx *c) {
 
 /* Caches a plain name that a plan met (FF_SYM_PLAIN: ffc_str accepted it, so it has no
  * quote, escape, control or non-ASCII byte) with its id in the table ``owner``. */
-static inline void ffc_remember_symbol(ff_ctx *c, const ff_fields *F, int64_t id, const void *owner) {
+static inline void ffc_remember_symbol(ff_ctx *c, const ff_fields *F, int64_t id,
+                                       const void *owner) {
     ptrdiff_t n = F->s_len;
-    if (c->sym_owner != owner) {                        /* another table: forget every id */
+    if (c->sym_owner != owner) { /* another table: forget every id */
         ffc_forget_symbols(c);
         c->sym_owner = owner;
     }
@@ -129,7 +134,8 @@ static const uint8_t *ffc_skip_other(ff_scan t) {
 
 /* One plain scalar for a key fastfeed does not use ("M", "X", "ps", ...). */
 FF_INLINE int ffc_skip_scalar(ff_scan *s) {
-    const uint8_t *st; ptrdiff_t n;
+    const uint8_t *st;
+    ptrdiff_t n;
     if (*s->p == '"') return ffc_str(s, &st, &n);
     return ffc_to(s, ffc_skip_other(*s));
 }
@@ -138,9 +144,9 @@ FF_INLINE int ffc_skip_scalar(ff_scan *s) {
  * means "16 or more": not handled here) and, below 16, their value. */
 #if FFC_SSE2
 /* 16 x 0xFF then 16 x 0: loading at 16 - n keeps the first n bytes. */
-static const uint8_t ffc_keep[32] = {
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const uint8_t ffc_keep[32] = {255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+                                     255, 255, 255, 255, 255, 0,   0,   0,   0,   0,   0,
+                                     0,   0,   0,   0,   0,   0,   0,   0,   0,   0};
 /* 5**-k modulo 2**64: dividing an exact multiple of 10**k is a shift and a multiply. */
 static const uint64_t ffc_inv5[16] = {
     0x0000000000000001ULL, 0xcccccccccccccccdULL, 0x8f5c28f5c28f5c29ULL, 0x1cac083126e978d5ULL,
@@ -170,10 +176,17 @@ FF_INLINE uint64_t ffc_fold16(__m128i t, unsigned last) {
 FF_INLINE unsigned ffc_run(const uint8_t *p, uint64_t *val) {
     const __m128i nine = _mm_set1_epi8(9);
     __m128i d = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)p), _mm_set1_epi8('0'));
-    unsigned nondigit = ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(d, nine), nine)) & 0xFFFF;
-    if (!nondigit) { *val = 0; return 16; }
+    unsigned nondigit =
+        ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(d, nine), nine)) & 0xFFFF;
+    if (!nondigit) {
+        *val = 0;
+        return 16;
+    }
     unsigned n = (unsigned)ff_ctz32(nondigit);
-    if (n == 0) { *val = 0; return 0; }
+    if (n == 0) {
+        *val = 0;
+        return 0;
+    }
     *val = ffc_fold16(d, n);
     return n;
 }
@@ -204,7 +217,8 @@ FF_INLINE int ffc_uint(ff_scan *s, int64_t *out) {
 
 /* A plain decimal string "digits[.digits]" at q (its opening quote): returns where it ends
  * (after the closing quote), or NULL to bail. */
-FF_INLINE const uint8_t *ffc_decimal_at(ff_ctx *c, const uint8_t *q, const uint8_t *end, ff_dec *d) {
+FF_INLINE const uint8_t *ffc_decimal_at(ff_ctx *c, const uint8_t *q, const uint8_t *end,
+                                        ff_dec *d) {
 #if FFC_SSE2
     const uint8_t *st = q + 1;
     /* One 16-byte pass for the whole decimal (up to 15 characters, the shape of every
@@ -217,21 +231,21 @@ FF_INLINE const uint8_t *ffc_decimal_at(ff_ctx *c, const uint8_t *q, const uint8
         unsigned dig = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(t, nine), nine));
         unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(raw, _mm_set1_epi8('.')));
         unsigned other = ~(dig | dot) & 0xFFFF;
-        if (!other) return NULL;                        /* 16+ characters: general path */
-        unsigned e = (unsigned)ff_ctz32(other);         /* the closing quote, if all is well */
+        if (!other) return NULL;                /* 16+ characters: general path */
+        unsigned e = (unsigned)ff_ctz32(other); /* the closing quote, if all is well */
         if (st[e] != '"') return NULL;
         dot &= (1u << e) - 1;
         unsigned ic = e, fc = 0;
         if (dot) {
-            if (dot & (dot - 1)) return NULL;           /* two points */
+            if (dot & (dot - 1)) return NULL; /* two points */
             ic = (unsigned)ff_ctz32(dot);
             fc = e - ic - 1;
             __m128i keep = _mm_loadu_si128((const __m128i *)(ffc_keep + 16 - (ic + 1)));
             t = _mm_or_si128(_mm_and_si128(keep, _mm_slli_si128(t, 1)), _mm_andnot_si128(keep, t));
         } else {
-            t = _mm_slli_si128(t, 1);                   /* same layout: a zero slot first */
+            t = _mm_slli_si128(t, 1); /* same layout: a zero slot first */
         }
-        if (ic == 0) return NULL;                       /* ".5": the general path decides */
+        if (ic == 0) return NULL; /* ".5": the general path decides */
         /* slots 1 .. last-1: the digits; slot 0 zero; past them, zero */
         unsigned last = dot ? e : e + 1;
         uint64_t m = ffc_fold16(t, last);
@@ -249,8 +263,15 @@ FF_INLINE int ffc_decimal(ff_ctx *c, ff_scan *s, ff_dec *d) {
 }
 
 /* Claims a key's slots; a key seen before goes to the general path (last one wins there). */
-#define FFC_CLAIM(F, slots) do { if ((F)->keys & (slots)) return FFC_BAIL; (F)->keys |= (slots); } while (0)
-#define FFC_TRY(x) do { if (x) return FFC_BAIL; } while (0)
+#define FFC_CLAIM(F, slots)                                                                        \
+    do {                                                                                           \
+        if ((F)->keys & (slots)) return FFC_BAIL;                                                  \
+        (F)->keys |= (slots);                                                                      \
+    } while (0)
+#define FFC_TRY(x)                                                                                 \
+    do {                                                                                           \
+        if (x) return FFC_BAIL;                                                                    \
+    } while (0)
 
 /* Each field reader claims ``claim`` (the key's slots, as ffb_mark_key would) and marks
  * ``slot`` seen. */
@@ -261,7 +282,8 @@ FF_INLINE int ffc_int(ff_scan *s, ff_fields *F, uint32_t claim, uint32_t slot, i
     return 0;
 }
 
-FF_INLINE int ffc_dec(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t claim, uint32_t slot, ff_dec *d) {
+FF_INLINE int ffc_dec(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t claim, uint32_t slot,
+                      ff_dec *d) {
     FFC_CLAIM(F, claim);
     if (*s->p != '"') return FFC_BAIL;
     FFC_TRY(ffc_decimal(c, s, d));
@@ -274,15 +296,23 @@ FF_INLINE int ffc_read_bool(ff_scan *s, int *v) {
     if (s->end - s->p >= 8) {
         /* Branch-free: buyer_maker is a coin flip that a predictor cannot learn. */
         uint64_t w = ff_load8(s->p);
-        int t = (w & 0xFFFFFFFFULL) == 0x65757274ULL;          /* "true" */
-        int f = (w & 0xFFFFFFFFFFULL) == 0x65736C6166ULL;      /* "false" */
+        int t = (w & 0xFFFFFFFFULL) == 0x65757274ULL;     /* "true" */
+        int f = (w & 0xFFFFFFFFFFULL) == 0x65736C6166ULL; /* "false" */
         if (!(t | f)) return FFC_BAIL;
         *v = t;
         s->p += 5 - t;
         return 0;
     }
-    if (s->end - s->p >= 5 && memcmp(s->p, "true", 4) == 0) { *v = 1; s->p += 4; return 0; }
-    if (s->end - s->p >= 6 && memcmp(s->p, "false", 5) == 0) { *v = 0; s->p += 5; return 0; }
+    if (s->end - s->p >= 5 && memcmp(s->p, "true", 4) == 0) {
+        *v = 1;
+        s->p += 4;
+        return 0;
+    }
+    if (s->end - s->p >= 6 && memcmp(s->p, "false", 5) == 0) {
+        *v = 0;
+        s->p += 5;
+        return 0;
+    }
     return FFC_BAIL;
 }
 
@@ -294,7 +324,8 @@ FF_INLINE int ffc_bool(ff_scan *s, ff_fields *F, uint32_t slot, int *v) {
 }
 
 static inline int ffc_event(ff_scan *s, ff_fields *F) {
-    const uint8_t *p; ptrdiff_t n;
+    const uint8_t *p;
+    ptrdiff_t n;
     FFC_CLAIM(F, F_EV);
     if (*s->p != '"') return FFC_BAIL;
     FFC_TRY(ffc_str(s, &p, &n));
@@ -304,17 +335,28 @@ static inline int ffc_event(ff_scan *s, ff_fields *F) {
 }
 
 /* Two bytes as one native word, and the word two given bytes make. */
-FF_INLINE uint16_t ffc_load2(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-FF_INLINE uint16_t ffc_pair(uint8_t a, uint8_t b) { const uint8_t t[2] = {a, b}; return ffc_load2(t); }
+FF_INLINE uint16_t ffc_load2(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+FF_INLINE uint16_t ffc_pair(uint8_t a, uint8_t b) {
+    const uint8_t t[2] = {a, b};
+    return ffc_load2(t);
+}
 #define FFC_PAIR(a, b) ffc_pair((uint8_t)(a), (uint8_t)(b))
 
 /* [["price","qty"],...] with no whitespace, into staging area st. */
-static inline int ffc_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t claim, uint32_t slot, int st) {
+static inline int ffc_levels(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t claim, uint32_t slot,
+                             int st) {
     ff_level *lv = ffb_levels(c, F, st);
     ptrdiff_t n = 0, max = c->max_levels;
-    const uint8_t *p = s->p + 1, *end = s->end;         /* past '[' */
+    const uint8_t *p = s->p + 1, *end = s->end; /* past '[' */
     FFC_CLAIM(F, claim);
-    if (p < end && *p == ']') { p++; goto done; }
+    if (p < end && *p == ']') {
+        p++;
+        goto done;
+    }
     /* Two-byte structure checks as one compare each: '["' opens a level, '","' sits
      * between its strings, '],' or ']]' closes it. */
     for (;;) {
@@ -345,53 +387,57 @@ static int ffc_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner);
 #define FFC_READ_int(slots, m) return ffc_int(s, F, slots, slots, &F->m)
 #define FFC_READ_dec(slots, m) return ffc_dec(c, s, F, slots, slots, &F->m)
 #define FFC_READ_bool(slots, m) return ffc_bool(s, F, slots, &F->m)
-#define FFC_READ_str(slots, m)                                                              \
-    FFC_CLAIM(F, slots);                                                                    \
-    if (v != '"') return FFC_BAIL;                                                          \
-    FFC_TRY(ffc_str(s, &F->m##_ptr, &F->m##_len));                                          \
-    F->seen |= slots;                                                                       \
+#define FFC_READ_str(slots, m)                                                                     \
+    FFC_CLAIM(F, slots);                                                                           \
+    if (v != '"') return FFC_BAIL;                                                                 \
+    FFC_TRY(ffc_str(s, &F->m##_ptr, &F->m##_len));                                                 \
+    F->seen |= slots;                                                                              \
     return 0
 #define FFC_READ_event(slots, m) return ffc_event(s, F)
-#define FFC_READ_a(slots, m)                                                                \
-    if (v == '"') return ffc_dec(c, s, F, slots, F_AP, &F->ap);                             \
-    if (v == '[') return ffc_levels(c, s, F, slots, F_AL, ST_A);                            \
-    if (ff_is_digit(v)) return ffc_int(s, F, slots, F_AID, &F->aid);                        \
+#define FFC_READ_a(slots, m)                                                                       \
+    if (v == '"') return ffc_dec(c, s, F, slots, F_AP, &F->ap);                                    \
+    if (v == '[') return ffc_levels(c, s, F, slots, F_AL, ST_A);                                   \
+    if (ff_is_digit(v)) return ffc_int(s, F, slots, F_AID, &F->aid);                               \
     return FFC_BAIL
-#define FFC_READ_b(slots, m)                                                                \
-    if (v == '"') return ffc_dec(c, s, F, slots, F_BP, &F->bp);                             \
-    if (v == '[') return ffc_levels(c, s, F, slots, F_BL, ST_B);                            \
+#define FFC_READ_b(slots, m)                                                                       \
+    if (v == '"') return ffc_dec(c, s, F, slots, F_BP, &F->bp);                                    \
+    if (v == '[') return ffc_levels(c, s, F, slots, F_BL, ST_B);                                   \
     return FFC_BAIL
-#define FFC_READ_levels(slots, st)                                                          \
-    if (v != '[') return FFC_BAIL;                                                          \
+#define FFC_READ_levels(slots, st)                                                                 \
+    if (v != '[') return FFC_BAIL;                                                                 \
     return ffc_levels(c, s, F, slots, slots, st)
 #define FFC_READ_ctrl(slots, m) return FFC_BAIL
-#define FFC_READ_stream(slots, m)                                                           \
-    if (!inner) return FFC_BAIL;                                                            \
+#define FFC_READ_stream(slots, m)                                                                  \
+    if (!inner) return FFC_BAIL;                                                                   \
     FFC_READ_str(slots, m)
-#define FFC_READ_data(slots, m)                                                             \
-    if (!inner || v != '{') return FFC_BAIL;                                                \
-    FFC_CLAIM(F, slots);                                                                    \
-    FFC_TRY(ffc_object(c, s, inner, NULL));                                                 \
-    F->seen |= slots;                                                                       \
+#define FFC_READ_data(slots, m)                                                                    \
+    if (!inner || v != '{') return FFC_BAIL;                                                       \
+    FFC_CLAIM(F, slots);                                                                           \
+    FFC_TRY(ffc_object(c, s, inner, NULL));                                                        \
+    F->seen |= slots;                                                                              \
     return 0
 
-#define FFC_CASE1(ch, slots, reader, m) case ch: { FFC_READ_##reader(slots, m); }
-#define FFC_CASEN(name, slots, reader, m) if (FF_KEY_IS(name)) { FFC_READ_##reader(slots, m); }
+#define FFC_CASE1(ch, slots, reader, m)                                                            \
+    case ch: {                                                                                     \
+        FFC_READ_##reader(slots, m);                                                               \
+    }
+#define FFC_CASEN(name, slots, reader, m)                                                          \
+    if (FF_KEY_IS(name)) { FFC_READ_##reader(slots, m); }
 
 /* The value of one key; s->p at the value, which Binance never leaves empty. */
-FF_INLINE int ffc_value(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner,
-                        const uint8_t *k, ptrdiff_t kn) {
+FF_INLINE int ffc_value(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner, const uint8_t *k,
+                        ptrdiff_t kn) {
     uint8_t v = *s->p;
     if (kn == 1) {
         switch (k[0]) {
-        FF_KEYS1(FFC_CASE1)
+            FF_KEYS1(FFC_CASE1)
         default:
-            if (ff_str_class[k[0]]) return FFC_BAIL;   /* '"', '\\', control, non-ASCII */
+            if (ff_str_class[k[0]]) return FFC_BAIL; /* '"', '\\', control, non-ASCII */
             return ffc_skip_scalar(s);
         }
     }
     FF_KEYSN(FFC_CASEN)
-    return ffc_skip_scalar(s);                          /* "ps" and other plain extras */
+    return ffc_skip_scalar(s); /* "ps" and other plain extras */
 }
 
 /* "k": with k one byte, read as one little-endian word: '"' k '"' ':' and, after a
@@ -415,13 +461,21 @@ static int ffc_object(ff_ctx *c, ff_scan *s, ff_fields *F, ff_fields *inner) {
         s->p++;
         goto value;
     short_key:
-        k = p + 1; kn = 1; s->p = p + 4;
+        k = p + 1;
+        kn = 1;
+        s->p = p + 4;
     value:
         FFC_TRY(ffc_value(c, s, F, inner, k, kn));
         p = s->p;
-        if (end - p >= 8 && (ff_load8(p) & FFC_NEXT5_MASK) == FFC_NEXT5) { p++; goto short_key; }
+        if (end - p >= 8 && (ff_load8(p) & FFC_NEXT5_MASK) == FFC_NEXT5) {
+            p++;
+            goto short_key;
+        }
         if (p >= end) return FFC_BAIL;
-        if (*p == '}') { s->p = p + 1; return 0; }
+        if (*p == '}') {
+            s->p = p + 1;
+            return 0;
+        }
         if (*p != ',') return FFC_BAIL;
         p++;
     }
@@ -455,40 +509,81 @@ FF_INLINE int ffp_eq(const uint8_t *p, const char *lit, size_t n) {
 #define FFP_ROUND8(n) (((n) + 7) & ~(size_t)7)
 
 #define FFP_OPEN(io) ff_scan sc_ = *(io), *const s = &sc_
-#define FFP_DONE(io) do { (io)->p = s->p; return 0; } while (0)
+#define FFP_DONE(io)                                                                               \
+    do {                                                                                           \
+        (io)->p = s->p;                                                                            \
+        return 0;                                                                                  \
+    } while (0)
 /* FFP_EAT_KEY / FFP_EAT: when the bytes at s->p are ,"k": / the literal, step over them
  * and be true; else false, s->p unchanged.  FFP_KEY / FFP_LIT: the same, required. */
 #define FFP_NEXT(ch) ((FFC_NEXT5 | ((uint64_t)(uint8_t)(ch) << 16)))
-#define FFP_EAT_KEY(ch) ((s->end - s->p >= 8 && (ff_load8(s->p) & 0xFFFFFFFFFFULL) == FFP_NEXT(ch)) \
-                         ? (s->p += 5, 1) : 0)
-#define FFP_KEY(ch) do { if (!FFP_EAT_KEY(ch)) return FFC_BAIL; } while (0)
-#define FFP_EAT(lit) ((s->end - s->p >= (ptrdiff_t)FFP_ROUND8(sizeof(lit) - 1) && \
-                       ffp_eq(s->p, lit, sizeof(lit) - 1)) ? (s->p += sizeof(lit) - 1, 1) : 0)
-#define FFP_LIT(lit) do { if (!FFP_EAT(lit)) return FFC_BAIL; } while (0)
+#define FFP_EAT_KEY(ch)                                                                            \
+    ((s->end - s->p >= 8 && (ff_load8(s->p) & 0xFFFFFFFFFFULL) == FFP_NEXT(ch)) ? (s->p += 5, 1)   \
+                                                                                : 0)
+#define FFP_KEY(ch)                                                                                \
+    do {                                                                                           \
+        if (!FFP_EAT_KEY(ch)) return FFC_BAIL;                                                     \
+    } while (0)
+#define FFP_EAT(lit)                                                                               \
+    ((s->end - s->p >= (ptrdiff_t)FFP_ROUND8(sizeof(lit) - 1) &&                                   \
+      ffp_eq(s->p, lit, sizeof(lit) - 1))                                                          \
+         ? (s->p += sizeof(lit) - 1, 1)                                                            \
+         : 0)
+#define FFP_LIT(lit)                                                                               \
+    do {                                                                                           \
+        if (!FFP_EAT(lit)) return FFC_BAIL;                                                        \
+    } while (0)
 #define FFP_INT(dst) FFC_TRY(ffc_uint(s, &(dst)))
-#define FFP_DEC(dst) do { if (*s->p != '"') return FFC_BAIL; FFC_TRY(ffc_decimal(c, s, &(dst))); } while (0)
-#define FFP_STR(ptr, len) do { if (*s->p != '"') return FFC_BAIL; FFC_TRY(ffc_str(s, &(ptr), &(len))); } while (0)
+#define FFP_DEC(dst)                                                                               \
+    do {                                                                                           \
+        if (*s->p != '"') return FFC_BAIL;                                                         \
+        FFC_TRY(ffc_decimal(c, s, &(dst)));                                                        \
+    } while (0)
+#define FFP_STR(ptr, len)                                                                          \
+    do {                                                                                           \
+        if (*s->p != '"') return FFC_BAIL;                                                         \
+        FFC_TRY(ffc_str(s, &(ptr), &(len)));                                                       \
+    } while (0)
 #define FFP_SYM() FFC_TRY(ffc_symbol(c, s, F))
 #define FFP_SKIP() FFC_TRY(ffc_skip_scalar(s))
 /* "M" (aggTrade, spot trade) is always true or false; anything else goes to ffc_object. */
-#define FFP_SKIP_BOOL() do { int ignored_; FFC_TRY(ffc_read_bool(s, &ignored_)); } while (0)
-#define FFP_END() do { if (s->p >= s->end || *s->p != '}') return FFC_BAIL; s->p++; } while (0)
+#define FFP_SKIP_BOOL()                                                                            \
+    do {                                                                                           \
+        int ignored_;                                                                              \
+        FFC_TRY(ffc_read_bool(s, &ignored_));                                                      \
+    } while (0)
+#define FFP_END()                                                                                  \
+    do {                                                                                           \
+        if (s->p >= s->end || *s->p != '}') return FFC_BAIL;                                       \
+        s->p++;                                                                                    \
+    } while (0)
 
 /* after {"e":"aggTrade","E": */
 static int ffp_aggtrade(ff_ctx *c, ff_scan *io, ff_fields *F) {
     FFP_OPEN(io);
     FFP_INT(F->E);
-    if (FFP_EAT_KEY('s')) {                             /* spot */
-        FFP_SYM(); FFP_KEY('a'); FFP_INT(F->aid);
-    } else {                                            /* futures */
-        FFP_KEY('a'); FFP_INT(F->aid); FFP_KEY('s'); FFP_SYM();
+    if (FFP_EAT_KEY('s')) { /* spot */
+        FFP_SYM();
+        FFP_KEY('a');
+        FFP_INT(F->aid);
+    } else { /* futures */
+        FFP_KEY('a');
+        FFP_INT(F->aid);
+        FFP_KEY('s');
+        FFP_SYM();
     }
-    FFP_KEY('p'); FFP_DEC(F->p);
-    FFP_KEY('q'); FFP_DEC(F->q);
-    FFP_KEY('f'); FFP_INT(F->first);
-    FFP_KEY('l'); FFP_INT(F->last);
-    FFP_KEY('T'); FFP_INT(F->T);
-    FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
+    FFP_KEY('p');
+    FFP_DEC(F->p);
+    FFP_KEY('q');
+    FFP_DEC(F->q);
+    FFP_KEY('f');
+    FFP_INT(F->first);
+    FFP_KEY('l');
+    FFP_INT(F->last);
+    FFP_KEY('T');
+    FFP_INT(F->T);
+    FFP_KEY('m');
+    FFC_TRY(ffc_read_bool(s, &F->m));
     if (FFP_EAT_KEY('M')) FFP_SKIP_BOOL();
     FFP_END();
     F->ev = EV_AGGTRADE;
@@ -501,20 +596,32 @@ static int ffp_aggtrade(ff_ctx *c, ff_scan *io, ff_fields *F) {
 static int ffp_trade(ff_ctx *c, ff_scan *io, ff_fields *F) {
     FFP_OPEN(io);
     FFP_INT(F->E);
-    if (FFP_EAT_KEY('T')) {                             /* futures */
-        FFP_INT(F->T); FFP_KEY('s'); FFP_SYM();
-        FFP_KEY('t'); FFP_INT(F->tid);
-        FFP_KEY('p'); FFP_DEC(F->p);
-        FFP_KEY('q'); FFP_DEC(F->q);
+    if (FFP_EAT_KEY('T')) { /* futures */
+        FFP_INT(F->T);
+        FFP_KEY('s');
+        FFP_SYM();
+        FFP_KEY('t');
+        FFP_INT(F->tid);
+        FFP_KEY('p');
+        FFP_DEC(F->p);
+        FFP_KEY('q');
+        FFP_DEC(F->q);
         if (FFP_EAT_KEY('X')) FFP_SKIP();
-        FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
-    } else {                                            /* spot */
-        FFP_KEY('s'); FFP_SYM();
-        FFP_KEY('t'); FFP_INT(F->tid);
-        FFP_KEY('p'); FFP_DEC(F->p);
-        FFP_KEY('q'); FFP_DEC(F->q);
-        FFP_KEY('T'); FFP_INT(F->T);
-        FFP_KEY('m'); FFC_TRY(ffc_read_bool(s, &F->m));
+        FFP_KEY('m');
+        FFC_TRY(ffc_read_bool(s, &F->m));
+    } else { /* spot */
+        FFP_KEY('s');
+        FFP_SYM();
+        FFP_KEY('t');
+        FFP_INT(F->tid);
+        FFP_KEY('p');
+        FFP_DEC(F->p);
+        FFP_KEY('q');
+        FFP_DEC(F->q);
+        FFP_KEY('T');
+        FFP_INT(F->T);
+        FFP_KEY('m');
+        FFC_TRY(ffc_read_bool(s, &F->m));
         if (FFP_EAT_KEY('M')) FFP_SKIP_BOOL();
     }
     FFP_END();
@@ -527,17 +634,28 @@ static int ffp_trade(ff_ctx *c, ff_scan *io, ff_fields *F) {
 static int ffp_depth(ff_ctx *c, ff_scan *io, ff_fields *F) {
     FFP_OPEN(io);
     uint32_t opt = 0;
-    F->keys = 0;                                        /* ffc_levels claims */
+    F->keys = 0; /* ffc_levels claims */
     FFP_INT(F->E);
-    if (FFP_EAT_KEY('T')) { FFP_INT(F->T); opt |= F_T; }
-    FFP_KEY('s'); FFP_SYM();
+    if (FFP_EAT_KEY('T')) {
+        FFP_INT(F->T);
+        opt |= F_T;
+    }
+    FFP_KEY('s');
+    FFP_SYM();
     if (FFP_EAT(",\"ps\":")) FFP_SKIP();
-    FFP_KEY('U'); FFP_INT(F->UU);
-    FFP_KEY('u'); FFP_INT(F->u);
-    if (FFP_EAT(",\"pu\":")) { FFP_INT(F->pu); opt |= F_PU; }
-    FFP_KEY('b'); if (*s->p != '[') return FFC_BAIL;
+    FFP_KEY('U');
+    FFP_INT(F->UU);
+    FFP_KEY('u');
+    FFP_INT(F->u);
+    if (FFP_EAT(",\"pu\":")) {
+        FFP_INT(F->pu);
+        opt |= F_PU;
+    }
+    FFP_KEY('b');
+    if (*s->p != '[') return FFC_BAIL;
     FFC_TRY(ffc_levels(c, s, F, KEY_B, F_BL, ST_B));
-    FFP_KEY('a'); if (*s->p != '[') return FFC_BAIL;
+    FFP_KEY('a');
+    if (*s->p != '[') return FFC_BAIL;
     FFC_TRY(ffc_levels(c, s, F, KEY_A, F_AL, ST_A));
     FFP_END();
     F->ev = EV_DEPTH;
@@ -550,15 +668,29 @@ static int ffp_depth(ff_ctx *c, ff_scan *io, ff_fields *F) {
 static int ffp_ticker(ff_ctx *c, ff_scan *io, ff_fields *F, uint32_t seen) {
     FFP_OPEN(io);
     FFP_INT(F->u);
-    if (FFP_EAT(",\"e\":\"bookTicker\"")) { F->ev = EV_BOOKTICKER; seen |= F_EV; }
-    FFP_KEY('s'); FFP_SYM();
+    if (FFP_EAT(",\"e\":\"bookTicker\"")) {
+        F->ev = EV_BOOKTICKER;
+        seen |= F_EV;
+    }
+    FFP_KEY('s');
+    FFP_SYM();
     if (FFP_EAT(",\"ps\":")) FFP_SKIP();
-    FFP_KEY('b'); FFP_DEC(F->bp);
-    FFP_KEY('B'); FFP_DEC(F->bq);
-    FFP_KEY('a'); FFP_DEC(F->ap);
-    FFP_KEY('A'); FFP_DEC(F->aq);
-    if (FFP_EAT_KEY('T')) { FFP_INT(F->T); seen |= F_T; }
-    if (FFP_EAT_KEY('E')) { FFP_INT(F->E); seen |= F_E; }
+    FFP_KEY('b');
+    FFP_DEC(F->bp);
+    FFP_KEY('B');
+    FFP_DEC(F->bq);
+    FFP_KEY('a');
+    FFP_DEC(F->ap);
+    FFP_KEY('A');
+    FFP_DEC(F->aq);
+    if (FFP_EAT_KEY('T')) {
+        FFP_INT(F->T);
+        seen |= F_T;
+    }
+    if (FFP_EAT_KEY('E')) {
+        FFP_INT(F->E);
+        seen |= F_E;
+    }
     FFP_END();
     F->seen = seen | REQ_TICKER;
     F->keys = F->seen | KEY_A | KEY_B;
@@ -572,7 +704,10 @@ FF_INLINE int ffp_message(ff_ctx *c, ff_scan *s, ff_fields *F) {
     if (FFP_EAT("{\"e\":\"aggTrade\",\"E\":")) return ffp_aggtrade(c, s, F);
     if (FFP_EAT("{\"e\":\"depthUpdate\",\"E\":")) return ffp_depth(c, s, F);
     if (FFP_EAT("{\"e\":\"trade\",\"E\":")) return ffp_trade(c, s, F);
-    if (FFP_EAT("{\"e\":\"bookTicker\",\"u\":")) { F->ev = EV_BOOKTICKER; return ffp_ticker(c, s, F, F_EV); }
+    if (FFP_EAT("{\"e\":\"bookTicker\",\"u\":")) {
+        F->ev = EV_BOOKTICKER;
+        return ffp_ticker(c, s, F, F_EV);
+    }
     if (FFP_EAT("{\"u\":")) return ffp_ticker(c, s, F, 0);
     return FFC_BAIL;
 }

@@ -114,11 +114,16 @@ cdef class BinanceDecoder:
     cdef int decode_ptr(self, const char* payload, Py_ssize_t n, int64_t recv_ns) noexcept
 
     cdef Py_ssize_t _decode_lines(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept
-    cdef inline const char* _decode_line(self, const char* p, const char* end, int64_t recv_ns) noexcept
+    cdef inline const char* _decode_line(
+            self, const char* p, const char* end, int64_t recv_ns) noexcept
     cdef void _begin_plan(self, Fields* outer, Fields* inner) noexcept
     cdef void _begin(self, Fields* outer, Fields* inner) noexcept
-    cdef int _decode_slow(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner, int64_t recv_ns) noexcept
-    cdef inline int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner, int64_t recv_ns, bint planned) noexcept
+    cdef int _decode_slow(
+            self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner,
+            int64_t recv_ns) noexcept
+    cdef inline int _finish(
+            self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner, int64_t recv_ns,
+            bint planned) noexcept
     cdef list _recent(self, int cls)
     cdef int _reject(self, const char* payload, Py_ssize_t n, int reason) noexcept
     cdef int _other(self, const char* payload, Py_ssize_t n, int k) noexcept
@@ -128,12 +133,18 @@ cdef class BinanceDecoder:
     cdef int _classify(self, Fields* F) noexcept
     cdef inline int _stage_trade(self, Fields* F, bint agg) noexcept
     cdef int _stage_ticker(self, Fields* F) noexcept
-    cdef int _stage_levels(self, Fields* F, int kind, uint32_t sym, int64_t last_id, int st_bids, int st_asks) noexcept
+    cdef int _stage_levels(
+            self, Fields* F, int kind, uint32_t sym, int64_t last_id, int st_bids,
+            int st_asks) noexcept
     cdef bint _stream_is_partial(self, const uint8_t* p, Py_ssize_t n) noexcept
     cdef int64_t _stream_symbol(self, const uint8_t* p, Py_ssize_t n) noexcept
     cdef inline int64_t _symbol(self, Fields* F) noexcept
     cdef inline void _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept
     cdef void _emit_ticker(self, Fields* F, int64_t recv_ns) noexcept
     cdef void _emit_depth(self, Fields* F, int64_t recv_ns, uint32_t sym) noexcept
-    cdef void _depth_head(self, DepthRow* row, Fields* F, int64_t recv_ns, uint32_t sym, int64_t T, int64_t pu) noexcept
-    cdef void _emit_partial(self, Fields* F, int64_t recv_ns, uint32_t sym, int64_t last_id, int st_bids, int st_asks) noexcept
+    cdef void _depth_head(
+            self, DepthRow* row, Fields* F, int64_t recv_ns, uint32_t sym, int64_t T,
+            int64_t pu) noexcept
+    cdef void _emit_partial(
+            self, Fields* F, int64_t recv_ns, uint32_t sym, int64_t last_id, int st_bids,
+            int st_asks) noexcept

@@ -1,17 +1,25 @@
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, final
+
+from typing_extensions import Self
 
 from fastfeed.core._codes import Kind as Kind
 from fastfeed.core._codes import Reject as Reject
 from fastfeed.core._ring import Ring
+from fastfeed.core._rows import DEPTH_DTYPE as DEPTH_DTYPE
+from fastfeed.core._rows import PARTIAL_DTYPE as PARTIAL_DTYPE
+from fastfeed.core._rows import TICKER_DTYPE as TICKER_DTYPE
+from fastfeed.core._rows import TRADE_DTYPE as TRADE_DTYPE
 
 SIMD: str  # "sse2" or "portable": the digit kernels this build uses
 
 def parse_decimal(s: str | bytes) -> tuple[float, int]: ...
 
+@final  # a final cdef class: runtime refuses subclasses
 class SymbolTable:
-    def __init__(self, max_symbols: int = 16384) -> None: ...
+    # The constructor is Cython's __cinit__ (tp_new), so the stub names __new__.
+    def __new__(cls, max_symbols: int = 16384) -> Self: ...
     def name(self, i: int) -> str: ...
     def find(self, name: str | bytes) -> int | None: ...
     def id(self, name: str | bytes) -> int: ...
@@ -21,8 +29,10 @@ class SymbolTable:
     def __iter__(self) -> Iterator[str]: ...
     def __contains__(self, name: object) -> bool: ...
 
-Buffer = bytes | bytearray | memoryview
+# what decode() reads; private so stubtest does not look for it at runtime
+_Buffer = bytes | bytearray | memoryview
 
+@final  # a final cdef class: runtime refuses subclasses
 class BinanceDecoder:
     trades: Ring
     depth: Ring
@@ -32,13 +42,14 @@ class BinanceDecoder:
     default_symbol: int
     on_control: Callable[[Any], None] | None
     on_shutdown: Callable[[int], None] | None
-    control_messages: deque
+    control_messages: deque[Any]
     shutdown_count: int
     last_shutdown_time: int
     control_dropped: int
     slow_count: int
-    def __init__(
-        self,
+    # The constructor is Cython's __cinit__ (tp_new), so the stub names __new__.
+    def __new__(
+        cls,
         trades: int = 65536,
         depth: int = 131072,
         tickers: int = 65536,
@@ -48,9 +59,9 @@ class BinanceDecoder:
         control_maxlen: int = 256,
         default_symbol: str | None = None,
         share: BinanceDecoder | None = None,
-    ) -> None: ...
-    def decode(self, payload: Buffer, recv_ns: int = 0) -> Kind: ...
-    def decode_lines(self, buffer: Buffer, recv_ns: int = 0) -> int: ...
+    ) -> Self: ...
+    def decode(self, payload: _Buffer, recv_ns: int = 0) -> Kind: ...
+    def decode_lines(self, buffer: _Buffer, recv_ns: int = 0) -> int: ...
     def set_default_symbol(self, name: str) -> None: ...
     def symbol(self, i: int) -> str: ...
     def symbol_id(self, name: str | bytes) -> int: ...

@@ -11,7 +11,8 @@ from collections import deque
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, PyByteArray_GET_SIZE
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize,
+                            PyBytes_GET_SIZE)
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.conversion cimport PyOS_string_to_double
 from libc.stddef cimport ptrdiff_t
@@ -24,7 +25,7 @@ from fastfeed.core._json cimport (ff_bytes_eq, ff_hash, ff_parse_decimal, ff_sca
                                   ff_skip_ws)
 from fastfeed.core._ring cimport Ring
 from fastfeed.core._rows cimport (FP_NONE, ROW_LAST_OF_EVENT, DepthRow, PartialRow, TickerRow,
-                             TradeRow)
+                                  TradeRow)
 from fastfeed.core._codes import Kind, Reject
 from fastfeed.core._rows import DEPTH_DTYPE, PARTIAL_DTYPE, TICKER_DTYPE, TRADE_DTYPE
 
@@ -49,7 +50,8 @@ cdef extern from "_binance.h":
         REQ_PARTIAL, OPT_PARTIAL
 
 cdef enum:
-    SCRATCH_BYTES = 4096        # escape-decoding arena: bounds one payload's escaped strings (TOO_LONG)
+    # escape-decoding arena: bounds one payload's escaped strings (TOO_LONG)
+    SCRATCH_BYTES = 4096
     MAX_SYMBOL_BYTES = 0xFFFF   # a longer symbol name is TOO_LONG
     RECENT_SLOTS = 8
     RECENT_BYTES = 512
@@ -174,8 +176,8 @@ cdef class SymbolTable:
         if n == 0:
             return 0
         # Consecutive messages mostly carry the same symbol: check the last one first.
-        if self.lengths[self.last] == n and ff_bytes_eq(<const uint8_t*>self.arena + self.offsets[self.last],
-                                                        <const uint8_t*>p, n):
+        if self.lengths[self.last] == n and ff_bytes_eq(
+                <const uint8_t*>self.arena + self.offsets[self.last], <const uint8_t*>p, n):
             return self.last
         cdef uint64_t h = ff_hash(<const uint8_t*>p, n)
         cdef uint32_t j = <uint32_t>self._slot(p, n, h)
@@ -287,7 +289,8 @@ cdef class BinanceDecoder:
                   Py_ssize_t max_levels=5000, uint32_t max_symbols=16384,
                   Py_ssize_t control_maxlen=256, default_symbol=None,
                   BinanceDecoder share=None):
-        for name, cap in (("trades", trades), ("depth", depth), ("tickers", tickers), ("partial", partial)):
+        for name, cap in (("trades", trades), ("depth", depth), ("tickers", tickers),
+                          ("partial", partial)):
             if not is_pow2(cap):
                 raise ValueError(f"{name} capacity must be a power of two, got {cap}")
         if max_levels < 1:
@@ -352,7 +355,8 @@ cdef class BinanceDecoder:
         if PyBytes_CheckExact(payload):
             k = self.decode_ptr(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), recv_ns)
         elif PyByteArray_CheckExact(payload):
-            k = self.decode_ptr(PyByteArray_AS_STRING(payload), PyByteArray_GET_SIZE(payload), recv_ns)
+            k = self.decode_ptr(PyByteArray_AS_STRING(payload), PyByteArray_GET_SIZE(payload),
+                                recv_ns)
         else:
             PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
             try:
@@ -376,7 +380,6 @@ cdef class BinanceDecoder:
 
     cdef Py_ssize_t _decode_lines(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept:
         cdef const char* end = p + n
-        cdef const char* nl
         cdef Py_ssize_t count = 0
         if recv_ns == 0:
             recv_ns = ff_now_ns()
@@ -437,7 +440,8 @@ cdef class BinanceDecoder:
         for i in range(seq - min(seq, <uint64_t>RECENT_SLOTS), seq):
             slot = cls * RECENT_SLOTS + <int>(i % RECENT_SLOTS)
             out.append((Reject(self.recent_code[slot]) if cls == 0 else None,
-                        self.recent[slot * RECENT_BYTES:slot * RECENT_BYTES + self.recent_len[slot]],
+                        self.recent[slot * RECENT_BYTES:
+                                    slot * RECENT_BYTES + self.recent_len[slot]],
                         self.recent_full_len[slot]))
         return out
 
@@ -471,11 +475,13 @@ cdef class BinanceDecoder:
         self._begin_plan(outer, inner)
         s.p = <const uint8_t*>payload
         s.end = s.p + n
-        if n > 0 and payload[0] == b'{' and ffp_payload(&self.ctx, &s, outer, inner) == 0 and s.p == s.end:
+        if (n > 0 and payload[0] == b'{' and ffp_payload(&self.ctx, &s, outer, inner) == 0
+                and s.p == s.end):
             return self._finish(payload, n, outer, inner, recv_ns, True)
         return self._decode_slow(payload, n, outer, inner, recv_ns)
 
-    cdef inline const char* _decode_line(self, const char* p, const char* end, int64_t recv_ns) noexcept:
+    cdef inline const char* _decode_line(
+            self, const char* p, const char* end, int64_t recv_ns) noexcept:
         """Decodes the line at p; returns where the next one starts.  A plan cannot cross
         a newline (it takes no whitespace), so it runs before the line end is known."""
         cdef ff_scan s
@@ -548,7 +554,7 @@ cdef class BinanceDecoder:
         return self._finish(payload, n, outer, inner, recv_ns, False)
 
     cdef inline int _finish(self, const char* payload, Py_ssize_t n, Fields* outer, Fields* inner,
-                     int64_t recv_ns, bint planned) noexcept:
+                            int64_t recv_ns, bint planned) noexcept:
         """Classifies one parsed payload, stages it (``hdr``; rows are written by
         commit_staged) and counts it."""
         cdef int k
@@ -886,7 +892,7 @@ cdef class BinanceDecoder:
         self.depth.commit(total)
 
     cdef void _depth_head(self, DepthRow* row, Fields* F, int64_t recv_ns, uint32_t sym,
-                                 int64_t T, int64_t pu) noexcept:
+                          int64_t T, int64_t pu) noexcept:
         row.recv_ns = recv_ns
         row.event_time = F.E
         row.transact_time = T

@@ -24,8 +24,16 @@
 #include <intrin.h>
 #define FF_INLINE static __forceinline
 #define FF_LIKELY(x) (x)
-static __forceinline int ff_ctz64(uint64_t x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
-static __forceinline int ff_ctz32(uint32_t x) { unsigned long i; _BitScanForward(&i, x); return (int)i; }
+static __forceinline int ff_ctz64(uint64_t x) {
+    unsigned long i;
+    _BitScanForward64(&i, x);
+    return (int)i;
+}
+static __forceinline int ff_ctz32(uint32_t x) {
+    unsigned long i;
+    _BitScanForward(&i, x);
+    return (int)i;
+}
 #else
 #define FF_INLINE static inline __attribute__((always_inline))
 #define FF_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -44,14 +52,14 @@ typedef struct {
 
 /* Byte classes inside a string: 0 plain, 1 quote, 2 backslash, 3 control, 4 non-ASCII. */
 static const uint8_t ff_str_class[256] = {
-    3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3, 3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,
-    0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,2,0,0,0,
-    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4, 4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
-    4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4, 4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
-    4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4, 4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
-    4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4, 4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
 };
 
 static inline int ff_is_ws(uint8_t c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
@@ -59,7 +67,7 @@ static inline int ff_is_digit(uint8_t c) { return (uint8_t)(c - '0') < 10; }
 
 static inline void ff_skip_ws(ff_scan *s) {
     const uint8_t *p = s->p;
-    if (FF_LIKELY(p < s->end && *p > ' ')) return;   /* Binance sends none */
+    if (FF_LIKELY(p < s->end && *p > ' ')) return; /* Binance sends none */
     while (p < s->end && ff_is_ws(*p)) p++;
     s->p = p;
 }
@@ -79,14 +87,22 @@ static inline int ff_utf8_seq(const uint8_t *p, const uint8_t *end) {
     int n;
     uint8_t lo = 0x80, hi = 0xBF;
     if (c >= 0xC2 && c <= 0xDF) n = 2;
-    else if (c == 0xE0) { n = 3; lo = 0xA0; }
-    else if (c >= 0xE1 && c <= 0xEC) n = 3;
-    else if (c == 0xED) { n = 3; hi = 0x9F; }
-    else if (c >= 0xEE && c <= 0xEF) n = 3;
-    else if (c == 0xF0) { n = 4; lo = 0x90; }
-    else if (c >= 0xF1 && c <= 0xF3) n = 4;
-    else if (c == 0xF4) { n = 4; hi = 0x8F; }
-    else return -FF_BAD_UTF8;
+    else if (c == 0xE0) {
+        n = 3;
+        lo = 0xA0;
+    } else if (c >= 0xE1 && c <= 0xEC) n = 3;
+    else if (c == 0xED) {
+        n = 3;
+        hi = 0x9F;
+    } else if (c >= 0xEE && c <= 0xEF) n = 3;
+    else if (c == 0xF0) {
+        n = 4;
+        lo = 0x90;
+    } else if (c >= 0xF1 && c <= 0xF3) n = 4;
+    else if (c == 0xF4) {
+        n = 4;
+        hi = 0x8F;
+    } else return -FF_BAD_UTF8;
     for (int i = 1; i < n; i++) {
         if (p + i >= end) return -FF_TRUNCATED;
         uint8_t b = p[i];
@@ -105,22 +121,31 @@ static inline int ff_scan_string(ff_scan *s, const uint8_t **start, ptrdiff_t *l
     for (;;) {
         if (p >= end) return FF_TRUNCATED;
         uint8_t cls = ff_str_class[*p];
-        if (cls == 0) { p++; continue; }
+        if (cls == 0) {
+            p++;
+            continue;
+        }
         if (cls == 1) break;
         if (cls == 2) {
             esc = 1;
             if (p + 1 >= end) return FF_TRUNCATED;
             switch (p[1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                p += 2; continue;
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't': p += 2; continue;
             case 'u':
                 for (int i = 2; i < 6; i++) {
                     if (p + i >= end) return FF_TRUNCATED;
                     if (ff_hexval(p[i]) < 0) return FF_SYNTAX;
                 }
-                p += 6; continue;
-            default:
-                return FF_SYNTAX;
+                p += 6;
+                continue;
+            default: return FF_SYNTAX;
             }
         }
         if (cls == 3) return FF_SYNTAX;
@@ -135,19 +160,27 @@ static inline int ff_scan_string(ff_scan *s, const uint8_t **start, ptrdiff_t *l
 }
 
 static inline uint8_t *ff_put_utf8(uint8_t *d, uint32_t cp) {
-    if (cp < 0x80) { *d++ = (uint8_t)cp; }
-    else if (cp < 0x800) { *d++ = 0xC0 | (cp >> 6); *d++ = 0x80 | (cp & 0x3F); }
-    else if (cp < 0x10000) {
-        *d++ = 0xE0 | (cp >> 12); *d++ = 0x80 | ((cp >> 6) & 0x3F); *d++ = 0x80 | (cp & 0x3F);
+    if (cp < 0x80) {
+        *d++ = (uint8_t)cp;
+    } else if (cp < 0x800) {
+        *d++ = 0xC0 | (cp >> 6);
+        *d++ = 0x80 | (cp & 0x3F);
+    } else if (cp < 0x10000) {
+        *d++ = 0xE0 | (cp >> 12);
+        *d++ = 0x80 | ((cp >> 6) & 0x3F);
+        *d++ = 0x80 | (cp & 0x3F);
     } else {
-        *d++ = 0xF0 | (cp >> 18); *d++ = 0x80 | ((cp >> 12) & 0x3F);
-        *d++ = 0x80 | ((cp >> 6) & 0x3F); *d++ = 0x80 | (cp & 0x3F);
+        *d++ = 0xF0 | (cp >> 18);
+        *d++ = 0x80 | ((cp >> 12) & 0x3F);
+        *d++ = 0x80 | ((cp >> 6) & 0x3F);
+        *d++ = 0x80 | (cp & 0x3F);
     }
     return d;
 }
 
 static inline uint32_t ff_hex4(const uint8_t *p) {
-    return (uint32_t)(ff_hexval(p[0]) << 12 | ff_hexval(p[1]) << 8 | ff_hexval(p[2]) << 4 | ff_hexval(p[3]));
+    return (uint32_t)(ff_hexval(p[0]) << 12 | ff_hexval(p[1]) << 8 | ff_hexval(p[2]) << 4 |
+                      ff_hexval(p[3]));
 }
 
 /* Decodes the escapes of an already validated string body into dst (UTF-8; a lone
@@ -158,7 +191,10 @@ static inline ptrdiff_t ff_unescape(const uint8_t *src, ptrdiff_t n, uint8_t *ds
     uint8_t *d = dst, *dend = dst + cap;
     while (p < end) {
         if (dend - d < 4) return -1;
-        if (*p != '\\') { *d++ = *p++; continue; }
+        if (*p != '\\') {
+            *d++ = *p++;
+            continue;
+        }
         uint8_t c = p[1];
         p += 2;
         switch (c) {
@@ -180,7 +216,7 @@ static inline ptrdiff_t ff_unescape(const uint8_t *src, ptrdiff_t n, uint8_t *ds
             d = ff_put_utf8(d, cp);
             break;
         }
-        default: *d++ = c;  /* " \ / */
+        default: *d++ = c; /* " \ / */
         }
     }
     return d - dst;
@@ -189,10 +225,14 @@ static inline ptrdiff_t ff_unescape(const uint8_t *src, ptrdiff_t n, uint8_t *ds
 /* Number grammar of RFC 8259; s->p at '-' or a digit. */
 static inline int ff_skip_number(ff_scan *s) {
     const uint8_t *p = s->p, *end = s->end;
-    if (*p == '-') { p++; if (p >= end) return FF_TRUNCATED; }
+    if (*p == '-') {
+        p++;
+        if (p >= end) return FF_TRUNCATED;
+    }
     if (*p == '0') p++;
-    else if (*p >= '1' && *p <= '9') { while (p < end && ff_is_digit(*p)) p++; }
-    else return FF_SYNTAX;
+    else if (*p >= '1' && *p <= '9') {
+        while (p < end && ff_is_digit(*p)) p++;
+    } else return FF_SYNTAX;
     if (p < end && *p == '.') {
         p++;
         if (p >= end) return FF_TRUNCATED;
@@ -220,7 +260,9 @@ static inline int ff_skip_literal(ff_scan *s, const char *lit, ptrdiff_t n) {
 
 /* A scalar value (string, number, literal) at s->p. */
 static inline int ff_skip_scalar(ff_scan *s) {
-    const uint8_t *st; ptrdiff_t n; int esc;
+    const uint8_t *st;
+    ptrdiff_t n;
+    int esc;
     switch (*s->p) {
     case '"': return ff_scan_string(s, &st, &n, &esc);
     case 't': return ff_skip_literal(s, "true", 4);
@@ -234,7 +276,9 @@ static inline int ff_skip_scalar(ff_scan *s) {
 
 /* Object key: s->p at the quote (checked here); leaves s->p after the ':' and spaces. */
 static inline int ff_skip_key(ff_scan *s) {
-    const uint8_t *st; ptrdiff_t n; int esc, r;
+    const uint8_t *st;
+    ptrdiff_t n;
+    int esc, r;
     if (s->p >= s->end) return FF_TRUNCATED;
     if (*s->p != '"') return FF_SYNTAX;
     if ((r = ff_scan_string(s, &st, &n, &esc))) return r;
@@ -249,7 +293,7 @@ static inline int ff_skip_key(ff_scan *s) {
 /* Validates and skips any JSON value without recursion.  ``open`` containers are already
  * open around it: the value may open FF_MAX_DEPTH - open more. */
 static int ff_skip_value_in(ff_scan *s, int open) {
-    uint64_t is_obj = 0;    /* bit d: container at depth d is an object */
+    uint64_t is_obj = 0; /* bit d: container at depth d is an object */
     int depth = 0, r;
     const int max_depth = FF_MAX_DEPTH - open;
     ff_skip_ws(s);
@@ -260,12 +304,17 @@ static int ff_skip_value_in(ff_scan *s, int open) {
         if (c == '{' || c == '[') {
             if (depth >= max_depth) return FF_TOO_DEEP;
             int obj = c == '{';
-            if (obj) is_obj |= (1ULL << depth); else is_obj &= ~(1ULL << depth);
+            if (obj) is_obj |= (1ULL << depth);
+            else is_obj &= ~(1ULL << depth);
             depth++;
             s->p++;
             ff_skip_ws(s);
             if (s->p >= s->end) return FF_TRUNCATED;
-            if (*s->p == (obj ? '}' : ']')) { s->p++; depth--; goto after_value; }
+            if (*s->p == (obj ? '}' : ']')) {
+                s->p++;
+                depth--;
+                goto after_value;
+            }
             if (obj && (r = ff_skip_key(s))) return r;
             continue;
         }
@@ -281,9 +330,13 @@ static int ff_skip_value_in(ff_scan *s, int open) {
                 s->p++;
                 ff_skip_ws(s);
                 if (obj && (r = ff_skip_key(s))) return r;
-                break;  /* next value */
+                break; /* next value */
             }
-            if (c == (obj ? '}' : ']')) { s->p++; depth--; continue; }
+            if (c == (obj ? '}' : ']')) {
+                s->p++;
+                depth--;
+                continue;
+            }
             return FF_SYNTAX;
         }
         ff_skip_ws(s);
@@ -293,22 +346,50 @@ static int ff_skip_value_in(ff_scan *s, int open) {
 /* A whole value with nothing open around it (a top-level value). */
 static inline int ff_skip_value(ff_scan *s) { return ff_skip_value_in(s, 0); }
 
-
-static const double ff_pow10_f[23] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-static const uint64_t ff_pow10_u[20] = {
-    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL, 100000000ULL,
-    1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL, 10000000000000ULL,
-    100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
-    1000000000000000000ULL, 10000000000000000000ULL};
+static const double ff_pow10_f[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+static const uint64_t ff_pow10_u[20] = {1ULL,
+                                        10ULL,
+                                        100ULL,
+                                        1000ULL,
+                                        10000ULL,
+                                        100000ULL,
+                                        1000000ULL,
+                                        10000000ULL,
+                                        100000000ULL,
+                                        1000000000ULL,
+                                        10000000000ULL,
+                                        100000000000ULL,
+                                        1000000000000ULL,
+                                        10000000000000ULL,
+                                        100000000000000ULL,
+                                        1000000000000000ULL,
+                                        10000000000000000ULL,
+                                        100000000000000000ULL,
+                                        1000000000000000000ULL,
+                                        10000000000000000000ULL};
 
 /* INT64_MAX / 10**k: the largest m with m * 10**k still in int64. */
-static const uint64_t ff_int64_div10[19] = {
-    9223372036854775807ULL, 922337203685477580ULL, 92233720368547758ULL, 9223372036854775ULL,
-    922337203685477ULL, 92233720368547ULL, 9223372036854ULL, 922337203685ULL, 92233720368ULL,
-    9223372036ULL, 922337203ULL, 92233720ULL, 9223372ULL, 922337ULL, 92233ULL, 9223ULL, 922ULL,
-    92ULL, 9ULL};
+static const uint64_t ff_int64_div10[19] = {9223372036854775807ULL,
+                                            922337203685477580ULL,
+                                            92233720368547758ULL,
+                                            9223372036854775ULL,
+                                            922337203685477ULL,
+                                            92233720368547ULL,
+                                            9223372036854ULL,
+                                            922337203685ULL,
+                                            92233720368ULL,
+                                            9223372036ULL,
+                                            922337203ULL,
+                                            92233720ULL,
+                                            9223372ULL,
+                                            922337ULL,
+                                            92233ULL,
+                                            9223ULL,
+                                            922ULL,
+                                            92ULL,
+                                            9ULL};
 
 /* Eight ASCII digits at once (SWAR): is every byte '0'..'9', and their value. */
 static inline uint64_t ff_load8(const uint8_t *p) {
@@ -332,7 +413,8 @@ FF_INLINE int ff_bytes_eq(const uint8_t *a, const uint8_t *b, ptrdiff_t n) {
         return ff_load8(a) == ff_load8(b) && ff_load8(a + n - 8) == ff_load8(b + n - 8);
     }
     if (n >= 4) return ff_load4(a) == ff_load4(b) && ff_load4(a + n - 4) == ff_load4(b + n - 4);
-    for (ptrdiff_t i = 0; i < n; i++) if (a[i] != b[i]) return 0;
+    for (ptrdiff_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
     return 1;
 }
 
@@ -344,18 +426,27 @@ FF_INLINE uint64_t ff_hash(const uint8_t *p, ptrdiff_t n) {
         for (ptrdiff_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
         return h;
     }
-    if (n >= 8) { a = ff_load8(p); b = ff_load8(p + n - 8); }
-    else if (n >= 4) { a = ff_load4(p); b = ff_load4(p + n - 4); }
-    else { a = n ? (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16 : 0; b = 0; }
-    h = ((a ^ 0x9E3779B97F4A7C15ULL) * 0xBF58476D1CE4E5B9ULL) ^ ((b + (uint64_t)n) * 0x94D049BB133111EBULL);
+    if (n >= 8) {
+        a = ff_load8(p);
+        b = ff_load8(p + n - 8);
+    } else if (n >= 4) {
+        a = ff_load4(p);
+        b = ff_load4(p + n - 4);
+    } else {
+        a = n ? (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16 : 0;
+        b = 0;
+    }
+    h = ((a ^ 0x9E3779B97F4A7C15ULL) * 0xBF58476D1CE4E5B9ULL) ^
+        ((b + (uint64_t)n) * 0x94D049BB133111EBULL);
     return h ^ (h >> 31);
 }
 
 FF_INLINE uint32_t ff_digits8_value(uint64_t v) {
     v -= 0x3030303030303030ULL;
-    v = (v * 10) + (v >> 8);                       /* pairs */
+    v = (v * 10) + (v >> 8); /* pairs */
     v = (((v & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
-         (((v >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32;
+         (((v >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >>
+        32;
     return (uint32_t)v;
 }
 
@@ -374,20 +465,31 @@ FF_INLINE uint32_t ff_digits_value(uint64_t w, unsigned n) {
 /* A run of ASCII digits from p: returns where it stops.  *val holds its value when the
  * run has at most 19 digits (*count says how many).  Eight bytes at a time while the
  * buffer allows; a partial word is right-aligned behind '0' bytes and read in one go. */
-FF_INLINE const uint8_t *ff_digit_run(const uint8_t *p, const uint8_t *end, uint64_t *val, ptrdiff_t *count) {
+FF_INLINE const uint8_t *ff_digit_run(const uint8_t *p, const uint8_t *end, uint64_t *val,
+                                      ptrdiff_t *count) {
     const uint8_t *st = p;
     uint64_t v = 0;
     while (end - p >= 8) {
         uint64_t w = ff_load8(p);
         uint64_t x = ff_nondigit8(w);
-        if (!x) { v = v * 100000000ULL + ff_digits8_value(w); p += 8; continue; }
+        if (!x) {
+            v = v * 100000000ULL + ff_digits8_value(w);
+            p += 8;
+            continue;
+        }
         unsigned n = (unsigned)ff_ctz64(x) >> 3;
-        if (n) { v = v * ff_pow10_u[n] + ff_digits_value(w, n); p += n; }
+        if (n) {
+            v = v * ff_pow10_u[n] + ff_digits_value(w, n);
+            p += n;
+        }
         *val = v;
         *count = p - st;
         return p;
     }
-    while (p < end && ff_is_digit(*p)) { v = v * 10 + (uint64_t)(*p - '0'); p++; }
+    while (p < end && ff_is_digit(*p)) {
+        v = v * 10 + (uint64_t)(*p - '0');
+        p++;
+    }
     *val = v;
     *count = p - st;
     return p;
@@ -401,7 +503,10 @@ FF_INLINE int ff_parse_int(ff_scan *s, int64_t *out) {
     const uint8_t *p = s->p, *end = s->end;
     int neg = 0, over = 0;
     uint64_t v = 0;
-    if (p < end && *p == '-') { neg = 1; p++; }
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
     if (p >= end) return FF_TRUNCATED;
     if (*p == '0') {
         p++;
@@ -416,7 +521,10 @@ FF_INLINE int ff_parse_int(ff_scan *s, int64_t *out) {
             v = 0;
             for (const uint8_t *q = first; q < p; q++) {
                 uint64_t d = *q - '0';
-                if (v > (lim - d) / 10) { over = 1; break; }
+                if (v > (lim - d) / 10) {
+                    over = 1;
+                    break;
+                }
                 v = v * 10 + d;
             }
         }
@@ -465,7 +573,10 @@ static inline int ff_parse_decimal(const uint8_t *p, ptrdiff_t n, double *out_f,
     int neg = 0, any = 0, dropped = 0, nd = 0;
     uint64_t m = 0;
     int64_t e10 = 0;
-    if (q < end && (*q == '-' || *q == '+')) { neg = *q == '-'; q++; }
+    if (q < end && (*q == '-' || *q == '+')) {
+        neg = *q == '-';
+        q++;
+    }
     {
         /* Common case first: digits [. digits] with at most 19 digits in all, which
          * fits m exactly; anything else takes the digit-by-digit loop below. */
@@ -484,16 +595,24 @@ static inline int ff_parse_decimal(const uint8_t *p, ptrdiff_t n, double *out_f,
     while (q < end && ff_is_digit(*q)) {
         uint32_t d = *q++ - '0';
         any = 1;
-        if (nd < 19) { m = m * 10 + d; if (m) nd++; }
-        else { e10++; if (d) dropped = 1; }
+        if (nd < 19) {
+            m = m * 10 + d;
+            if (m) nd++;
+        } else {
+            e10++;
+            if (d) dropped = 1;
+        }
     }
     if (q < end && *q == '.') {
         q++;
         while (q < end && ff_is_digit(*q)) {
             uint32_t d = *q++ - '0';
             any = 1;
-            if (nd < 19) { m = m * 10 + d; e10--; if (m) nd++; }
-            else if (d) dropped = 1;
+            if (nd < 19) {
+                m = m * 10 + d;
+                e10--;
+                if (m) nd++;
+            } else if (d) dropped = 1;
         }
     }
     if (!any) return FF_BAD_NUMBER;
@@ -502,7 +621,10 @@ have_digits:
         int eneg = 0;
         int64_t ev = 0;
         q++;
-        if (q < end && (*q == '-' || *q == '+')) { eneg = *q == '-'; q++; }
+        if (q < end && (*q == '-' || *q == '+')) {
+            eneg = *q == '-';
+            q++;
+        }
         if (q >= end || !ff_is_digit(*q)) return FF_BAD_NUMBER;
         while (q < end && ff_is_digit(*q)) {
             if (ev < 100000000) ev = ev * 10 + (*q - '0');

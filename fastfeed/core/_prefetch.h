@@ -11,7 +11,7 @@
 #define ff_prefetch_w(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
 #endif
 #else
-#define ff_prefetch_w(p) __builtin_prefetch((p), 1, 3)   /* for a write; keep in all caches */
+#define ff_prefetch_w(p) __builtin_prefetch((p), 1, 3) /* for a write; keep in all caches */
 #endif
 
 #endif

@@ -1,11 +1,12 @@
 """Type stub for the Cython module fastfeed.feed._filter."""
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, final
 
 import numpy as np
+from typing_extensions import Self
 
-from fastfeed.core._decoder import BinanceDecoder, Buffer
+from fastfeed.core._decoder import BinanceDecoder, _Buffer
 from fastfeed.core._ring import Ring
 from fastfeed.core._tap import FrameTap
 
@@ -15,6 +16,7 @@ N_LATENCY_BUCKETS: int
 
 def latency_bucket_bounds() -> list[int]: ...
 
+@final  # a final cdef class: runtime refuses subclasses
 class FeedSink:
     decoder: BinanceDecoder
     events: Ring
@@ -22,11 +24,12 @@ class FeedSink:
     accepted_total: int
     unroutable: int
     recorder: FrameTap | None
-    def __init__(self, decoder: BinanceDecoder, events: int = 1024) -> None: ...
+    # The constructor is Cython's __cinit__ (tp_new), so the stub names __new__.
+    def __new__(cls, decoder: BinanceDecoder, events: int = 1024) -> Self: ...
     def add_hook(self, hook: Callable[[], Any]) -> None: ...
     def remove_hook(self, hook: Callable[[], Any]) -> None: ...
     def decode(
-        self, dec: BinanceDecoder, payload: Buffer, recv_ns: int = 0, conn: int = 0
+        self, dec: BinanceDecoder, payload: _Buffer, recv_ns: int = 0, conn: int = 0
     ) -> Literal["none", "accepted", "duplicate", "unroutable"]: ...
     def mark(
         self,
@@ -41,4 +44,4 @@ class FeedSink:
     def last_ids(self, symbol: int) -> tuple[int, ...]: ...
     def last_recv_ns(self, symbol: int, slot: int) -> int: ...
     def latency_histogram(self) -> tuple[list[int], int]: ...
-    def counters(self) -> dict: ...
+    def counters(self) -> dict[str, Any]: ...

@@ -4,10 +4,12 @@ from collections.abc import Callable
 from typing import Any
 
 from picows import WSListener, WSTransport
+from typing_extensions import Self, disjoint_base
 
 from fastfeed.core._decoder import BinanceDecoder
 from fastfeed.feed._filter import FeedSink
 
+@disjoint_base  # a cdef class: a C layout of its own
 class FeedListener(WSListener):
     sink: FeedSink
     decoder: BinanceDecoder
@@ -26,11 +28,14 @@ class FeedListener(WSListener):
     on_connected: Callable[[FeedListener], Any] | None
     on_disconnected: Callable[[FeedListener], Any] | None
     active: bool
-    def __init__(
-        self, sink: FeedSink, decoder: BinanceDecoder, conn_id: int = 0, max_message: int = 1 << 20
-    ) -> None: ...
+    @property
+    def batch_start(self) -> int: ...  # the clock read of the socket read in progress, or 0
+    # The constructor is Cython's __cinit__ (tp_new), so the stub names __new__.
+    def __new__(
+        cls, sink: FeedSink, decoder: BinanceDecoder, conn_id: int = 0, max_message: int = 1 << 20
+    ) -> Self: ...
     last_ctrl_ns: int
     read_gap_ns: int
     def send_probe(self) -> None: ...
     def caught_up(self, symbol: int, slot: int) -> bool: ...
-    def stats(self) -> dict: ...
+    def stats(self) -> dict[str, Any]: ...

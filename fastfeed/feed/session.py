@@ -22,7 +22,7 @@ import socket
 import ssl as _ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from picows import (
     WSAutoPingStrategy,
@@ -30,6 +30,7 @@ from picows import (
     WSError,
     WSInvalidStatusError,
     WSMsgType,
+    WSTransport,
     ws_connect,
 )
 
@@ -66,7 +67,7 @@ _TCP_STATES = {7: "reset or closed (TCP CLOSE)", 8: "closed by peer (TCP CLOSE_W
 _CLOSING = "transport closing"
 
 
-def _tcp_info(sock) -> tuple[int, int] | None:
+def _tcp_info(sock: socket.socket) -> tuple[int, int] | None:
     """(state, segments sent and not yet acknowledged) of a TCP socket; None where the kernel
     does not say (not Linux, not TCP)."""
     if _TCP_INFO is None:
@@ -135,7 +136,7 @@ class _Conn:
         self.stage.on_control = self._on_control
         self.stage.on_shutdown = self._on_shutdown
         self.listener: FeedListener | None = None
-        self.transport = None
+        self.transport: WSTransport | None = None
         self.pending: dict = {}
         self.sends: collections.deque = collections.deque(maxlen=feed.control_rate)
         loop = asyncio.get_running_loop()
@@ -161,7 +162,9 @@ class _Conn:
             if hs.sent.code == WSCloseCode.GOING_AWAY:
                 why = f"pong timeout ({self.feed.pong_timeout}s)"
             else:
-                why = f"closed by client {int(hs.sent.code)}: {hs.sent.reason or ''}"
+                # picows's stub declares WSCloseCode an Enum; at runtime it is an IntEnum
+                code = int(hs.sent.code)  # type: ignore[call-overload]
+                why = f"closed by client {code}: {hs.sent.reason or ''}"
         elif lis.close_code >= 0:
             # the counter keys on what precedes ":", so the server's free text stays in the log
             why = f"closed by server {lis.close_code}: {lis.close_reason or ''}"
@@ -212,6 +215,7 @@ class _Conn:
         body = {"method": method, "id": rid}
         if params is not None:
             body["params"] = params
+        assert self.transport is not None, "requests go only over an open connection"
         self.transport.send(WSMsgType.TEXT, json.dumps(body, separators=(",", ":")).encode())
         try:
             return await asyncio.wait_for(fut, feed.ack_timeout)
@@ -258,7 +262,8 @@ class _Conn:
             return
         try:
             if not tr.is_close_frame_sent:
-                tr.send_close(code, b"")
+                # picows's stub wants a WSCloseCode (an Enum there); it takes any int code
+                tr.send_close(code, b"")  # type: ignore[arg-type]
             tr.disconnect()
             await asyncio.wait_for(asyncio.shield(self.gone), timeout)
         except (asyncio.TimeoutError, Exception):
@@ -368,9 +373,10 @@ class BinanceFeed(Service, FeedRings):
         self.probes = 0  # liveness pings sent to silent connections
         self.failures: collections.Counter = collections.Counter()
         self.errors: collections.deque = collections.deque(maxlen=32)  # recent (time, route, error)
-        self._retired = collections.Counter()  # decoder counters of closed connections
-        self._retired_bytes = collections.Counter()
-        self._retired_rejects = collections.Counter()
+        # decoder counters of closed connections
+        self._retired: collections.Counter[str] = collections.Counter()
+        self._retired_bytes: collections.Counter[str] = collections.Counter()
+        self._retired_rejects: collections.Counter[str] = collections.Counter()
         self._conns: list[_Conn] = []
         self._routes: list[_Route] = []
         self._event: asyncio.Event | None = None
@@ -430,6 +436,7 @@ class BinanceFeed(Service, FeedRings):
                 raise self._fatal
             if all(r.ready.is_set() for r in self._routes):
                 return
+            assert self._event is not None, "start() creates the event before this runs"
             self._event.clear()
             await self._event.wait()
 
@@ -458,6 +465,7 @@ class BinanceFeed(Service, FeedRings):
             raise self._fatal
         if self._closing:
             raise FeedError("feed closed")
+        assert self._event is not None, "start() creates the event"
         await self._event.wait()
         self._event.clear()
         if self._fatal is not None:
@@ -610,7 +618,8 @@ class BinanceFeed(Service, FeedRings):
         if lis is None:
             tr.disconnect(False)
             raise HandshakeError(None, "connection closed during the handshake", url=url)
-        conn.listener, conn.transport = lis, tr
+        # the factory above makes every listener of this connection a FeedListener
+        conn.listener, conn.transport = cast(FeedListener, lis), tr
         self._conns.append(conn)
         try:
             if self.subscribe_mode == "live" and route.streams:
@@ -678,6 +687,7 @@ class BinanceFeed(Service, FeedRings):
                 continue
             route.conn = conn
             route.ready.set()
+            assert self._event is not None, "start() creates the event before the routes run"
             self._event.set()
             reason, conn = await self._serve(route, conn)
             lis = conn.listener
@@ -730,6 +740,7 @@ class BinanceFeed(Service, FeedRings):
             if new is None:
                 return None
             slots = self._slots(route)
+            assert new.listener is not None, "_open() returns a connected _Conn"
             while time.monotonic() < deadline and not new.gone.done():
                 if all(new.listener.caught_up(sym, slot) for sym, slot in slots):
                     break
@@ -871,7 +882,7 @@ class BinanceFeed(Service, FeedRings):
         finally:
             c.probe = None
 
-    def _state(self, what: str, **info) -> None:
+    def _state(self, what: str, **info: Any) -> None:
         if self.on_state is not None:
             try:
                 self.on_state(what, info)

@@ -19,7 +19,7 @@ from typing import Any
 __all__ = ["ChunkError", "Recorder", "Recording", "RecordingError", "Replay", "attach", "detach"]
 
 
-def attach(feed, record: Any):
+def attach(feed: Any, record: Any) -> Any:
     """``BinanceFeed(record=...)``: a directory or a :class:`Recorder` (or None).  The
     recorder gets the feed's description (market, streams, ring sizes) for its META record,
     is started, and its tap is set on the feed's sink.  Returns it (or None)."""
@@ -58,7 +58,7 @@ def attach(feed, record: Any):
     return rec
 
 
-def detach(feed) -> None:
+def detach(feed: Any) -> None:
     """Stop recording ``feed``; closes the recorder if ``attach`` created it."""
     rec = getattr(feed, "recorder", None)
     if rec is None:
@@ -68,7 +68,7 @@ def detach(feed) -> None:
         rec.close()
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # lazy: zstandard and the replay machinery load only when used
     if name == "Recorder":
         from fastfeed.record.writer import Recorder

@@ -1,5 +1,7 @@
 """Type stub for the Cython module fastfeed.record._replay."""
 
+from typing_extensions import Self, disjoint_base
+
 from fastfeed.feed._filter import FeedSink
 from fastfeed.feed._listener import FeedListener
 
@@ -10,10 +12,12 @@ LIMIT: int
 UNTIL: int
 MALFORMED: int
 
+@disjoint_base  # a cdef class: a C layout of its own
 class Player:
     sink: FeedSink
     frames: int
-    def __init__(self, sink: FeedSink) -> None: ...
+    # The constructor is Cython's __cinit__ (tp_new), so the stub names __new__.
+    def __new__(cls, sink: FeedSink) -> Self: ...
     def add_listener(self, lis: FeedListener) -> None: ...
     def listener(self, conn: int) -> FeedListener | None: ...
     def mark(

@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import sys
+from typing import TextIO
 
 
 def _logging(level: str) -> None:
@@ -19,7 +20,7 @@ def _logging(level: str) -> None:
     )
 
 
-def add_parsers(sub) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the record / replay / export subcommands on an argparse subparsers object."""
     p = sub.add_parser(
         "record",
@@ -70,7 +71,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
-async def _record(args, out=None) -> dict:
+async def _record(args: argparse.Namespace, out: TextIO | None = None) -> dict:
     import contextlib
 
     from fastfeed import BinanceFeed, Endpoint, OrderBook, default_ssl_context

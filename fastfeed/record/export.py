@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ TIME_FIELDS = ("event_time", "trade_time", "transact_time")
 TABLES = ("trades", "depth", "tickers", "partial", "events")
 
 
-def _pa():
+def _pa() -> Any:
     try:
         import pyarrow
     except ImportError as e:
@@ -29,7 +30,7 @@ def _pa():
     return pyarrow
 
 
-def _names(symbols) -> list[str]:
+def _names(symbols: Any) -> list[str]:
     if symbols is None:
         return []
     if hasattr(symbols, "symbols"):  # a BinanceDecoder
@@ -39,7 +40,7 @@ def _names(symbols) -> list[str]:
     return list(symbols)
 
 
-def to_arrow(rows: np.ndarray, symbols=None, time_unit: str = "ms"):
+def to_arrow(rows: np.ndarray, symbols: Any = None, time_unit: str = "ms") -> Any:
     """A ``pyarrow.Table`` of structured ``rows`` (a ring read, ``ring.tail(n)``, ...).
 
     ``symbols``: the decoder (or a list of names indexed by id) for a dictionary ``symbol``
@@ -47,6 +48,7 @@ def to_arrow(rows: np.ndarray, symbols=None, time_unit: str = "ms"):
     pa = _pa()
     names = _names(symbols)
     cols, fields = [], []
+    assert rows.dtype.names is not None, "rows are a structured array (a ring's dtype)"
     for f in rows.dtype.names:
         a = np.ascontiguousarray(rows[f])
         if f == "recv_ns":
@@ -63,19 +65,21 @@ def to_arrow(rows: np.ndarray, symbols=None, time_unit: str = "ms"):
     return pa.table(cols, names=fields)
 
 
-def to_parquet(rows: np.ndarray, path: str | os.PathLike, symbols=None, time_unit="ms") -> None:
+def to_parquet(
+    rows: np.ndarray, path: str | os.PathLike, symbols: Any = None, time_unit: str = "ms"
+) -> None:
     """Write ``rows`` to a Parquet file (zstd-compressed columns)."""
     import pyarrow.parquet as pq
 
     pq.write_table(to_arrow(rows, symbols, time_unit), str(path), compression="zstd")
 
 
-def to_pandas(rows: np.ndarray, symbols=None, time_unit: str = "ms"):
+def to_pandas(rows: np.ndarray, symbols: Any = None, time_unit: str = "ms") -> Any:
     """A pandas DataFrame (datetime64 columns, a categorical ``symbol``)."""
     return to_arrow(rows, symbols, time_unit).to_pandas()
 
 
-def to_polars(rows: np.ndarray, symbols=None, time_unit: str = "ms"):
+def to_polars(rows: np.ndarray, symbols: Any = None, time_unit: str = "ms") -> Any:
     """A polars DataFrame (Datetime columns, a categorical ``symbol``)."""
     try:
         import polars as pl
@@ -101,7 +105,7 @@ def export_recording(
     rp = Replay(path, batch=batch)
     readers = {t: getattr(rp, t).reader("oldest") for t in TABLES}
     writers: dict = {}
-    counts = dict.fromkeys(TABLES, 0)
+    counts: dict[str, Any] = dict.fromkeys(TABLES, 0)
 
     def drain() -> None:
         for t, rd in readers.items():

@@ -151,7 +151,7 @@ class Recording:
                 off = end
 
     @staticmethod
-    def _resync(mm, start: int, size: int) -> int:
+    def _resync(mm: mmap.mmap, start: int, size: int) -> int:
         """Offset of the next valid chunk header at or after ``start`` (``size`` if none)."""
         while True:
             i = mm.find(fmt.CHUNK_MAGIC, start)

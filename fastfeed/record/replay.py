@@ -16,7 +16,8 @@ import json
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from fastfeed._aio import Service, cancel_and_wait
 from fastfeed.core._decoder import BinanceDecoder
@@ -29,6 +30,9 @@ from fastfeed.record import _replay
 from fastfeed.record import format as fmt
 from fastfeed.record.reader import Recording
 
+if TYPE_CHECKING:
+    from fastfeed.book.snapshots import Snapshot
+
 log = logging.getLogger("fastfeed.record")
 
 _GAP = 1  # EventReason.GAP: the message path writes these itself
@@ -39,7 +43,7 @@ class RecordedSnapshots:
     ``fetch(symbol, limit)`` returns the next recorded snapshot of that symbol and limit once
     the replay has reached the point where the live run received it."""
 
-    def __init__(self, replay: Replay, budget=None):
+    def __init__(self, replay: Replay, budget: Any = None):
         self.replay, self.budget, self.market = replay, budget, replay.market
         self.counters: collections.Counter = collections.Counter()
         self.recorder = None
@@ -50,7 +54,7 @@ class RecordedSnapshots:
     async def close(self) -> None:
         pass
 
-    async def fetch(self, symbol: str, limit: int):
+    async def fetch(self, symbol: str, limit: int) -> Snapshot:
         from fastfeed.book.snapshots import Snapshot, SnapshotError
 
         key = (symbol, limit)
@@ -96,7 +100,7 @@ class Replay(Service, FeedRings):
         tickers: int | None = None,
         partial: int | None = None,
         events: int | None = None,
-        on_data=None,
+        on_data: Callable[[Replay], object] | None = None,
     ):
         self.recording = Recording(path, strict=strict)
         meta = self.recording.meta
@@ -137,7 +141,7 @@ class Replay(Service, FeedRings):
         self._closing = False
         self._elapsed = 0.0
 
-    def snapshot_source(self, budget=None) -> RecordedSnapshots:
+    def snapshot_source(self, budget: Any = None) -> RecordedSnapshots:
         """What ``OrderBook(replay)`` fetches snapshots from."""
         return RecordedSnapshots(self, budget)
 
@@ -150,7 +154,7 @@ class Replay(Service, FeedRings):
         self.player.add_listener(lis)
         return lis
 
-    def _other(self, raw, pos: int) -> tuple[int, Any]:
+    def _other(self, raw: bytes, pos: int) -> tuple[int, Any]:
         """Handle the non-FRAME record at ``pos``; returns the next position and what it was."""
         recv_ns, conn, ln, kind, _, _ = fmt.RECORD_HEADER.unpack_from(raw, pos)
         start = pos + fmt.RECORD_HEADER.size
@@ -173,7 +177,13 @@ class Replay(Service, FeedRings):
             log.warning("replay: unknown record kind %d skipped", kind)
         return start + ln, what
 
-    def _chunk_steps(self, raw, max_frames: int = -1, clock=None, where=("?", 0)):
+    def _chunk_steps(
+        self,
+        raw: bytes,
+        max_frames: int = -1,
+        clock: Callable[[], int] | None = None,
+        where: tuple[Any, int] = ("?", 0),
+    ) -> Iterator[tuple[Any, int]]:
         """Generator over one decompressed chunk; yields ``(what, next recv_ns)`` after each
         batch, snapshot or event so a driver can wake consumers, pace, and let snapshots be
         taken.  ``clock()`` gives the latest recorded time that may be played (pacing)."""
@@ -199,7 +209,9 @@ class Replay(Service, FeedRings):
                 break
         yield None, 0
 
-    def _steps(self, max_frames: int = -1, clock=None):
+    def _steps(
+        self, max_frames: int = -1, clock: Callable[[], int] | None = None
+    ) -> Iterator[tuple[Any, int]]:
         """:meth:`_chunk_steps` over every chunk of the recording (decompressed ahead)."""
         for c in self.recording.chunks(prefetch=True):
             yield from self._chunk_steps(c.raw, max_frames, clock, (c.file, c.offset))
@@ -241,6 +253,7 @@ class Replay(Service, FeedRings):
         self.sink.flush()
         self._progress.set()
         self._progress.clear()
+        assert self._event is not None, "start() creates the event before _run"
         for _ in range(1000):
             await asyncio.sleep(0)
             if not (self._consumer and self._event.is_set()) and not self._wanted_ready():
@@ -254,13 +267,14 @@ class Replay(Service, FeedRings):
         t0 = time.perf_counter()
         clock = None
         if self.speed:
+            speed = self.speed
             start_ns: list[int] = []
             wall0 = time.monotonic()
 
             def clock() -> int:
                 if not start_ns:
                     return 0
-                return start_ns[0] + int((time.monotonic() - wall0) * self.speed * 1e9)
+                return start_ns[0] + int((time.monotonic() - wall0) * speed * 1e9)
 
             first = next(
                 (c.header.first_ns for c in self.recording.chunks() if c.header.first_ns), 0
@@ -272,7 +286,7 @@ class Replay(Service, FeedRings):
                     self._snapshot_wanted.discard(what)
                 await self._settle()
                 if next_ns and clock is not None:
-                    await asyncio.sleep(max(0.0, (next_ns - clock()) / 1e9 / self.speed))
+                    await asyncio.sleep(max(0.0, (next_ns - clock()) / 1e9 / speed))
         finally:
             self._elapsed = time.perf_counter() - t0
             self.done = True
@@ -287,6 +301,7 @@ class Replay(Service, FeedRings):
         self._consumer = True
         if self._closing:
             raise FeedError("replay closed")
+        assert self._event is not None, "start() creates the event"
         if self.done and not self._event.is_set():
             raise FeedError("replay finished")
         await self._event.wait()

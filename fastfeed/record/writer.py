@@ -146,7 +146,7 @@ class Recorder:
     def __enter__(self) -> Recorder:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ------------------------------------------------------------------ records
@@ -168,7 +168,7 @@ class Recorder:
         with self._lock:
             self._enqueue_locked(self.tap.take())
 
-    def _enqueue_locked(self, item) -> None:
+    def _enqueue_locked(self, item: tuple[Any, ...] | None) -> None:
         if item is None:
             return
         if self._thread is None or self.error is not None:
@@ -220,8 +220,8 @@ class Recorder:
         finally:
             self._close_file()
 
-    def _drain_locked(self) -> list:
-        out = []
+    def _drain_locked(self) -> list[Any]:
+        out: list[Any] = []
         while True:
             try:
                 it = self._q.get_nowait()
@@ -230,7 +230,7 @@ class Recorder:
             if it is not None:
                 out.append(it)
 
-    def _write(self, comp, item) -> None:
+    def _write(self, comp: Any, item: tuple[Any, ...] | None) -> None:
         if item is None:
             return
         buf, n, count, first, last = item
@@ -247,9 +247,12 @@ class Recorder:
         if isinstance(buf, bytearray):
             self.tap.give_back(buf)
 
-    def _append(self, codec, data, raw_len, count, first, last) -> None:
+    def _append(
+        self, codec: int, data: Any, raw_len: int, count: int, first: int, last: int
+    ) -> None:
         head = fmt.chunk_header(codec, data, raw_len, count, first, last, self._seq)
         self._seq += 1
+        assert self._fd is not None, "_write() opens the file first"
         os.writev(self._fd, (head, data))  # one call: a chunk is never interleaved
         n = len(head) + len(data)
         self._file_size += n
@@ -300,6 +303,7 @@ class Recorder:
             return
         os.close(self._fd)
         self._fd = None
+        assert self.file is not None, "set with _fd"
         entry = {
             "file": self.file.name,
             "bytes": self._file_size,

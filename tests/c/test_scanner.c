@@ -10,10 +10,13 @@
 
 static int failures = 0, checks = 0;
 
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        checks++;                                                                        \
-        if (!(cond)) { failures++; printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); } \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
+        }                                                                                          \
     } while (0)
 
 #define FP_NONE INT64_MIN
@@ -95,7 +98,7 @@ static void test_lexer(void) {
     memset(deep, 0, sizeof(deep));
     memset(deep, '[', 64);
     memset(deep + 64, ']', 64);
-    CHECK(skip(deep) == FF_OK);                      /* 64 containers: the limit */
+    CHECK(skip(deep) == FF_OK); /* 64 containers: the limit */
     memset(deep, '[', 65);
     memset(deep + 65, ']', 65);
     CHECK(skip(deep) == FF_TOO_DEEP);
@@ -133,7 +136,7 @@ static void test_decimal(void) {
     d = "-1.5e3";
     CHECK(ff_parse_decimal((const uint8_t *)d, 6, &f, &fp, FP_NONE, ff_c_strtod) == FF_OK);
     CHECK(f == -1500.0 && fp == -150000000000LL);
-    d = "0.1000000000000000055511151231257827";      /* past 19 digits: the slow path */
+    d = "0.1000000000000000055511151231257827"; /* past 19 digits: the slow path */
     CHECK(ff_parse_decimal((const uint8_t *)d, (ptrdiff_t)strlen(d), &f, &fp, FP_NONE,
                            ff_c_strtod) == FF_OK);
     CHECK(f == 0.1 && fp == FP_NONE);
@@ -142,11 +145,13 @@ static void test_decimal(void) {
     CHECK(isinf(f) && fp == FP_NONE);
     d = "1.2.3";
     CHECK(ff_parse_decimal((const uint8_t *)d, 5, &f, &fp, FP_NONE, ff_c_strtod) == FF_BAD_NUMBER);
-    CHECK(ff_parse_decimal((const uint8_t *)".", 1, &f, &fp, FP_NONE, ff_c_strtod) == FF_BAD_NUMBER);
+    CHECK(ff_parse_decimal((const uint8_t *)".", 1, &f, &fp, FP_NONE, ff_c_strtod) ==
+          FF_BAD_NUMBER);
 }
 
-#define AGG "{\"e\":\"aggTrade\",\"E\":1672515782136,\"s\":\"BNBBTC\",\"a\":12345,\"p\":\"0.00100000\"," \
-            "\"q\":\"100.00000000\",\"f\":100,\"l\":105,\"T\":1672515782136,\"m\":true,\"M\":true}"
+#define AGG                                                                                        \
+    "{\"e\":\"aggTrade\",\"E\":1672515782136,\"s\":\"BNBBTC\",\"a\":12345,\"p\":\"0.00100000\","   \
+    "\"q\":\"100.00000000\",\"f\":100,\"l\":105,\"T\":1672515782136,\"m\":true,\"M\":true}"
 
 static void test_scanner(void) {
     ff_fields F, inner;
@@ -162,7 +167,8 @@ static void test_scanner(void) {
     CHECK(G.seen == F.seen && G.E == F.E && G.p.fp == F.p.fp && G.q.f == F.q.f && G.last == F.last);
 
     /* field-level problems mark the field, and the scan goes on */
-    CHECK(scan("{\"e\":\"trade\",\"p\":1.5,\"t\":\"7\",\"E\":99999999999999999999}", &F, &inner) == 0);
+    CHECK(scan("{\"e\":\"trade\",\"p\":1.5,\"t\":\"7\",\"E\":99999999999999999999}", &F, &inner) ==
+          0);
     CHECK((F.bad & F_P) && F.reason[ffb_lowest_bit(F_P)] == FF_WRONG_TYPE);
     CHECK((F.bad & F_TID) && F.reason[ffb_lowest_bit(F_TID)] == FF_WRONG_TYPE);
     CHECK((F.bad & F_E) && F.reason[ffb_lowest_bit(F_E)] == FF_BAD_NUMBER);
@@ -186,8 +192,9 @@ static void test_scanner(void) {
     CHECK(fast(depth, &G, &ginner) == 0 && G.nlv[ST_B] == 2 && G.stage[0].price.f == 1.5);
 
     /* the combined-stream envelope */
-    const char *env = "{\"stream\":\"x@depth5\",\"data\":{\"lastUpdateId\":5,\"bids\":[[\"1\",\"2\"]],"
-                      "\"asks\":[[\"3\",\"4\"]]}}";
+    const char *env =
+        "{\"stream\":\"x@depth5\",\"data\":{\"lastUpdateId\":5,\"bids\":[[\"1\",\"2\"]],"
+        "\"asks\":[[\"3\",\"4\"]]}}";
     CHECK(scan(env, &F, &inner) == 0);
     CHECK((F.seen & F_STREAM) && (F.seen & F_DATA) && F.stream_len == 8);
     CHECK((inner.seen & REQ_PARTIAL) == REQ_PARTIAL && inner.luid == 5 && inner.nlv[ST_ASKS] == 1);
