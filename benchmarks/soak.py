@@ -51,7 +51,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":
+    # Run as a script from a checkout: use its package.  Imported (the tests, the suite), the
+    # caller's fastfeed stands: putting the checkout first would make the simulator's spawned
+    # child import an unbuilt source tree in place of the installed package.
+    sys.path.insert(0, str(ROOT))
 
 from fastfeed import BinanceFeed  # noqa: E402
 from fastfeed.sim.remote import RemoteSimulator  # noqa: E402
