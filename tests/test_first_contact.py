@@ -328,3 +328,13 @@ def test_book_snapshots_with_an_untrusted_certificate_say_so():
                     assert "BTCUSDT" in str(ei.value) and "'tls'" in str(ei.value)
 
     run(body(), 30)
+
+
+@pytest.mark.parametrize("bad", [0, -1, (1 << 24) + 1])
+def test_decoder_symbol_table_size_checked(bad):
+    """A symbol table of no symbols would reject every message (TOO_MANY_SYMBOLS): refused at
+    construction, naming the value."""
+    with pytest.raises(ValueError, match=f"max_symbols must be in 1..16777216, got {bad}"):
+        fastfeed.BinanceDecoder(max_symbols=bad)
+    with pytest.raises(ValueError, match="max_symbols"):
+        fastfeed.SymbolTable(bad)

@@ -116,6 +116,11 @@ cdef extern from "_binance.h":
     int lowest_bit "ffb_lowest_bit"(uint32_t x) noexcept   # x != 0
 
 
+# A symbol table's bound: the filter keeps per-(symbol, slot) state for every id, so this
+# caps its memory (2**24 ids: about 1.3 GB there); Binance lists a few thousand symbols.
+cdef Py_ssize_t MAX_TABLE_SYMBOLS = 1 << 24
+
+
 cdef class SymbolTable:
     """Symbol names <-> small integer ids, without a Python object per lookup.
 
@@ -126,7 +131,9 @@ cdef class SymbolTable:
     sequence of names by id: ``len``, ``iter``, ``symbols[i]``.
     """
 
-    def __cinit__(self, uint32_t max_symbols=16384):
+    def __cinit__(self, Py_ssize_t max_symbols=16384):
+        if max_symbols < 1 or max_symbols > MAX_TABLE_SYMBOLS:
+            raise ValueError(f"max_symbols must be in 1..{MAX_TABLE_SYMBOLS}, got {max_symbols}")
         cdef uint32_t nslots = 1
         while nslots < 2 * (max_symbols + 1):
             nslots <<= 1
@@ -286,7 +293,7 @@ cdef class BinanceDecoder:
 
     def __cinit__(self, Py_ssize_t trades=1 << 16, Py_ssize_t depth=1 << 17,
                   Py_ssize_t tickers=1 << 16, Py_ssize_t partial=1 << 14,
-                  Py_ssize_t max_levels=5000, uint32_t max_symbols=16384,
+                  Py_ssize_t max_levels=5000, Py_ssize_t max_symbols=16384,
                   Py_ssize_t control_maxlen=256, default_symbol=None,
                   BinanceDecoder share=None):
         for name, cap in (("trades", trades), ("depth", depth), ("tickers", tickers),
