@@ -218,13 +218,15 @@ def child(name, info, n):
     print(json.dumps(dict(extra, wall=wall, cpu=cpu)), flush=True)
 
 
-def measure(name, n, timeout):
-    sim, info = start_sim(["--blast", str(n)])
+def measure(name, n, timeout, sim_args=None, script=__file__):
+    """One client run in a process of its own (``script --child name``) against a fresh
+    simulator (``sim_args``, default a blast of ``n``); returns the child's JSON line."""
+    sim, info = start_sim(sim_args or ["--blast", str(n)])
     try:
         out = subprocess.run(
             [
                 sys.executable,
-                os.path.abspath(__file__),
+                os.path.abspath(script),
                 "--child",
                 name,
                 "--info",

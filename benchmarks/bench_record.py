@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -178,24 +177,10 @@ def child(name, info, n):
 
 
 def measure(name, n, sim_args, timeout=600):
-    from bench_e2e import start_sim
+    """bench_e2e's measurement, with this script's children (plain, stored, record)."""
+    import bench_e2e
 
-    sim, info = start_sim(sim_args)
-    try:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", name, "--info", json.dumps(info), "--n", str(n)],
-            cwd=ROOT,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"{name} failed: {out.stderr[-2000:]}")
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    finally:
-        sim.terminate()
-        sim.wait()
+    return bench_e2e.measure(name, n, timeout, sim_args, script=__file__)
 
 
 def bench_e2e(n: int, repeat: int, paced: float, paced_n: int) -> dict:
