@@ -102,7 +102,7 @@ def test_suite_names_an_unknown_step():
     assert p.returncode != 0 and "decoed" in p.stderr
 
 
-def test_bench_subcommand_passes_every_argument_to_the_suite():
+def test_bench_subcommand_passes_every_argument_to_the_suite(monkeypatch):
     import argparse
 
     from fastfeed.bench import add_bench_parser, find_suite
@@ -111,4 +111,10 @@ def test_bench_subcommand_passes_every_argument_to_the_suite():
     add_bench_parser(p.add_subparsers(dest="command"))
     args = ["--quick", "--only", "decode", "-h"]
     assert p.parse_args(["bench", *args]).args == args
+    # From a checkout (the package beside benchmarks/, or the working directory): an installed
+    # wheel carries no benchmarks, so the command looks in the working directory too.
+    monkeypatch.chdir(ROOT)
     assert find_suite() == ROOT / "benchmarks" / "suite.py"
+    monkeypatch.chdir(ROOT / "tests")
+    found = find_suite()
+    assert found is None or found == ROOT / "benchmarks" / "suite.py"  # None from a wheel
