@@ -36,8 +36,10 @@ def settled_rss():
     return min(readings)
 
 
-@pytest.mark.slow  # ~35 s: 1,000,000 messages over TLS
-def test_alloc_flat_and_rss_over_1m_messages_and_100_reconnects():
+def measure_rss_and_blocks() -> dict:
+    """The measurement, run in a fresh interpreter by the test below."""
+    out: dict = {}
+
     async def body():
         async with (
             RemoteSimulator(symbols=["BTCUSDT"], seed=1, rate=1) as sim,
@@ -92,21 +94,44 @@ def test_alloc_flat_and_rss_over_1m_messages_and_100_reconnects():
                 blocks1 = sys.getallocatedblocks()
             finally:
                 gc.enable()
-            assert blocks1 - blocks0 < 2000, (blocks0, blocks1)  # flat: not ~N
             rss_mid = settled_rss()
             await reconnects(100)
             await asyncio.sleep(0.5)
             rss1 = settled_rss()
-            print(
-                "blocks",
-                blocks1 - blocks0,
-                "rss: after 1M",
-                (rss_mid - rss0) / MB,
-                "MB, after 1M + 100 reconnects",
-                (rss1 - rss0) / MB,
-                "MB",
-            )
-            assert rss_mid - rss0 < 2 * MB, (rss0, rss_mid)  # 1M messages
-            assert rss1 - rss0 < 2 * MB, (rss0, rss1)  # ... and 100 reconnects
+            out.update(blocks=blocks1 - blocks0, rss0=rss0, rss_mid=rss_mid, rss1=rss1)
 
     run(body(), 400)
+    return out
+
+
+@pytest.mark.slow  # ~35 s: 1,000,000 messages over TLS
+def test_alloc_flat_and_rss_over_1m_messages_and_100_reconnects():
+    # In an interpreter of its own: the suite's earlier tests leave this process's heap in a
+    # state of their own (fragments, caches), which is not the feed's growth.
+    import json
+    import subprocess
+
+    p = subprocess.run(
+        [sys.executable, __file__, "--measure"], capture_output=True, text=True, timeout=600
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    rss0, rss_mid, rss1 = r["rss0"], r["rss_mid"], r["rss1"]
+    print(
+        "blocks",
+        r["blocks"],
+        "rss: after 1M",
+        (rss_mid - rss0) / MB,
+        "MB, after 1M + 100 reconnects",
+        (rss1 - rss0) / MB,
+        "MB",
+    )
+    assert r["blocks"] < 2000, r  # flat: not ~N
+    assert rss_mid - rss0 < 2 * MB, (rss0, rss_mid)  # 1M messages
+    assert rss1 - rss0 < 2 * MB, (rss0, rss1)  # ... and 100 reconnects
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--measure"]:
+    import json
+
+    print(json.dumps(measure_rss_and_blocks()))
