@@ -306,6 +306,18 @@ def test_event_split_across_batches_and_one_row_at_a_time():
     assert split.stats()["malformed_events"] == 0
 
 
+def test_crossing_event_split_across_batches_is_checked_when_it_ends():
+    bs = synced_spot()
+    rows = event_rows(ev(102, 102, bids=[(101.5, 1), (100, 2)]))  # its first row crosses
+    assert bs.open_event() is None
+    bs.apply_depth_rows(rows[:1])
+    # part-applied: the crossing is visible but not yet judged, and the book says so
+    assert bs.open_event() == A and bs.state(A) == State.VALID
+    bs.apply_depth_rows(rows[1:])
+    assert bs.open_event() is None
+    assert bs.state(A) == State.SYNCING and bs.stats(A)["crossed"] == 1
+
+
 def test_snapshot_while_another_symbols_event_is_in_progress():
     bs = BookSet("spot")
     feed(bs, ev(100, 101), symbol=B)

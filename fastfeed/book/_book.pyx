@@ -1076,6 +1076,17 @@ cdef class BookSet:
         """True when ``symbol``'s book is exact at ``last_update_id(symbol)``."""
         return self._get(symbol).state == VALID
 
+    def open_event(self):
+        """The symbol whose event is part-applied (its last row not yet given), else None.
+
+        An event may span two ``apply_*`` calls; between them its book holds the event's
+        first rows, and the checks that run at an event's end (crossed, depleted) have not
+        run yet.  Read a book at an event boundary, or skip the symbol this names.
+        """
+        if self.in_event and self.cur != NULL:
+            return self.cur.symbol
+        return None
+
     def last_update_id(self, symbol):
         """The book's update id (snapshot lastUpdateId or last applied u); -1 when syncing."""
         return self._get(symbol).last_id
