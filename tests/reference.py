@@ -7,7 +7,7 @@ implementations of one specification.
 import json
 import math
 import re
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, localcontext
 
 FP_SCALE = 10**8
 FP_NONE = -(2**63)
@@ -46,7 +46,11 @@ def _dec(d, k):
     if exact == 0:
         return f, 0
     try:
-        scaled = exact * FP_SCALE
+        # exact arithmetic: the default context's 28 digits would round a long fraction
+        # (1.54 followed by 90 digits) to a value that looks representable
+        with localcontext() as ctx:
+            ctx.prec, ctx.Emax, ctx.Emin = len(v) + 40, MAX_EMAX, MIN_EMIN
+            scaled = exact * FP_SCALE
         fits = INT64_MIN < scaled <= INT64_MAX and scaled == scaled.to_integral_value()
     except ArithmeticError:  # exponents beyond the decimal context: far outside int64
         fits = False
