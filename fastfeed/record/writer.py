@@ -61,7 +61,10 @@ class Recorder:
     ``chunk_interval``: a chunk is closed at least this often (seconds).  ``rotate_bytes`` /
     ``rotate_seconds``: start a new file past this size / age.  ``retain_bytes``: delete the
     oldest files while the directory holds more (None: keep everything).  ``level``: zstd
-    level (None: chunks stored uncompressed).  ``meta``: extra JSON-able fields for the META record of every file.
+    level (None: chunks stored uncompressed).  ``meta``: extra JSON-able fields for the META
+    record of every file.  ``max_pending``: chunks that may wait for the disk; a chunk handed
+    over while that many wait is dropped, counted (``lost_chunks``, ``lost_records``,
+    ``queue_full``) and logged, so a slow disk costs records, never memory or feed time.
     """
 
     def __init__(
@@ -93,7 +96,8 @@ class Recorder:
         self.tap = FrameTap(chunk_bytes + max_record + fmt.RECORD_HEADER.size, chunk_bytes)
         self.tap.on_full = self._on_full
         self._zstd = _zstd()
-        # unbounded: a slow disk costs memory (warned about), never data or a stalled feed
+        # at most max_pending chunks wait for the disk; past that, chunks are dropped and
+        # counted (_enqueue_locked): memory stays bounded and the feed never waits
         self._q: queue.Queue = queue.Queue()
         self.max_pending = max_pending
         self._lock = threading.Lock()  # keeps chunks in order: a take and its enqueue are one
@@ -180,10 +184,23 @@ class Recorder:
             if isinstance(item[0], bytearray):
                 self.tap.give_back(item[0])
             return
-        self._q.put_nowait(item)
-        if self._q.qsize() == self.max_pending:
+        if self._q.qsize() >= self.max_pending:
+            # bounded: a disk slower than the feed loses whole chunks (counted, logged), it
+            # never stalls the feed or grows memory past max_pending chunks
             self.counters["queue_full"] += 1
-            log.warning("recorder: %d chunks wait for the disk", self.max_pending)
+            self.counters["lost_chunks"] += 1
+            self.counters["lost_records"] += item[2]
+            log.warning(
+                "recorder: %d chunks already wait for the disk; a chunk of %d records dropped"
+                " (%d chunks lost so far)",
+                self.max_pending,
+                item[2],
+                self.counters["lost_chunks"],
+            )
+            if isinstance(item[0], bytearray):
+                self.tap.give_back(item[0])
+            return
+        self._q.put_nowait(item)
 
     # ------------------------------------------------------------------ writer thread
     def _run(self) -> None:
