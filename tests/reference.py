@@ -95,8 +95,9 @@ def _stream_symbol(stream):
 def _stream_is_partial(stream):
     if "@" not in stream:
         return False
-    rest = stream.split("@", 1)[1]
-    return rest.startswith("depth") and len(rest) > 5 and rest[5] in "0123456789"
+    # "<symbol>@depth<ASCII digits>[@...]": the part up to the next "@" decides
+    kind = stream.split("@", 1)[1].split("@", 1)[0]
+    return re.fullmatch(r"depth[0-9]+", kind, re.ASCII) is not None
 
 
 def _level_rows(head, bids, asks, partial):

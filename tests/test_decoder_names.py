@@ -42,6 +42,9 @@ def envelope(stream, data):
 @settings(max_examples=3000, deadline=None)
 @given(STREAM)
 @example("btcusdt@depth5x")
+@example("runeusd_perp@depth5e=")
+@example("btcusdt@depth\uff15")  # a fullwidth digit: not an ASCII digit
+@example("\u00dftc@depth5")  # only ASCII letters are upper-cased
 @example("btcusdt@depth5@100ms")
 @example("!all@depth5")
 @example("a" * 70 + "@depth20")

@@ -30,13 +30,17 @@ def stream_slot(stream: str) -> tuple[str, int] | None:
         slot = S_TRADE
     elif kind == "depth":
         slot = S_DEPTH
-    elif kind.startswith("depth") and kind[5:].isdigit():
+    elif kind.startswith("depth") and kind[5:].isascii() and kind[5:].isdigit():
         slot = S_PARTIAL
     elif kind == "bookTicker":
         slot = S_TICKER
     else:
         return None
-    return sym.upper(), slot
+    # ASCII letters only, as the decoder does (str.upper would turn "ß" into "SS")
+    return sym.translate(_UPPER), slot
+
+
+_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def usdm_route(stream: str) -> str:
