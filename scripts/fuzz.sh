@@ -9,6 +9,9 @@
 # replayed by tests/test_fuzz_harnesses.py (and seeds the fuzzer here).
 #
 #   FUZZ_SECONDS=60 (per harness)  FUZZ_HARNESSES="decoder book listener"  PYTHON=python
+#   FUZZ_SEED=N: libFuzzer's seed (default: a new one each run).  CI sets one, so a red run
+#   is replayed exactly by running this with the same seed, and a green run on this machine
+#   with that seed for as long says CI will be green too; explore with other seeds locally.
 #   FUZZ_COMPILER=clang|gcc (default: clang when installed)
 #
 # With clang the C code carries libFuzzer coverage (-fsanitize=fuzzer-no-link) and runs with
@@ -20,6 +23,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 py="${PYTHON:-python}"
 secs="${FUZZ_SECONDS:-60}"
+seed_arg=()
+[ -n "${FUZZ_SEED:-}" ] && seed_arg=(-seed="$FUZZ_SEED")
 harnesses="${FUZZ_HARNESSES:-decoder book listener}"
 out="${FUZZ_OUT:-$repo/build/fuzz}"
 work="$(mktemp -d /tmp/fastfeed-fuzz.XXXXXX)"
@@ -44,7 +49,7 @@ else
     (cd "$work" && FASTFEED_SANITIZE=1 "$py" setup.py -q build_ext --inplace >"$work/build.log" 2>&1) \
         || { tail -40 "$work/build.log"; exit 1; }
 fi
-echo "fuzz: sanitized build in $work; coverage: $coverage; $secs s per harness"
+echo "fuzz: sanitized build in $work; coverage: $coverage; $secs s per harness; seed ${FUZZ_SEED:-random}"
 
 export FASTFEED_CORPUS="${FASTFEED_CORPUS:-$repo/../shared/corpus/binance}"
 "$py" "$work/fuzz/seeds.py" "$work/seeds"
@@ -65,7 +70,7 @@ for h in $harnesses; do
     (cd "$work" && LD_PRELOAD="$preload" PYTHONPATH="$work" PYTHONMALLOC=malloc \
         ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:symbolize=1" \
         UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
-        "$py" "fuzz/fuzz_$h.py" -max_total_time="$secs" -max_len=4096 -timeout=30 \
+        "$py" "fuzz/fuzz_$h.py" "${seed_arg[@]}" -max_total_time="$secs" -max_len=4096 -timeout=30 \
         -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$out/$h-" \
         "$work/corpus/$h" "$work/seeds/$h") >"$log" 2>&1
     rc=$?
