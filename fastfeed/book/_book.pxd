@@ -92,6 +92,12 @@ ctypedef struct Book:
     bint buf_chained            # buf_last_id is meaningful
     uint64_t buf_events
     uint64_t counters[N_COUNTERS]
+    # header of the last event applied (-1 until one is): what best_into() reports with the
+    # best levels, so a reader can tell how fresh they are
+    int64_t ev_recv_ns
+    int64_t ev_time
+    int64_t ev_transact_time
+    int64_t ev_first_id
 
 
 ctypedef struct TopRow:
@@ -126,6 +132,18 @@ ctypedef struct EventRow:
     uint8_t code            # BookEvent
     uint8_t reason          # for EV_RESYNC: the cause
     uint8_t state           # BookState after it
+
+
+# One side of a snapshot being loaded: int64 fixed-point (price, qty) pairs read in place
+# (PARTIAL rows, an (n, 2) array, ...) through two pointers and a stride.
+ctypedef struct SnapSide:
+    const char* price       # the first level's price_fp
+    const char* qty         # the first level's qty_fp
+    Py_ssize_t stride       # bytes from one level to the next
+    Py_ssize_t n            # levels given (qty 0 included)
+    Py_ssize_t kept         # levels with qty != 0
+    bint best_first         # kept levels strictly best first (no duplicate price)
+    bint cut                # the snapshot may have been cut at its limit
 
 
 cdef class BookSet:
@@ -175,10 +193,11 @@ cdef class BookSet:
     cdef uint64_t _write_top(self, Book* b, uint8_t code, const DepthRow* r) noexcept
     cdef void _emit(self, Book* b, uint8_t code, uint8_t reason, const DepthRow* r) noexcept
     cdef void _log(self, EventRow* e) noexcept
-    cdef Book* _get(self, symbol) except NULL
-    cdef object _snapshot_side(self, Book* b, levels, int side, limit)
-    cdef void _load_side(self, Side* s, cnp.ndarray keys, cnp.ndarray qtys, int64_t bound)
-    cdef tuple _side_arrays(self, Book* b, int side, Py_ssize_t n)
+    cdef Book* _get(self, Py_ssize_t symbol) except NULL
+    cdef int _snapshot_side(self, Book* b, levels, int side, limit, SnapSide* out,
+                            list keep) except -1
+    cdef void _load_side(self, Book* b, int side, const SnapSide* ss) noexcept
+    cdef tuple _side_arrays(self, Book* b, int side, Py_ssize_t n, bint as_float)
 
 
 # O(1) top of book, for Cython consumers.  Valid only when side.n > 0.
