@@ -274,12 +274,15 @@ class SnapshotParser:
     out of the decoder's ring, so they outlive the next parse).  A body the decoder does not
     take as a snapshot (another key first, a value it refuses, a side of more than
     ``max_levels`` levels) is read again by the stdlib ``json`` module, exactly as before
-    the decoder read them (sides as lists of strings; counted in ``fallbacks``), so a body
-    is accepted or refused as it always was; :class:`SnapshotError` ``"bad body"`` names
-    what is wrong.  See docs/decisions/0303-book-c-path.md.
+    the decoder read them (sides as lists of strings; counted as ``"json_fallbacks"`` in
+    ``counters``, a ``collections.Counter`` that may be shared), so a body is accepted or
+    refused as it always was; :class:`SnapshotError` ``"bad body"`` names what is wrong.
+    See docs/decisions/0303-book-c-path.md.
     """
 
-    def __init__(self, max_levels: int = SPOT_MAX_LIMIT) -> None:
+    def __init__(
+        self, max_levels: int = SPOT_MAX_LIMIT, counters: collections.Counter | None = None
+    ) -> None:
         if max_levels < 1:
             raise ValueError(f"max_levels must be >= 1, got {max_levels!r}")
         rows = 1 << (2 * max_levels).bit_length()  # both sides of one body, a power of two
@@ -287,7 +290,7 @@ class SnapshotParser:
         self.decoder = BinanceDecoder(
             trades=1, depth=1, tickers=1, partial=rows, max_levels=max_levels, max_symbols=1
         )
-        self.fallbacks = 0
+        self.counters = counters if counters is not None else collections.Counter()
 
     def parse(self, body: bytes) -> tuple[int, list | np.ndarray, list | np.ndarray]:
         """``(last_update_id, bids, asks)`` of a REST depth body; raises SnapshotError."""
@@ -301,7 +304,8 @@ class SnapshotParser:
                 nb = int(np.count_nonzero(side == 0))  # bids first, then asks
                 na = int(np.count_nonzero(side == 1))  # (one side -1 row: both empty)
                 return lid, rows[:nb], rows[nb : nb + na]
-        self.fallbacks += 1
+        self.counters["json_fallbacks"] += 1
+        log.debug("snapshot body read by the stdlib json module: %r", body[:100])
         try:
             doc = json.loads(body)
             lid = int(doc["lastUpdateId"])
@@ -362,9 +366,9 @@ class SnapshotClient(Service):
         self.budget = budget or WeightBudget(weight_limit(self.market), fraction)
         self.timeout, self.max_connections, self.max_body = timeout, max_connections, max_body
         self.ban_default = ban_default
-        self.parser = SnapshotParser()
         self._session: aiohttp.ClientSession | None = None
         self.counters: collections.Counter = collections.Counter()
+        self.parser = SnapshotParser(counters=self.counters)
         self.recorder = None  # fastfeed.record.Recorder: snapshot bodies are recorded
 
     async def start(self) -> None:
