@@ -379,26 +379,24 @@ cdef inline int _bridge(bint usdm, int64_t lid, const DepthRow* r) noexcept:
     return LINK_NEXT if r.first_id <= lid + 1 else LINK_GAP
 
 
-cdef inline void _fill_best(TopRow* t, Book* b) noexcept:
-    # The best level of each side (both ends of a side are always live: O(1)).
-    cdef Side* s = &b.side[0]
+cdef inline void _side_best(const Book* b, int side, int64_t* price_fp, int64_t* qty_fp,
+                            double* price, double* qty) noexcept:
+    # The best level of one side (both ends of a side are always live: O(1)); 0 / NaN if empty.
+    cdef const Side* s = &b.side[side]
     if s.n:
-        t.bid_price_fp = s.keys[s.off + s.n - 1] * b.price_div
-        t.bid_qty_fp = s.qtys[s.off + s.n - 1] * b.qty_div
-        t.bid_price = t.bid_price_fp / FP_SCALE_D
-        t.bid_qty = t.bid_qty_fp / FP_SCALE_D
+        price_fp[0] = (s.keys[s.off + s.n - 1] if side == 0 else -s.keys[s.off + s.n - 1]) \
+            * b.price_div
+        qty_fp[0] = s.qtys[s.off + s.n - 1] * b.qty_div
+        price[0] = price_fp[0] / FP_SCALE_D
+        qty[0] = qty_fp[0] / FP_SCALE_D
     else:
-        t.bid_price_fp = t.bid_qty_fp = 0
-        t.bid_price = t.bid_qty = NAN
-    s = &b.side[1]
-    if s.n:
-        t.ask_price_fp = -s.keys[s.off + s.n - 1] * b.price_div
-        t.ask_qty_fp = s.qtys[s.off + s.n - 1] * b.qty_div
-        t.ask_price = t.ask_price_fp / FP_SCALE_D
-        t.ask_qty = t.ask_qty_fp / FP_SCALE_D
-    else:
-        t.ask_price_fp = t.ask_qty_fp = 0
-        t.ask_price = t.ask_qty = NAN
+        price_fp[0] = qty_fp[0] = 0
+        price[0] = qty[0] = NAN
+
+
+cdef inline void _fill_best(TopRow* t, const Book* b) noexcept:
+    _side_best(b, 0, &t.bid_price_fp, &t.bid_qty_fp, &t.bid_price, &t.bid_qty)
+    _side_best(b, 1, &t.ask_price_fp, &t.ask_qty_fp, &t.ask_price, &t.ask_qty)
 
 
 cdef enum:
