@@ -96,7 +96,12 @@ def check(book: BookSet, sym: int, cap: int) -> None:
     assert (bb, bq) == ((int(bid_p[0]), int(bid_q[0])) if len(bid_p) else (None, None))
     assert (ba, aq) == ((int(ask_p[0]), int(ask_q[0])) if len(ask_p) else (None, None))
     # an event part-applied (its last row still to come) is checked when it ends
-    if book.state(sym) == BookState.VALID and len(bid_p) and len(ask_p) and book.open_event() != sym:
+    if (
+        book.state(sym) == BookState.VALID
+        and len(bid_p)
+        and len(ask_p)
+        and book.open_event() != sym
+    ):
         assert bid_p[0] < ask_p[0], f"VALID book crossed: bid {bid_p[0]} >= ask {ask_p[0]}"
     for k, v in book.stats(sym).items():
         assert not isinstance(v, int) or v >= 0, f"counter {k} = {v}"

@@ -1158,7 +1158,7 @@ cdef class BookSet:
         k = s.keys + s.off + m - 1
         qs = s.qtys + s.off + m - 1
         i = 0
-        while j < m:
+        while j < m and i < ss.n:  # (the bound on i only guards against a changed array)
             q = _at(ss.qty, i, ss.stride)
             if q != 0:
                 p = _at(ss.price, i, ss.stride) // b.price_div
