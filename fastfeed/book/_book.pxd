@@ -2,6 +2,7 @@
 #
 # Other Cython modules (the feed) cimport BookSet and call apply_rows / apply_ring at C level;
 # Python users go through the def methods documented in _book.pyi.
+from libc.math cimport NAN
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cimport numpy as cnp
@@ -200,7 +201,28 @@ cdef class BookSet:
     cdef tuple _side_arrays(self, Book* b, int side, Py_ssize_t n, bint as_float)
 
 
-# O(1) top of book, for Cython consumers.  Valid only when side.n > 0.
+# O(1) top of book, for Cython consumers.  fill_best: both sides' best price and qty (int64
+# fp and float64; 0 and NaN for an empty side) into the best fields of a TopRow, as the tops
+# ring and BookSet.best_into() show them.  best_bid_fp / best_ask_fp: valid only when
+# side.n > 0.
+cdef inline void _side_best(const Book* b, int side, int64_t* price_fp, int64_t* qty_fp,
+                            double* price, double* qty) noexcept:
+    # both ends of a side are always live levels (no tombstone): O(1)
+    cdef const Side* s = &b.side[side]
+    if s.n:
+        price_fp[0] = (s.keys[s.off + s.n - 1] if side == 0 else -s.keys[s.off + s.n - 1]) \
+            * b.price_div
+        qty_fp[0] = s.qtys[s.off + s.n - 1] * b.qty_div
+        price[0] = price_fp[0] / 1e8     # exact scale: the correctly rounded decimal
+        qty[0] = qty_fp[0] / 1e8
+    else:
+        price_fp[0] = qty_fp[0] = 0
+        price[0] = qty[0] = NAN
+
+cdef inline void fill_best(TopRow* t, const Book* b) noexcept:
+    _side_best(b, 0, &t.bid_price_fp, &t.bid_qty_fp, &t.bid_price, &t.bid_qty)
+    _side_best(b, 1, &t.ask_price_fp, &t.ask_qty_fp, &t.ask_price, &t.ask_qty)
+
 cdef inline int64_t best_bid_fp(Book* b) noexcept:
     return b.side[0].keys[b.side[0].off + b.side[0].n - 1] * b.price_div
 

@@ -40,7 +40,6 @@ from enum import IntEnum
 import numpy as np
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from libc.math cimport NAN
 from libc.stdint cimport INT64_MIN
 from libc.string cimport memcpy, memmove, memset
 
@@ -377,26 +376,6 @@ cdef inline int _bridge(bint usdm, int64_t lid, const DepthRow* r) noexcept:
     if r.last_id <= lid:
         return LINK_STALE
     return LINK_NEXT if r.first_id <= lid + 1 else LINK_GAP
-
-
-cdef inline void _side_best(const Book* b, int side, int64_t* price_fp, int64_t* qty_fp,
-                            double* price, double* qty) noexcept:
-    # The best level of one side (both ends of a side are always live: O(1)); 0 / NaN if empty.
-    cdef const Side* s = &b.side[side]
-    if s.n:
-        price_fp[0] = (s.keys[s.off + s.n - 1] if side == 0 else -s.keys[s.off + s.n - 1]) \
-            * b.price_div
-        qty_fp[0] = s.qtys[s.off + s.n - 1] * b.qty_div
-        price[0] = price_fp[0] / FP_SCALE_D
-        qty[0] = qty_fp[0] / FP_SCALE_D
-    else:
-        price_fp[0] = qty_fp[0] = 0
-        price[0] = qty[0] = NAN
-
-
-cdef inline void _fill_best(TopRow* t, const Book* b) noexcept:
-    _side_best(b, 0, &t.bid_price_fp, &t.bid_qty_fp, &t.bid_price, &t.bid_qty)
-    _side_best(b, 1, &t.ask_price_fp, &t.ask_qty_fp, &t.ask_price, &t.ask_qty)
 
 
 cdef enum:
@@ -855,7 +834,7 @@ cdef class BookSet:
             t.recv_ns = t.event_time = t.transact_time = -1
             t.first_id = -1
         t.update_id = b.last_id
-        _fill_best(t, b)
+        fill_best(t, b)
         t.symbol = b.symbol
         t.levels = <uint16_t>(self.cur_levels if self.cur_levels < 65535 else 65535) \
             if code == EV_UPDATE or code == EV_SYNCED else 0
@@ -1243,14 +1222,14 @@ cdef class BookSet:
         decimal string.
         """
         cdef TopRow t
-        _fill_best(&t, self._get(symbol))
+        fill_best(&t, self._get(symbol))
         return (t.bid_price, t.bid_qty, t.ask_price, t.ask_qty)
 
     def best_fp(self, Py_ssize_t symbol):
         """``(bid_price, bid_qty, ask_price, ask_qty)`` fixed point (1e8); None if empty."""
         cdef Book* b = self._get(symbol)
         cdef TopRow t
-        _fill_best(&t, b)
+        fill_best(&t, b)
         return (t.bid_price_fp if b.side[0].n else None, t.bid_qty_fp if b.side[0].n else None,
                 t.ask_price_fp if b.side[1].n else None, t.ask_qty_fp if b.side[1].n else None)
 
@@ -1276,7 +1255,7 @@ cdef class BookSet:
         t.transact_time = b.ev_transact_time
         t.first_id = b.ev_first_id
         t.update_id = b.last_id
-        _fill_best(t, b)
+        fill_best(t, b)
         t.symbol = b.symbol
         t.levels = 0
         t.state = b.state
