@@ -417,8 +417,8 @@ cdef int _scan_side(const Book* b, SnapSide* ss, int side) noexcept:
             bad |= BAD_INEXACT
         elif p <= 0 or q < 0:
             bad |= BAD_RANGE
-        elif p % b.price_div or q % b.qty_div:
-            bad |= BAD_GRID
+        elif (b.price_div != 1 and p % b.price_div) or (b.qty_div != 1 and q % b.qty_div):
+            bad |= BAD_GRID     # (a division costs more than the rest of the pass: skip it)
         elif q != 0:
             key = p if side == 0 else -p        # the side's key order (before the tick)
             if ss.kept and key >= prev:
@@ -1140,9 +1140,13 @@ cdef class BookSet:
         while j < m and i < ss.n:  # (the bound on i only guards against a changed array)
             q = _at(ss.qty, i, ss.stride)
             if q != 0:
-                p = _at(ss.price, i, ss.stride) // b.price_div
+                p = _at(ss.price, i, ss.stride)
+                if b.price_div != 1:
+                    p //= b.price_div
+                if b.qty_div != 1:
+                    q //= b.qty_div
                 k[-j] = p if side == 0 else -p
-                qs[-j] = q // b.qty_div
+                qs[-j] = q
                 j += 1
             i += 1
         # levels beyond the worst held one are unknown when the depth cap or the limit cut
