@@ -1,5 +1,5 @@
 """Order book benchmark: fastfeed's Cython BookSet vs a plain-Python book on sortedcontainers
-vs cryptofeed's ``order_book`` C extension, in one run.
+vs cryptofeed's ``order_book`` C extension, in one run; then the readers and the snapshot path.
 
 Workloads (after a snapshot is loaded; update cost only):
   * the real BTCUSDT sequences of the corpus (spot @100ms, USD-M @0ms), and
@@ -11,10 +11,21 @@ shows order_book without the per-event read, its best case.  The peers get
 their input as ready-made Python lists of ints, so JSON and number parsing are excluded
 for everybody; fastfeed reads the same levels as DEPTH_DTYPE rows.
 
-    python benchmarks/bench_book.py [--events 200000] [--repeat 5] [--corpus PATH] [--json OUT]
+Readers (``--part reads``): ns per call from Python of ``OrderBook.best()``, ``BookSet.best()``,
+``best_fp()``, ``best_into()`` and ``top_fp(10)`` on the real spot book, each also as a
+ratio to a plain dict lookup measured in the same run (the yardstick: how many dict
+lookups a call costs, whatever the machine's speed).
+
+Snapshots (``--part snapshot``): a real 2x1000-level REST body (spot and USD-M) from bytes
+to a loaded book, through fastfeed's C decoder (``SnapshotParser``: PARTIAL rows loaded at
+C level) and through the old path (``json.loads`` + ``to_fp`` per level) in the same run.
+
+    python benchmarks/bench_book.py [--part all|updates|reads|snapshot] [--events 200000]
+                                    [--repeat 5] [--corpus PATH] [--json OUT]
 
 ``--json OUT`` also writes every figure (ns per level and per event, by workload and
-contender) to OUT, for ``benchmarks/suite.py``.
+contender; ns per read; us per snapshot) to OUT, for ``benchmarks/suite.py``.  Run against
+an older build (``PYTHONPATH``), the parts it lacks are skipped with a printed reason.
 """
 
 import argparse
@@ -22,16 +33,25 @@ import json
 import os
 import platform
 import random
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
-from fastfeed.book._book import BookSet, State
-from fastfeed.core._rows import DEPTH_DTYPE
-
 ROOT = Path(__file__).resolve().parent.parent
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))  # run from a checkout: its package (see soak.py)
+
+from fastfeed.book._book import TOP_DTYPE, BookSet, State  # noqa: E402
+from fastfeed.book.orderbook import OrderBook as FastfeedOrderBook  # noqa: E402
+from fastfeed.core._rows import DEPTH_DTYPE  # noqa: E402
+
+try:
+    from fastfeed.book.snapshots import SnapshotParser
+except ImportError:  # a build before the C snapshot path: only the old path is measured
+    SnapshotParser = None
 
 try:
     from sortedcontainers import SortedDict
@@ -243,11 +263,118 @@ def best_of(fn, w, repeat, budget_ns=10 * 10**9):
     return min(times), result
 
 
+# ------------------------------------------------------------------------------- readers
+
+
+def per_call_ns(fn, n, repeat):
+    """Best of ``repeat`` loops of ``n`` calls, ns per call (the loop itself subtracted)."""
+    rng = range(n)
+
+    def loop(f):
+        t0 = time.perf_counter_ns()
+        for _ in rng:
+            f()
+        return time.perf_counter_ns() - t0
+
+    empty = min(loop(lambda: None) for _ in range(repeat))
+    return max(0.0, (min(loop(fn) for _ in range(repeat)) - empty) / n)
+
+
+def bench_reads(corpus, repeat, n=200_000):
+    body = (corpus / "sequences" / "spot_BTCUSDT_20240808_snapshot.json").read_bytes()
+    snap = json.loads(body)
+    bs = BookSet("spot")
+    bs.track(1)
+    bs.apply_snapshot(1, snap["lastUpdateId"], snap["bids"], snap["asks"], 1000)
+    # OrderBook's readers without a feed: the object needs only its BookSet and name table
+    ob = FastfeedOrderBook.__new__(FastfeedOrderBook)
+    ob.books, ob._ids = bs, {"BTCUSDT": 1}
+    out = np.zeros(1, TOP_DTYPE)
+    table = {"BTCUSDT": 1, "ETHUSDT": 2}
+    calls = [
+        ("OrderBook.best(name)", lambda: ob.best("BTCUSDT")),
+        ("BookSet.best(id)", lambda: bs.best(1)),
+        ("BookSet.best_fp(id)", lambda: bs.best_fp(1)),
+        ("BookSet.top_fp(id, 10)", lambda: bs.top_fp(1, 10)),
+    ]
+    if hasattr(bs, "best_into"):
+        calls.insert(1, ("OrderBook.best_into(name, out)", lambda: ob.best_into("BTCUSDT", out)))
+        calls.insert(3, ("BookSet.best_into(id, out)", lambda: bs.best_into(1, out)))
+    else:
+        print("  (this build has no best_into: skipped)")
+    yard = per_call_ns(lambda: table["BTCUSDT"], n, repeat)
+    print(f"\nreaders on the spot BTCUSDT book ({n} calls, best of {repeat}):")
+    print(f"  {'call':34s} {'ns/call':>9s} {'x dict lookup':>14s}")
+    print(f"  {'dict lookup (yardstick)':34s} {yard:9.0f} {1.0:14.1f}")
+    out_json = {"dict_lookup_ns": yard}
+    for name, fn in calls:
+        ns = per_call_ns(fn, n, repeat)
+        print(f"  {name:34s} {ns:9.0f} {ns / yard:14.1f}")
+        out_json[name] = ns
+    return out_json
+
+
+# ------------------------------------------------------------------------------- snapshots
+
+
+def bench_snapshots(corpus, repeat, n=200):
+    report = {}
+    parser = SnapshotParser() if SnapshotParser is not None else None
+    if parser is None:
+        print("  (this build has no SnapshotParser: only the old path is measured)")
+    print(f"\nREST snapshot, bytes to a loaded book (us per snapshot, best of {repeat} x {n}):")
+    for market, book_market in (("spot", "spot"), ("futures", "usdm")):
+        body = (corpus / "sequences" / f"{market}_BTCUSDT_20240808_snapshot.json").read_bytes()
+        bs = BookSet(book_market)
+        bs.track(1)
+
+        def old(body=body, bs=bs):
+            doc = json.loads(body)
+            bs.apply_snapshot(1, int(doc["lastUpdateId"]), doc["bids"], doc["asks"], 1000)
+
+        paths = [("json.loads + to_fp per level (old)", old)]
+        if parser is not None:
+            lid, bids, asks = parser.parse(body)
+
+            def new(body=body, bs=bs):
+                bs.apply_snapshot(1, *parser.parse(body), 1000)
+
+            paths = [
+                ("C decoder + PARTIAL rows at C level", new),
+                ("  of which decode (SnapshotParser.parse)", lambda body=body: parser.parse(body)),
+                (
+                    "  of which apply_snapshot(rows)",
+                    lambda bs=bs, a=(lid, bids, asks): bs.apply_snapshot(1, *a, 1000),
+                ),
+            ] + paths
+        doc = json.loads(body)
+        print(
+            f"  {market} BTCUSDT, {len(doc['bids'])}+{len(doc['asks'])} levels, {len(body)} bytes:"
+        )
+        base = None
+        entry = report[market] = {}
+        for name, fn in paths:
+            us = per_call_ns(fn, n, repeat) / 1000
+            base = base or us
+            print(f"    {name:42s} {us:8.1f} us {us / base:6.1f}x")
+            entry[name.strip()] = us
+        assert bs.stats(1)["bid_levels"] == len(doc["bids"])
+    if parser is not None:
+        assert parser.counters["json_fallbacks"] == 0
+    return report
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=200_000, help="simulated events")
     ap.add_argument("--repeat", type=int, default=5, help="runs per contender (best is kept)")
     ap.add_argument("--only", default="", help="run only contenders whose name contains this")
+    ap.add_argument(
+        "--part",
+        choices=("all", "updates", "reads", "snapshot"),
+        default="all",
+        help="updates: book updates vs peers; reads: best()/top readers; snapshot: REST bodies",
+    )
     ap.add_argument(
         "--corpus",
         default=os.environ.get("FASTFEED_CORPUS")
@@ -258,11 +385,13 @@ def main():
 
     workloads = []
     corpus = Path(args.corpus)
-    if (corpus / "sequences").is_dir():
-        workloads += [corpus_workload(corpus, "spot"), corpus_workload(corpus, "futures")]
-    else:
-        print(f"corpus not found at {corpus}: real sequences skipped")
-    workloads.append(simulated_workload(args.events))
+    have_corpus = (corpus / "sequences").is_dir()
+    if not have_corpus:
+        print(f"corpus not found at {corpus}: real sequences, readers and snapshots skipped")
+    if args.part in ("all", "updates"):
+        if have_corpus:
+            workloads += [corpus_workload(corpus, "spot"), corpus_workload(corpus, "futures")]
+        workloads.append(simulated_workload(args.events))
 
     contenders = [
         ("fastfeed BookSet (one batch)", run_fastfeed),
@@ -318,6 +447,10 @@ def main():
         ref = results[0]
         for r in results[1:]:
             assert tuple(int(x) for x in r) == ref, (r, ref)  # same final best bid/ask
+    if have_corpus and args.part in ("all", "reads"):
+        report["reads_ns"] = bench_reads(corpus, args.repeat)
+    if have_corpus and args.part in ("all", "snapshot"):
+        report["snapshot_us"] = bench_snapshots(corpus, args.repeat)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

@@ -79,3 +79,61 @@ def load_sequence(corpus, market: str):
     with open(base.with_name(base.name + "_depthUpdate.jsonl"), "rb") as f:
         lines = [line.rstrip(b"\n") for line in f if line.strip()]
     return snap, lines
+
+
+class RefBook:
+    """Plain-Python L2 book: dicts keyed by exact fixed-point ints (parsed with Decimal),
+    sorted on demand; Binance's local order book rules in their textbook form (asserting the corpus chain
+    is gapless)."""
+
+    def __init__(self, usdm, snap):
+        self.usdm = usdm
+        self.lid = snap["lastUpdateId"]
+        self.prev_u = None
+        self.sides = [{}, {}]
+        for side, key in ((0, "bids"), (1, "asks")):
+            for p, q in snap[key]:
+                if fp(q):
+                    self.sides[side][fp(p)] = fp(q)
+
+    def apply(self, ev):
+        """Apply one diff; False if the snapshot already covers it."""
+        U, u, lid = ev["U"], ev["u"], self.lid
+        if self.prev_u is None:
+            if self.usdm:
+                if u < lid:
+                    return False
+                assert U <= lid <= u
+            else:
+                if u <= lid:
+                    return False
+                assert U <= lid + 1 <= u
+        elif self.usdm:
+            assert ev["pu"] == self.prev_u
+        else:
+            assert self.prev_u + 1 == U
+        for side, key in ((0, "b"), (1, "a")):
+            book = self.sides[side]
+            for p, q in ev[key]:
+                p, q = fp(p), fp(q)
+                if q:
+                    book[p] = q
+                else:
+                    book.pop(p, None)
+        self.prev_u = u
+        return True
+
+    def levels(self, side):
+        items = sorted(self.sides[side].items(), reverse=(side == 0))
+        return (
+            np.array([p for p, _ in items], dtype=np.int64).reshape(-1),
+            np.array([q for _, q in items], dtype=np.int64).reshape(-1),
+        )
+
+    def best(self):
+        out = []
+        for side in (0, 1):
+            book = self.sides[side]
+            p = max(book) if side == 0 else min(book)
+            out += [p, book[p]]
+        return tuple(out)

@@ -2,11 +2,10 @@
 every level after every event with an independent plain-Python reference book."""
 
 import json
-from decimal import Decimal
 
 import numpy as np
 import pytest
-from book_rows import event_rows, load_sequence
+from book_rows import RefBook, event_rows, load_sequence
 from corpus import corpus_dir
 
 from fastfeed.book._book import BookSet, Event, SnapshotResult, State
@@ -14,69 +13,6 @@ from fastfeed.book._book import BookSet, Event, SnapshotResult, State
 # market -> (BookSet market, diffs received before the snapshot, per SOURCES.md)
 MARKETS = {"spot": ("spot", 3), "futures": ("usdm", 6)}
 SYM = 1
-
-
-def fpd(s):
-    """Exact fixed point (1e8) through Decimal."""
-    return int(Decimal(s) * 10**8)
-
-
-class RefBook:
-    """Plain-Python L2 book: dicts keyed by exact fixed-point ints (parsed with Decimal),
-    sorted on demand; Binance's local order book rules in their textbook form (asserting the corpus chain
-    is gapless)."""
-
-    def __init__(self, usdm, snap):
-        self.usdm = usdm
-        self.lid = snap["lastUpdateId"]
-        self.prev_u = None
-        self.sides = [{}, {}]
-        for side, key in ((0, "bids"), (1, "asks")):
-            for p, q in snap[key]:
-                if fpd(q):
-                    self.sides[side][fpd(p)] = fpd(q)
-
-    def apply(self, ev):
-        """Apply one diff; False if the snapshot already covers it."""
-        U, u, lid = ev["U"], ev["u"], self.lid
-        if self.prev_u is None:
-            if self.usdm:
-                if u < lid:
-                    return False
-                assert U <= lid <= u
-            else:
-                if u <= lid:
-                    return False
-                assert U <= lid + 1 <= u
-        elif self.usdm:
-            assert ev["pu"] == self.prev_u
-        else:
-            assert self.prev_u + 1 == U
-        for side, key in ((0, "b"), (1, "a")):
-            book = self.sides[side]
-            for p, q in ev[key]:
-                p, q = fpd(p), fpd(q)
-                if q:
-                    book[p] = q
-                else:
-                    book.pop(p, None)
-        self.prev_u = u
-        return True
-
-    def levels(self, side):
-        items = sorted(self.sides[side].items(), reverse=(side == 0))
-        return (
-            np.array([p for p, _ in items], dtype=np.int64).reshape(-1),
-            np.array([q for _, q in items], dtype=np.int64).reshape(-1),
-        )
-
-    def best(self):
-        out = []
-        for side in (0, 1):
-            book = self.sides[side]
-            p = max(book) if side == 0 else min(book)
-            out += [p, book[p]]
-        return tuple(out)
 
 
 def assert_same_book(bs, ref, where):

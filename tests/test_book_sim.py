@@ -672,6 +672,8 @@ def test_usdm_books_sync_through_fapi_follow_pu_and_resync_a_gap():
 
     log, ob, truths, other = run(main(), 90)
     assert all(e[1] == "/fapi/v1/depth" for e in log if "depth" in e[1]) and log
+    # the /fapi/v1/depth bodies (with E and T) were read by the C decoder, none by json
+    assert ob.client.counters["json_fallbacks"] == 0 and ob.client.counters["requests"] >= 2
     for s, (bids, asks) in truths.items():
         sid = ob.symbol_id(s)
         for side, want in ((0, bids), (1, asks)):

@@ -2,6 +2,7 @@
 #
 # Other Cython modules (the feed) cimport BookSet and call apply_rows / apply_ring at C level;
 # Python users go through the def methods documented in _book.pyi.
+from libc.math cimport NAN
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cimport numpy as cnp
@@ -92,6 +93,12 @@ ctypedef struct Book:
     bint buf_chained            # buf_last_id is meaningful
     uint64_t buf_events
     uint64_t counters[N_COUNTERS]
+    # header of the last event applied (-1 until one is): what best_into() reports with the
+    # best levels, so a reader can tell how fresh they are
+    int64_t ev_recv_ns
+    int64_t ev_time
+    int64_t ev_transact_time
+    int64_t ev_first_id
 
 
 ctypedef struct TopRow:
@@ -126,6 +133,18 @@ ctypedef struct EventRow:
     uint8_t code            # BookEvent
     uint8_t reason          # for EV_RESYNC: the cause
     uint8_t state           # BookState after it
+
+
+# One side of a snapshot being loaded: int64 fixed-point (price, qty) pairs read in place
+# (PARTIAL rows, an (n, 2) array, ...) through two pointers and a stride.
+ctypedef struct SnapSide:
+    const char* price       # the first level's price_fp
+    const char* qty         # the first level's qty_fp
+    Py_ssize_t stride       # bytes from one level to the next
+    Py_ssize_t n            # levels given (qty 0 included)
+    Py_ssize_t kept         # levels with qty != 0
+    bint best_first         # kept levels strictly best first (no duplicate price)
+    bint cut                # the snapshot may have been cut at its limit
 
 
 cdef class BookSet:
@@ -175,13 +194,35 @@ cdef class BookSet:
     cdef uint64_t _write_top(self, Book* b, uint8_t code, const DepthRow* r) noexcept
     cdef void _emit(self, Book* b, uint8_t code, uint8_t reason, const DepthRow* r) noexcept
     cdef void _log(self, EventRow* e) noexcept
-    cdef Book* _get(self, symbol) except NULL
-    cdef object _snapshot_side(self, Book* b, levels, int side, limit)
-    cdef void _load_side(self, Side* s, cnp.ndarray keys, cnp.ndarray qtys, int64_t bound)
-    cdef tuple _side_arrays(self, Book* b, int side, Py_ssize_t n)
+    cdef Book* _get(self, Py_ssize_t symbol) except NULL
+    cdef int _snapshot_side(self, Book* b, levels, int side, limit, SnapSide* out,
+                            list keep) except -1
+    cdef void _load_side(self, Book* b, int side, const SnapSide* ss) noexcept
+    cdef tuple _side_arrays(self, Book* b, int side, Py_ssize_t n, bint as_float)
 
 
-# O(1) top of book, for Cython consumers.  Valid only when side.n > 0.
+# O(1) top of book, for Cython consumers.  fill_best: both sides' best price and qty (int64
+# fp and float64; 0 and NaN for an empty side) into the best fields of a TopRow, as the tops
+# ring and BookSet.best_into() show them.  best_bid_fp / best_ask_fp: valid only when
+# side.n > 0.
+cdef inline void _side_best(const Book* b, int side, int64_t* price_fp, int64_t* qty_fp,
+                            double* price, double* qty) noexcept:
+    # both ends of a side are always live levels (no tombstone): O(1)
+    cdef const Side* s = &b.side[side]
+    if s.n:
+        price_fp[0] = (s.keys[s.off + s.n - 1] if side == 0 else -s.keys[s.off + s.n - 1]) \
+            * b.price_div
+        qty_fp[0] = s.qtys[s.off + s.n - 1] * b.qty_div
+        price[0] = price_fp[0] / 1e8     # exact scale: the correctly rounded decimal
+        qty[0] = qty_fp[0] / 1e8
+    else:
+        price_fp[0] = qty_fp[0] = 0
+        price[0] = qty[0] = NAN
+
+cdef inline void fill_best(TopRow* t, const Book* b) noexcept:
+    _side_best(b, 0, &t.bid_price_fp, &t.bid_qty_fp, &t.bid_price, &t.bid_qty)
+    _side_best(b, 1, &t.ask_price_fp, &t.ask_qty_fp, &t.ask_price, &t.ask_qty)
+
 cdef inline int64_t best_bid_fp(Book* b) noexcept:
     return b.side[0].keys[b.side[0].off + b.side[0].n - 1] * b.price_div
 

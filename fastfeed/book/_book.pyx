@@ -40,7 +40,6 @@ from enum import IntEnum
 import numpy as np
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from libc.math cimport NAN
 from libc.stdint cimport INT64_MIN
 from libc.string cimport memcpy, memmove, memset
 
@@ -137,6 +136,8 @@ TOP_DTYPE = _dtype([
     ("state", "u1", _off(&_tr.state, &_tr)),
     ("code", "u1", _off(&_tr.code, &_tr)),
 ], sizeof(TopRow))
+
+cdef cnp.dtype _TOP_DESCR = TOP_DTYPE
 
 BOOK_EVENT_DTYPE = _dtype([
     ("recv_ns", "<i8", _off(&_er.recv_ns, &_er)),
@@ -377,6 +378,71 @@ cdef inline int _bridge(bint usdm, int64_t lid, const DepthRow* r) noexcept:
     return LINK_NEXT if r.first_id <= lid + 1 else LINK_GAP
 
 
+cdef enum:
+    BAD_INEXACT = 1     # FP_NONE: the decimal has no exact int64 at scale 1e8
+    BAD_RANGE = 2       # price <= 0 or qty < 0
+    BAD_GRID = 4        # off the tick / lot grid
+
+
+_I8 = np.dtype(np.int64)
+
+
+cdef inline int64_t _at(const char* base, Py_ssize_t i, Py_ssize_t stride) noexcept:
+    cdef int64_t v
+    memcpy(&v, base + i * stride, sizeof(int64_t))     # rows of a packed dtype may be unaligned
+    return v
+
+
+cdef void _point(SnapSide* ss, cnp.ndarray a, Py_ssize_t price_off, Py_ssize_t qty_off,
+                 Py_ssize_t stride) noexcept:
+    cdef const char* base = <const char*>cnp.PyArray_DATA(a)
+    ss.price = base + price_off
+    ss.qty = base + qty_off
+    ss.stride = stride
+    ss.n = cnp.PyArray_DIM(a, 0)
+
+
+cdef int _scan_side(const Book* b, SnapSide* ss, int side) noexcept:
+    # One pass over a snapshot side: BAD_* flags of its values, the levels it keeps (qty > 0)
+    # and whether they come strictly best first (bids descending, asks ascending).
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    cdef int64_t p, q, key, prev = 0
+    ss.kept = 0
+    ss.best_first = True
+    for i in range(ss.n):
+        p = _at(ss.price, i, ss.stride)
+        q = _at(ss.qty, i, ss.stride)
+        if p == FP_NONE or q == FP_NONE:
+            bad |= BAD_INEXACT
+        elif p <= 0 or q < 0:
+            bad |= BAD_RANGE
+        elif (b.price_div != 1 and p % b.price_div) or (b.qty_div != 1 and q % b.qty_div):
+            bad |= BAD_GRID     # (a division costs more than the rest of the pass: skip it)
+        elif q != 0:
+            key = p if side == 0 else -p        # the side's key order (before the tick)
+            if ss.kept and key >= prev:
+                ss.best_first = False
+            prev = key
+            ss.kept += 1
+    return bad
+
+
+cdef cnp.ndarray _pairs(const SnapSide* ss):
+    # A side's (price_fp, qty_fp) as a fresh contiguous (n, 2) int64 array.
+    cdef cnp.ndarray a = np.empty((ss.n, 2), dtype=np.int64)
+    cdef int64_t* d = <int64_t*>cnp.PyArray_DATA(a)
+    cdef Py_ssize_t i
+    for i in range(ss.n):
+        d[2 * i] = _at(ss.price, i, ss.stride)
+        d[2 * i + 1] = _at(ss.qty, i, ss.stride)
+    return a
+
+
+cdef inline void _forget_event(Book* b) noexcept:
+    b.ev_recv_ns = b.ev_time = b.ev_transact_time = b.ev_first_id = -1
+
+
 cdef void _free_book(Book* b) noexcept:
     if b == NULL:
         return
@@ -482,6 +548,7 @@ cdef class BookSet:
         b.state = SYNCING
         b.last_id = -1
         b.buf_first_id = -1
+        _forget_event(b)
         self.books[symbol] = b
         self._request(b)
         self._emit(b, EV_RESYNC, EV_NEW, NULL)
@@ -627,6 +694,10 @@ cdef class BookSet:
             return
         if self.cur_action == ACT_APPLY:
             b.last_id = r.last_id
+            b.ev_recv_ns = r.recv_ns
+            b.ev_time = r.event_time
+            b.ev_transact_time = r.transact_time
+            b.ev_first_id = r.first_id
             b.counters[C_EVENTS] += 1
             b.counters[C_LEVELS] += <uint64_t>self.cur_levels
             if self.cur_bad:
@@ -728,6 +799,7 @@ cdef class BookSet:
         b.state = SYNCING
         b.last_reason = reason
         b.last_id = -1
+        _forget_event(b)
         _side_clear(&b.side[0])
         _side_clear(&b.side[1])
         b.buf_n = 0
@@ -752,7 +824,6 @@ cdef class BookSet:
 
     cdef uint64_t _write_top(self, Book* b, uint8_t code, const DepthRow* r) noexcept:
         cdef TopRow* t = <TopRow*>self.tops.reserve(0)
-        cdef Side* s
         cdef uint64_t seq = self.tops._written
         if r != NULL:
             t.recv_ns = r.recv_ns
@@ -763,24 +834,7 @@ cdef class BookSet:
             t.recv_ns = t.event_time = t.transact_time = -1
             t.first_id = -1
         t.update_id = b.last_id
-        s = &b.side[0]
-        if s.n:
-            t.bid_price_fp = s.keys[s.off + s.n - 1] * b.price_div
-            t.bid_qty_fp = s.qtys[s.off + s.n - 1] * b.qty_div
-            t.bid_price = t.bid_price_fp / FP_SCALE_D
-            t.bid_qty = t.bid_qty_fp / FP_SCALE_D
-        else:
-            t.bid_price_fp = t.bid_qty_fp = 0
-            t.bid_price = t.bid_qty = NAN
-        s = &b.side[1]
-        if s.n:
-            t.ask_price_fp = -s.keys[s.off + s.n - 1] * b.price_div
-            t.ask_qty_fp = s.qtys[s.off + s.n - 1] * b.qty_div
-            t.ask_price = t.ask_price_fp / FP_SCALE_D
-            t.ask_qty = t.ask_qty_fp / FP_SCALE_D
-        else:
-            t.ask_price_fp = t.ask_qty_fp = 0
-            t.ask_price = t.ask_qty = NAN
+        fill_best(t, b)
         t.symbol = b.symbol
         t.levels = <uint16_t>(self.cur_levels if self.cur_levels < 65535 else 65535) \
             if code == EV_UPDATE or code == EV_SYNCED else 0
@@ -817,8 +871,10 @@ cdef class BookSet:
                              Event(e.reason).name if e.code == EV_RESYNC else "",
                              e.first_id, e.last_id, e.prev_last_id, e.book_id)
 
-    cdef Book* _get(self, symbol) except NULL:
-        cdef Book* b = self.book(<uint32_t>symbol) if 0 <= symbol < self.max_symbols else NULL
+    cdef Book* _get(self, Py_ssize_t symbol) except NULL:
+        # a C integer: the queries read a book without a Python object (best_into allocates
+        # nothing)
+        cdef Book* b = self.books[symbol] if 0 <= symbol < self.max_symbols else NULL
         if b == NULL:
             raise KeyError(f"symbol {symbol} is not tracked")
         return b
@@ -948,6 +1004,7 @@ cdef class BookSet:
         self.track(symbol)
         cdef Book* b = self._get(symbol)
         cdef int64_t lid = last_update_id
+        cdef SnapSide ss[2]
         cdef Py_ssize_t i, nrows
         cdef DepthRow* buf
         cdef int link
@@ -960,7 +1017,9 @@ cdef class BookSet:
         if b.state == VALID:
             b.counters[C_SNAPSHOTS_IGNORED] += 1
             return SnapshotResult.IGNORED
-        sides = [self._snapshot_side(b, bids, 0, limit), self._snapshot_side(b, asks, 1, limit)]
+        keep = []   # arrays the two SnapSides point into (converted or sorted sides)
+        self._snapshot_side(b, bids, 0, limit, &ss[0], keep)
+        self._snapshot_side(b, asks, 1, limit, &ss[1], keep)
         # Step 4: the first buffered event the snapshot does not cover must start within it.
         start = True
         for i in range(b.buf_n):
@@ -974,9 +1033,9 @@ cdef class BookSet:
                     self._request(b)
                     return SnapshotResult.TOO_OLD
             start = (b.buf[i].flags & ROW_LAST_OF_EVENT) != 0
-        for i in range(2):
-            keys, qtys, bound = sides[i]
-            self._load_side(&b.side[i], keys, qtys, bound)
+        self._load_side(b, 0, &ss[0])
+        self._load_side(b, 1, &ss[1])
+        _forget_event(b)
         b.last_id = lid
         b.state = BRIDGING
         b.counters[C_SNAPSHOTS] += 1
@@ -1017,49 +1076,81 @@ cdef class BookSet:
             return SnapshotResult.WAITING
         return SnapshotResult.FAILED
 
-    cdef object _snapshot_side(self, Book* b, levels, int side, limit):
+    cdef int _snapshot_side(self, Book* b, levels, int side, limit, SnapSide* out,
+                            list keep) except -1:
+        # Point ``out`` at one side's int64 (price_fp, qty_fp) pairs, checked, best first.
+        # PARTIAL rows (any structured array with int64 price_fp / qty_fp) and int64 (n, 2)
+        # arrays are read in place at C level; decimal strings go through to_fp first.  A
+        # side not given best first (REST sides are) is sorted once by numpy, then re-read.
+        cdef cnp.ndarray a
+        cdef int bad
         if isinstance(levels, np.ndarray) and levels.dtype.names is not None:
-            p = np.asarray(levels["price_fp"], dtype=np.int64)
-            q = np.asarray(levels["qty_fp"], dtype=np.int64)
-        elif isinstance(levels, np.ndarray):
-            a = np.asarray(levels, dtype=np.int64).reshape(-1, 2)
-            p, q = a[:, 0], a[:, 1]
+            fields = levels.dtype.fields
+            if "price_fp" not in fields or "qty_fp" not in fields:
+                raise ValueError("snapshot rows need price_fp and qty_fp fields")
+            a = levels.reshape(-1)
+            (pt, po), (qt, qo) = fields["price_fp"][:2], fields["qty_fp"][:2]
+            if pt == _I8 and qt == _I8:
+                _point(out, a, po, qo, a.strides[0])
+            else:
+                a = np.stack([a["price_fp"].astype(np.int64), a["qty_fp"].astype(np.int64)], 1)
+                _point(out, a, 0, a.strides[1], a.strides[0])
         else:
-            pairs = [(to_fp(x[0]), to_fp(x[1])) for x in levels]
-            a = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-            p, q = a[:, 0], a[:, 1]
-        n_in = len(p)
-        if (p <= 0).any() or (q < 0).any():
+            if isinstance(levels, np.ndarray):
+                a = np.asarray(levels, dtype=np.int64).reshape(-1, 2)
+            else:
+                a = np.array([(to_fp(x[0]), to_fp(x[1])) for x in levels], np.int64).reshape(-1, 2)
+            _point(out, a, 0, a.strides[1], a.strides[0])
+        keep.append(a)
+        out.cut = limit is None or out.n >= limit
+        bad = _scan_side(b, out, side)
+        if bad & BAD_INEXACT:
+            raise ValueError("snapshot value with no exact fixed-point value at 8 decimals")
+        if bad & BAD_RANGE:
             raise ValueError("snapshot prices must be > 0 and quantities >= 0")
-        if ((p % b.price_div) != 0).any() or ((q % b.qty_div) != 0).any():
+        if bad & BAD_GRID:
             raise ValueError("snapshot level off the tick / lot grid")
-        keep = q != 0
-        p = p[keep] // b.price_div
-        q = q[keep] // b.qty_div
-        keys = p if side == 0 else -p
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        qtys = q[order]
-        if len(keys) > 1 and (np.diff(keys) == 0).any():
+        if out.best_first:
+            return 0
+        a = _pairs(out)
+        p = a[:, 0]
+        a = a[np.argsort(p if side else -p, kind="stable")]
+        keep.append(a)
+        _point(out, a, 0, a.strides[1], a.strides[0])
+        _scan_side(b, out, side)
+        if not out.best_first:  # sorted, so only an equal price can be out of order
             raise ValueError("snapshot has a price twice on one side")
-        bound = INT64_MIN
-        if len(keys) > self.max_levels:
-            keys = keys[-self.max_levels:]
-            qtys = qtys[-self.max_levels:]
-            bound = int(keys[0])
-        elif len(keys) and (limit is None or n_in >= limit):
-            bound = int(keys[0])
-        return np.ascontiguousarray(keys), np.ascontiguousarray(qtys), bound
+        return 0
 
-    cdef void _load_side(self, Side* s, cnp.ndarray keys, cnp.ndarray qtys, int64_t bound):
-        cdef Py_ssize_t n = keys.shape[0]
-        s.n = s.live = n
+    cdef void _load_side(self, Book* b, int side, const SnapSide* ss) noexcept:
+        # The best ``max_levels`` kept levels of a checked side; the j-th best goes to slot
+        # m - 1 - j (a side is stored best last).
+        cdef Side* s = &b.side[side]
+        cdef Py_ssize_t m = ss.kept if ss.kept < s.cap else s.cap
+        cdef Py_ssize_t i, j = 0
+        cdef int64_t p, q
+        cdef int64_t* k
+        cdef int64_t* qs
+        s.n = s.live = m
         s.tomb = 0
-        s.off = (s.alloc - n) >> 1
-        if n:
-            memcpy(s.keys + s.off, cnp.PyArray_DATA(keys), n * sizeof(int64_t))
-            memcpy(s.qtys + s.off, cnp.PyArray_DATA(qtys), n * sizeof(int64_t))
-        s.bound = bound
+        s.off = (s.alloc - m) >> 1
+        k = s.keys + s.off + m - 1
+        qs = s.qtys + s.off + m - 1
+        i = 0
+        while j < m and i < ss.n:  # (the bound on i only guards against a changed array)
+            q = _at(ss.qty, i, ss.stride)
+            if q != 0:
+                p = _at(ss.price, i, ss.stride)
+                if b.price_div != 1:
+                    p //= b.price_div
+                if b.qty_div != 1:
+                    q //= b.qty_div
+                k[-j] = p if side == 0 else -p
+                qs[-j] = q
+                j += 1
+            i += 1
+        # levels beyond the worst held one are unknown when the depth cap or the limit cut
+        s.bound = s.keys[s.off] if m and (ss.kept > s.cap or ss.cut) else INT64_MIN
 
     # ----------------------------------------------------------------------- queries
 
@@ -1128,37 +1219,76 @@ cdef class BookSet:
         d["valid"] = sum(1 for i in self.symbols() if self.books[i].state == VALID)
         return d
 
-    def best(self, symbol):
-        """``(bid_price, bid_qty, ask_price, ask_qty)`` floats; NaN for an empty side."""
-        t = self.top(symbol, 1)
-        return tuple(float(a[0]) if len(a) else float("nan") for a in t)
+    def best(self, Py_ssize_t symbol):
+        """``(bid_price, bid_qty, ask_price, ask_qty)`` floats; NaN for an empty side.
 
-    def best_fp(self, symbol):
+        Read in C, O(1).  Each float is the correctly rounded value of the exchange's
+        decimal string.
+        """
+        cdef TopRow t
+        fill_best(&t, self._get(symbol))
+        return (t.bid_price, t.bid_qty, t.ask_price, t.ask_qty)
+
+    def best_fp(self, Py_ssize_t symbol):
         """``(bid_price, bid_qty, ask_price, ask_qty)`` fixed point (1e8); None if empty."""
-        t = self.top_fp(symbol, 1)
-        return tuple(int(a[0]) if len(a) else None for a in t)
+        cdef Book* b = self._get(symbol)
+        cdef TopRow t
+        fill_best(&t, b)
+        return (t.bid_price_fp if b.side[0].n else None, t.bid_qty_fp if b.side[0].n else None,
+                t.ask_price_fp if b.side[1].n else None, t.ask_qty_fp if b.side[1].n else None)
 
-    def top_fp(self, symbol, Py_ssize_t n=10):
+    def best_into(self, Py_ssize_t symbol, cnp.ndarray out not None):
+        """Write ``symbol``'s top of book into ``out[0]`` (a ``TOP_DTYPE`` array) in place;
+        returns True when the book is VALID.  Allocates nothing: for a strategy asking on
+        every event (``out = np.zeros(1, TOP_DTYPE)`` once, then read ``out[0]``).
+
+        The row is what the ``tops`` ring would show now: best bid/ask (float64 and int64
+        fp; NaN / 0 for an empty side), ``update_id``, ``state``, ``code`` UPDATE, and the
+        ``recv_ns`` / ``event_time`` / ``transact_time`` / ``first_id`` of the last event
+        applied (-1 when none was since the snapshot).
+        """
+        cdef Book* b = self._get(symbol)
+        cdef cnp.dtype d = <cnp.dtype><void*>cnp.PyArray_DESCR(out)
+        if d is not _TOP_DESCR and not cnp.PyArray_EquivTypes(d, _TOP_DESCR):
+            raise TypeError("out must be a TOP_DTYPE array")
+        if cnp.PyArray_SIZE(out) < 1 or not cnp.PyArray_ISCARRAY(out):
+            raise ValueError("out must be a writeable C-contiguous array of >= 1 row")
+        cdef TopRow* t = <TopRow*>cnp.PyArray_DATA(out)
+        t.recv_ns = b.ev_recv_ns
+        t.event_time = b.ev_time
+        t.transact_time = b.ev_transact_time
+        t.first_id = b.ev_first_id
+        t.update_id = b.last_id
+        fill_best(t, b)
+        t.symbol = b.symbol
+        t.levels = 0
+        t.state = b.state
+        t.code = EV_UPDATE
+        return b.state == VALID
+
+    def top_fp(self, Py_ssize_t symbol, Py_ssize_t n=10):
         """Top ``n`` levels per side, best first, as int64 fixed-point (1e8) arrays (copies)."""
         cdef Book* b = self._get(symbol)
-        bp, bq = self._side_arrays(b, 0, n)
-        ap, aq = self._side_arrays(b, 1, n)
+        bp, bq = self._side_arrays(b, 0, n, False)
+        ap, aq = self._side_arrays(b, 1, n, False)
         return Top(bp, bq, ap, aq)
 
-    def top(self, symbol, Py_ssize_t n=10):
+    def top(self, Py_ssize_t symbol, Py_ssize_t n=10):
         """Top ``n`` levels per side, best first, as float64 arrays (copies).
 
         Each float is the correctly rounded value of the exchange's decimal string.
         """
-        t = self.top_fp(symbol, n)
-        return Top(*(a / 1e8 for a in t))
+        cdef Book* b = self._get(symbol)
+        bp, bq = self._side_arrays(b, 0, n, True)
+        ap, aq = self._side_arrays(b, 1, n, True)
+        return Top(bp, bq, ap, aq)
 
-    def levels(self, symbol, side):
+    def levels(self, Py_ssize_t symbol, side):
         """All held levels of one side (0 bids, 1 asks), best first: int64 fp (price, qty)."""
         cdef Book* b = self._get(symbol)
         if side not in (0, 1):
             raise ValueError("side must be 0 (bids) or 1 (asks)")
-        return self._side_arrays(b, side, b.side[side].live)
+        return self._side_arrays(b, side, b.side[side].live, False)
 
     def bounds_fp(self, symbol):
         """``bounds()`` in fixed point (1e8): ints, or None for a side exact all the way."""
@@ -1179,23 +1309,34 @@ cdef class BookSet:
         """
         return tuple(None if x is None else x / 1e8 for x in self.bounds_fp(symbol))
 
-    cdef tuple _side_arrays(self, Book* b, int side, Py_ssize_t n):
-        # The best n live levels, best first (tombstones skipped).
+    cdef tuple _side_arrays(self, Book* b, int side, Py_ssize_t n, bint as_float):
+        # The best n live levels, best first (tombstones skipped): int64 fp, or float64.
         cdef Side* s = &b.side[side]
         if n > s.live:
             n = s.live
         if n < 0:
             n = 0
-        cdef cnp.ndarray p = np.empty(n, dtype=np.int64)
-        cdef cnp.ndarray q = np.empty(n, dtype=np.int64)
+        cdef cnp.npy_intp dim = n
+        cdef int typ = cnp.NPY_FLOAT64 if as_float else cnp.NPY_INT64
+        cdef cnp.ndarray p = cnp.PyArray_EMPTY(1, &dim, typ, 0)
+        cdef cnp.ndarray q = cnp.PyArray_EMPTY(1, &dim, typ, 0)
         cdef int64_t* pp = <int64_t*>cnp.PyArray_DATA(p)
         cdef int64_t* qp = <int64_t*>cnp.PyArray_DATA(q)
+        cdef double* pf = <double*>pp
+        cdef double* qf = <double*>qp
         cdef Py_ssize_t i = 0, j = s.off + s.n - 1
         cdef int64_t sign = 1 if side == 0 else -1
+        cdef int64_t price, qty
         while i < n:
             if s.qtys[j] != 0:
-                pp[i] = sign * s.keys[j] * b.price_div
-                qp[i] = s.qtys[j] * b.qty_div
+                price = sign * s.keys[j] * b.price_div
+                qty = s.qtys[j] * b.qty_div
+                if as_float:
+                    pf[i] = price / FP_SCALE_D
+                    qf[i] = qty / FP_SCALE_D
+                else:
+                    pp[i] = price
+                    qp[i] = qty
                 i += 1
             j -= 1
         return p, q
