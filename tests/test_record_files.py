@@ -298,16 +298,19 @@ class StalledDiskRecorder(Recorder):
 
 def test_slow_disk_drops_whole_chunks_counted_and_memory_stays_bounded(tmp_path, caplog):
     frames = corpus_frames(3000)
-    rec = StalledDiskRecorder(tmp_path, chunk_bytes=8 << 10, max_pending=3, level=None).start()
+    rec = StalledDiskRecorder(
+        tmp_path, chunk_bytes=8 << 10, max_pending_bytes=24 << 10, level=None
+    ).start()
     for i, p in enumerate(frames):
         rec.tap.add_frame(1, p, 1_000_000_000 + i)
     st = rec.stats()
     # the queue never grew past its bound: chunks beyond it were dropped and counted
-    assert rec._q.qsize() <= 3
+    assert rec._q.qsize() <= 3 and rec._pending_bytes <= 24 << 10
     assert st["lost_chunks"] > 10 and st["queue_full"] == st["lost_chunks"]
     assert "chunk of" in caplog.text and "dropped" in caplog.text
     rec.disk.set()
     rec.close()
+    assert rec._pending_bytes == 0  # the accounting drains with the queue
     st = rec.stats()
     got = good_frames(Recording(tmp_path))
     # what was not dropped was written, in order, and the counts add up exactly

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import os
 import time
@@ -47,6 +46,7 @@ class RecordedSnapshots:
         self.replay, self.budget, self.market = replay, budget, replay.market
         self.counters: collections.Counter = collections.Counter()
         self.recorder = None
+        self.parser: Any = None  # a SnapshotParser, made on the first fetch
 
     async def start(self) -> None:
         pass
@@ -55,7 +55,7 @@ class RecordedSnapshots:
         pass
 
     async def fetch(self, symbol: str, limit: int) -> Snapshot:
-        from fastfeed.book.snapshots import Snapshot, SnapshotError
+        from fastfeed.book.snapshots import Snapshot, SnapshotError, SnapshotParser
 
         key = (symbol, limit)
         r = self.replay
@@ -70,9 +70,12 @@ class RecordedSnapshots:
             r._snapshot_wanted.add(key)
             await r._progress.wait()
         self.counters["requests"] += 1
-        doc = json.loads(body)
+        if self.parser is None:
+            self.parser = SnapshotParser(counters=self.counters)
+        # the live path's reader: the same rows the live book was loaded from
+        lid, bids, asks = self.parser.parse(body)
         t = recv_ns / 1e9
-        return Snapshot(symbol, int(doc["lastUpdateId"]), doc["bids"], doc["asks"], limit, t, t)
+        return Snapshot(symbol, lid, bids, asks, limit, t, t)
 
 
 class Replay(Service, FeedRings):

@@ -62,9 +62,10 @@ class Recorder:
     ``rotate_seconds``: start a new file past this size / age.  ``retain_bytes``: delete the
     oldest files while the directory holds more (None: keep everything).  ``level``: zstd
     level (None: chunks stored uncompressed).  ``meta``: extra JSON-able fields for the META
-    record of every file.  ``max_pending``: chunks that may wait for the disk; a chunk handed
-    over while that many wait is dropped, counted (``lost_chunks``, ``lost_records``,
-    ``queue_full``) and logged, so a slow disk costs records, never memory or feed time.
+    record of every file.  ``max_pending_bytes``: how much (uncompressed) may wait for the
+    disk; a chunk handed over past that is dropped, counted (``lost_chunks``,
+    ``lost_records``, ``queue_full``) and logged, so a slow disk costs records, never memory
+    or feed time.
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class Recorder:
         retain_bytes: int | None = None,
         level: int | None = 1,
         meta: dict | None = None,
-        max_pending: int = 64,
+        max_pending_bytes: int = 64 << 20,
     ):
         if chunk_interval <= 0:
             raise ValueError("chunk_interval must be > 0")
@@ -96,10 +97,13 @@ class Recorder:
         self.tap = FrameTap(chunk_bytes + max_record + fmt.RECORD_HEADER.size, chunk_bytes)
         self.tap.on_full = self._on_full
         self._zstd = _zstd()
-        # at most max_pending chunks wait for the disk; past that, chunks are dropped and
+        # at most max_pending_bytes wait for the disk; past that, chunks are dropped and
         # counted (_enqueue_locked): memory stays bounded and the feed never waits
         self._q: queue.Queue = queue.Queue()
-        self.max_pending = max_pending
+        if max_pending_bytes < chunk_bytes:
+            raise ValueError("max_pending_bytes must be >= chunk_bytes (one chunk)")
+        self.max_pending_bytes = max_pending_bytes
+        self._pending_bytes = 0  # raw bytes in _q, under _lock
         self._lock = threading.Lock()  # keeps chunks in order: a take and its enqueue are one
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -184,22 +188,23 @@ class Recorder:
             if isinstance(item[0], bytearray):
                 self.tap.give_back(item[0])
             return
-        if self._q.qsize() >= self.max_pending:
+        if self._pending_bytes + item[1] > self.max_pending_bytes:
             # bounded: a disk slower than the feed loses whole chunks (counted, logged), it
-            # never stalls the feed or grows memory past max_pending chunks
+            # never stalls the feed or grows memory past max_pending_bytes
             self.counters["queue_full"] += 1
             self.counters["lost_chunks"] += 1
             self.counters["lost_records"] += item[2]
             log.warning(
-                "recorder: %d chunks already wait for the disk; a chunk of %d records dropped"
+                "recorder: %d bytes already wait for the disk; a chunk of %d records dropped"
                 " (%d chunks lost so far)",
-                self.max_pending,
+                self._pending_bytes,
                 item[2],
                 self.counters["lost_chunks"],
             )
             if isinstance(item[0], bytearray):
                 self.tap.give_back(item[0])
             return
+        self._pending_bytes += item[1]
         self._q.put_nowait(item)
 
     # ------------------------------------------------------------------ writer thread
@@ -213,6 +218,9 @@ class Recorder:
                     item = self._q.get(timeout=timeout)
                 except queue.Empty:
                     item = ()
+                if item:
+                    with self._lock:
+                        self._pending_bytes -= item[1]
                 if item is None:  # close(): drain everything, then stop
                     with self._lock:
                         rest = self._drain_locked()
@@ -245,6 +253,7 @@ class Recorder:
             except queue.Empty:
                 return out
             if it is not None:
+                self._pending_bytes -= it[1]
                 out.append(it)
 
     def _write(self, comp: Any, item: tuple[Any, ...] | None) -> None:
