@@ -2,6 +2,7 @@
 and corrupted chunks are reported by file and offset and never decoded; rotation and
 retention; the exports round-trip through Parquet."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -297,6 +298,7 @@ class StalledDiskRecorder(Recorder):
 
 
 def test_slow_disk_drops_whole_chunks_counted_and_memory_stays_bounded(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="fastfeed.record")
     frames = corpus_frames(3000)
     rec = StalledDiskRecorder(
         tmp_path, chunk_bytes=8 << 10, max_pending_bytes=24 << 10, level=None
