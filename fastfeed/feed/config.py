@@ -100,6 +100,10 @@ class FeedConfig:
     attempt_limit: int = 300
     attempt_window: float = 300.0
     control_rate: int | None = None
+    max_streams_per_connection: int | None = None
+    max_rate_per_connection: float | None = None
+    redundancy: int = 1
+    leg_urls: tuple[str, ...] = ()
     rcvbuf: int = 1 << 20
     max_frame_size: int = 1 << 20
     read_buffer: int = 1 << 16
@@ -128,6 +132,21 @@ class FeedConfig:
         check_number("backoff_max", self.backoff_max, low=self.backoff_initial, strict=False)
         check_number("attempt_limit", self.attempt_limit, integer=True)
         check_number("control_rate", self.control_rate, integer=True, optional=True)
+        check_number(
+            "max_streams_per_connection",
+            self.max_streams_per_connection,
+            integer=True,
+            optional=True,
+        )
+        check_number("max_rate_per_connection", self.max_rate_per_connection, optional=True)
+        check_number("redundancy", self.redundancy, integer=True)
+        if self.redundancy > 4:
+            raise ValueError(
+                f"redundancy must be 1..4 connections per shard, got {self.redundancy}"
+            )
+        if isinstance(self.leg_urls, str) or not isinstance(self.leg_urls, (tuple, list)):
+            raise TypeError(f"leg_urls must be a tuple of wss:// base URLs, got {self.leg_urls!r}")
+        object.__setattr__(self, "leg_urls", tuple(self.leg_urls))
         check_number("rcvbuf", self.rcvbuf, low=1024, strict=False, integer=True)
         check_number("max_frame_size", self.max_frame_size, low=1024, strict=False, integer=True)
         check_number("read_buffer", self.read_buffer, integer=True)

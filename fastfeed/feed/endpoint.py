@@ -15,6 +15,9 @@ Market = Literal["spot", "usdm"]
 MARKETS: tuple[Market, ...] = ("spot", "usdm")
 
 SPOT_URL = "wss://stream.binance.com:9443"
+# The spot stream host's other documented port: a second leg of a redundant feed
+# (FeedConfig.leg_urls) may use it, so the two legs do not share a listener.
+SPOT_URL_ALT = "wss://stream.binance.com:443"
 USDM_URL = "wss://fstream.binance.com"
 SPOT_REST_URL = "https://api.binance.com"
 USDM_REST_URL = "https://fapi.binance.com"
@@ -93,6 +96,23 @@ def _check_url(
     return url.rstrip("/")
 
 
+def check_ws_url(url: object, what: str = "ws_url") -> str:
+    """``url`` without a trailing ``/`` if it is a ``wss://host[:port]`` base URL; else
+    ``ValueError`` (``TypeError`` for a non-string) naming ``what``, the value and the fix."""
+    return _check_url(
+        what,
+        url,
+        "wss",
+        {
+            "ws": "plain ws:// is not supported (Binance and the simulator serve "
+            "WebSockets over TLS only): use wss://",
+            "https": "that is a REST URL (rest_url=); the WebSocket URL starts with wss://",
+            "http": "that is an HTTP URL; the WebSocket URL starts with wss://",
+        },
+        _WS_TAILS,
+    )
+
+
 class Endpoint:
     """Where to connect: market, WebSocket base URL, REST base URL and TLS context.
 
@@ -123,18 +143,7 @@ class Endpoint:
     ) -> None:
         self.market = check_market(market)
         spot = market == "spot"
-        self.ws_url = _check_url(
-            "ws_url",
-            ws_url if ws_url is not None else SPOT_URL if spot else USDM_URL,
-            "wss",
-            {
-                "ws": "plain ws:// is not supported (Binance and the simulator serve "
-                "WebSockets over TLS only): use wss://",
-                "https": "that is a REST URL (rest_url=); the WebSocket URL starts with wss://",
-                "http": "that is an HTTP URL; the WebSocket URL starts with wss://",
-            },
-            _WS_TAILS,
-        )
+        self.ws_url = check_ws_url(ws_url if ws_url is not None else SPOT_URL if spot else USDM_URL)
         self.rest_url = _check_url(
             "rest_url",
             rest_url if rest_url is not None else SPOT_REST_URL if spot else USDM_REST_URL,
@@ -208,10 +217,12 @@ __all__ = [
     "MARKETS",
     "SPOT_REST_URL",
     "SPOT_URL",
+    "SPOT_URL_ALT",
     "USDM_REST_URL",
     "USDM_URL",
     "Endpoint",
     "Market",
     "check_market",
+    "check_ws_url",
     "default_ssl_context",
 ]

@@ -1,13 +1,16 @@
 """``fastfeed.BinanceFeed``: the session layer (asyncio) around the C-level listener.
 
-One :class:`BinanceFeed` owns one set of rings (``feed.decoder``) and one or two *routes*
-(spot: one connection; USD-M: ``/public`` for depth/bookTicker and ``/market`` for trades).
-Each route is supervised by a task that connects, subscribes, watches health, reconnects with
-capped exponential backoff with jitter (inside the exchange's connection-attempt limit), and
-rotates to a replacement connection on ``serverShutdown`` or before the 24 h lifetime.  Every
-connection writes through one :class:`~fastfeed.feed._filter.FeedSink`, whose id filter makes
-the rotation seamless (see docs/decisions/0201-feed-bridge-by-id-filter.md and
-0211-feed-decode-filter-commit.md).
+One :class:`BinanceFeed` owns one set of rings (``feed.decoder``) and one *route* per
+connection.  A market's streams form a group (spot: one; USD-M: ``/public`` for
+depth/bookTicker and ``/market`` for trades), split into *shards* of at most
+``max_streams_per_connection`` streams, and each shard has ``redundancy`` *legs*: routes that
+carry the same streams.  Each route is supervised by a task that connects, subscribes, watches
+health, reconnects with capped exponential backoff with jitter (inside the exchange's
+connection-attempt limit, shared by all routes), and rotates to a replacement connection on
+``serverShutdown`` or before the 24 h lifetime.  Every connection writes through one
+:class:`~fastfeed.feed._filter.FeedSink`, whose id filter makes the rotation seamless and lets
+the first copy of a message from any leg win (see docs/decisions/0201-feed-bridge-by-id-filter.md,
+0211-feed-decode-filter-commit.md and 0220-feed-shards-and-legs.md).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from fastfeed.errors import (
 from fastfeed.feed._filter import EVENT_DTYPE, FeedSink, latency_bucket_bounds
 from fastfeed.feed._listener import FeedListener
 from fastfeed.feed.config import FeedConfig, with_options
-from fastfeed.feed.endpoint import Endpoint, Market
+from fastfeed.feed.endpoint import Endpoint, Market, check_ws_url
 from fastfeed.feed.rings import FeedRings
 from fastfeed.feed.streams import (
     check_streams,
@@ -65,6 +68,13 @@ _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _TCP_ESTABLISHED = 1
 _TCP_STATES = {7: "reset or closed (TCP CLOSE)", 8: "closed by peer (TCP CLOSE_WAIT)"}
 _CLOSING = "transport closing"
+
+# Binance's per-connection stream cap (spot and USD-M WebSocket docs; the simulator keeps
+# USD-M's older 200, which is the safe side), and the longest URL the stream hosts accept
+# (8004 characters, measured by a public client: streams past it are subscribed live).
+_MAX_STREAMS = {"spot": 1024, "usdm": 200}
+_MAX_URL = 8000
+_SUBS_PER_MESSAGE = 100  # streams per SUBSCRIBE: keeps each control frame small
 
 
 def _tcp_info(sock: socket.socket) -> tuple[int, int] | None:
@@ -271,12 +281,35 @@ class _Conn:
 
 
 class _Route:
-    def __init__(self, name: str, prefix: str, streams: list[str]):
+    """One connection slot: leg ``leg`` of shard ``shard`` of a route ``group`` ("spot",
+    "public", "market").  The legs of a shard share one ``streams`` list."""
+
+    def __init__(
+        self,
+        name: str,
+        prefix: str,
+        streams: list[str],
+        *,
+        group: str | None = None,
+        shard: int = 0,
+        leg: int = 0,
+        url: str = "",
+    ):
         self.name, self.prefix, self.streams = name, prefix, streams
+        self.group = group or name
+        self.shard, self.leg, self.url = shard, leg, url
+        self.legs: list[_Route] = [self]  # this shard's legs, this one included
         self.conn: _Conn | None = None
         self.ready = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.rotating = False
+        self.rate = 0.0  # measured messages per second (moving average), for placement
+        self._rate_mark: tuple[int, int, float] = (0, 0, 0.0)  # (conn id, messages, time)
+        self._silence: tuple[int, int] = (-1, 0)  # (my messages, sibling legs' messages)
+        # Opened by subscribe() and not up yet: an error a retry cannot fix ends this route
+        # alone (subscribe() raises it), not the whole feed.
+        self.probation = False
+        self.last_error: BaseException | None = None
 
 
 class BinanceFeed(Service, FeedRings):
@@ -356,6 +389,16 @@ class BinanceFeed(Service, FeedRings):
         self.control_rate = cfg.control_rate or (4 if self.market == "spot" else 8)
         self.rcvbuf, self.max_frame_size = cfg.rcvbuf, cfg.max_frame_size
         self.read_buffer = cfg.read_buffer
+        self.max_streams = cfg.max_streams_per_connection or _MAX_STREAMS[self.market]
+        if self.max_streams > _MAX_STREAMS[self.market]:
+            log.warning(
+                "max_streams_per_connection=%d is above the exchange's %d per connection",
+                self.max_streams,
+                _MAX_STREAMS[self.market],
+            )
+        self.max_rate = cfg.max_rate_per_connection
+        self.redundancy = cfg.redundancy
+        self.leg_urls = tuple(check_ws_url(u, "leg_urls") for u in cfg.leg_urls)
         self.on_data, self.on_state = on_data, on_state
         self._ssl: _ssl.SSLContext | None = None  # the endpoint's, taken at start
         self.decoder = BinanceDecoder(
@@ -379,6 +422,8 @@ class BinanceFeed(Service, FeedRings):
         self._retired_rejects: collections.Counter[str] = collections.Counter()
         self._conns: list[_Conn] = []
         self._routes: list[_Route] = []
+        self._sub_lock: asyncio.Lock | None = None  # subscribe/unsubscribe, one at a time
+        self._slot_cache: dict[str, tuple[int, int] | None] = {}
         self._event: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._closing = False
@@ -393,19 +438,11 @@ class BinanceFeed(Service, FeedRings):
         self.sink.add_hook(self._event.set)
         self._started = time.monotonic()
         self._ssl = self.endpoint.ssl
-        if self.market == "spot":
-            self._routes = [_Route("spot", "", list(self.streams))]
-        else:
-            pub = [s for s in self.streams if usdm_route(s) == "public"]
-            mkt = [s for s in self.streams if usdm_route(s) == "market"]
-            self._routes = [
-                r
-                for r in (_Route("public", "/public", pub), _Route("market", "/market", mkt))
-                if r.streams
-            ]
-        for r in self._routes:
-            r.task = asyncio.create_task(self._route_loop(r), name=f"fastfeed-{r.name}")
-            self._tasks.append(r.task)
+        self._sub_lock = asyncio.Lock()
+        for group in ("spot",) if self.market == "spot" else ("public", "market"):
+            mine = [s for s in self.streams if self._route_of(s) == group]
+            for chunk in self._split(mine):
+                self._add_shard(group, chunk)
         self._tasks.append(asyncio.create_task(self._watchdog(), name="fastfeed-watchdog"))
         self._tasks.append(asyncio.create_task(self._liveness(), name="fastfeed-liveness"))
         if self.on_data is not None:
@@ -424,10 +461,12 @@ class BinanceFeed(Service, FeedRings):
             raise
         self._up = True
         log.info(
-            "feed up: %s %d streams on %d connection(s)",
+            "feed up: %s %d streams on %d connection(s) (%d shard(s) x %d leg(s))",
             self.market,
             len(self.streams),
             len(self._routes),
+            len(self._shards()),
+            self.redundancy,
         )
 
     async def _all_ready(self) -> None:
@@ -485,52 +524,196 @@ class BinanceFeed(Service, FeedRings):
 
     # ------------------------------------------------------------------ live subscriptions
     async def subscribe(self, streams: str | Sequence[str]) -> None:
-        """Add streams on the live connection(s); raises :class:`SubscriptionError`."""
+        """Add streams on the live connections; raises :class:`SubscriptionError`.
+
+        Each new stream goes to the least-loaded shard of its route (fewest streams, then
+        the lowest measured message rate) that is below ``max_streams_per_connection`` (and
+        ``max_rate_per_connection``); when every shard is full, new shards (connections) are
+        opened for the rest, and this returns once they are subscribed."""
         streams = check_streams(streams)
-        for r in self._routes_for(streams):
-            new = [s for s in streams if self._route_of(s) == r.name and s not in r.streams]
-            if new and r.conn is not None:
-                await self._send_subs(r.conn, "SUBSCRIBE", new)
-            r.streams.extend(new)
-        self.streams.extend(s for s in streams if s not in self.streams)
+        assert self._sub_lock is not None, "subscribe() needs a started feed"
+        async with self._sub_lock:
+            new = [s for s in streams if s not in self.streams]
+            by_group: dict[str, list[str]] = {}
+            for s in new:
+                by_group.setdefault(self._route_of(s), []).append(s)
+            plan: dict[_Route, list[str]] = {}
+            opened: list[_Route] = []
+            for group, ss in by_group.items():
+                rest = self._place(group, ss, plan)
+                for chunk in self._split(rest):
+                    opened.extend(self._add_shard(group, chunk))
+            shards = list(plan)
+            results = await asyncio.gather(
+                *(self._subscribe_shard(shard, plan[shard]) for shard in shards),
+                return_exceptions=True,
+            )
+            refused: BaseException | None = None
+            for shard, res in zip(shards, results):
+                if isinstance(res, BaseException):
+                    refused = refused or res
+                    continue
+                shard.streams.extend(plan[shard])
+                self.streams.extend(plan[shard])
+            for r in opened:
+                if r.leg == 0:
+                    self.streams.extend(r.streams)
+            if opened:
+                await self._wait_ready(opened, "new connection(s) for subscribed streams")
+            if refused is not None:
+                raise refused
+
+    async def _subscribe_shard(self, shard: _Route, streams: list[str]) -> None:
+        """SUBSCRIBE ``streams`` on every live leg of ``shard``.  A refusal raises; a leg
+        that drops meanwhile is reconnecting, and its next connection subscribes the whole
+        list (the caller adds these streams to it)."""
+        results = await asyncio.gather(
+            *(self._send_subs(leg.conn, "SUBSCRIBE", streams) for leg in shard.legs),
+            return_exceptions=True,
+        )
+        for res in results:
+            if isinstance(res, SubscriptionError) and res.code is not None:
+                raise res
+            if isinstance(res, BaseException):
+                log.warning("route %s: %s; subscribed on reconnect", shard.name, res)
 
     async def unsubscribe(self, streams: str | Sequence[str]) -> None:
-        """Remove streams from the live connection(s)."""
+        """Remove streams from the live connections (every leg of their shards)."""
         streams = check_streams(streams)
-        for r in self._routes_for(streams):
-            gone = [s for s in streams if s in r.streams]
-            if gone and r.conn is not None:
-                await self._send_subs(r.conn, "UNSUBSCRIBE", gone)
-            r.streams[:] = [s for s in r.streams if s not in gone]
-        self.streams[:] = [s for s in self.streams if s not in streams]
+        assert self._sub_lock is not None, "unsubscribe() needs a started feed"
+        async with self._sub_lock:
+            sends = []
+            for shard in self._shards():
+                gone = [s for s in streams if s in shard.streams]
+                if not gone:
+                    continue
+                sends += [
+                    self._send_subs(leg.conn, "UNSUBSCRIBE", gone)
+                    for leg in shard.legs
+                    if leg.conn is not None
+                ]
+                shard.streams[:] = [s for s in shard.streams if s not in gone]
+            self.streams[:] = [s for s in self.streams if s not in streams]
+            await asyncio.gather(*sends)
 
     def _route_of(self, s: str) -> str:
         return "spot" if self.market == "spot" else usdm_route(s)
 
-    def _routes_for(self, streams):
-        names = {self._route_of(s) for s in streams}
-        missing = names - {r.name for r in self._routes}
-        if missing:
-            raise FeedError(
-                f"no connection for route(s) {sorted(missing)}; create the feed with them"
-            )
-        return [r for r in self._routes if r.name in names]
+    # ------------------------------------------------------------------ shards
+    def _shards(self, group: str | None = None) -> list[_Route]:
+        """The first leg of every shard (of ``group``)."""
+        return [r for r in self._routes if r.leg == 0 and (group is None or r.group == group)]
 
-    async def _send_subs(self, conn: _Conn, method: str, streams: list[str]) -> None:
-        for i in range(0, len(streams), 100):  # keep each frame small
-            chunk = streams[i : i + 100]
+    def _split(self, streams: list[str]) -> list[list[str]]:
+        """``streams`` in as few chunks of at most ``max_streams`` as possible, of equal size
+        (within one), in order."""
+        if not streams:
+            return []
+        n = -(-len(streams) // self.max_streams)
+        return [streams[i * len(streams) // n : (i + 1) * len(streams) // n] for i in range(n)]
+
+    def _place(self, group: str, streams: list[str], plan: dict[_Route, list[str]]) -> list[str]:
+        """Assign ``streams`` to existing shards of ``group`` (into ``plan``), each to the
+        least-loaded one with room; returns those that fit nowhere."""
+        shards = [
+            r
+            for r in self._shards(group)
+            if self.max_rate is None or r.rate < self.max_rate or not r.streams
+        ]
+        rest = []
+        for s in streams:
+            room = [r for r in shards if len(r.streams) + len(plan.get(r, ())) < self.max_streams]
+            if not room:
+                rest.append(s)
+                continue
+            best = min(room, key=lambda r: (len(r.streams) + len(plan.get(r, ())), r.rate))
+            plan.setdefault(best, []).append(s)
+        return rest
+
+    def _add_shard(self, group: str, streams: list[str]) -> list[_Route]:
+        """Create the legs of a new shard of ``group`` carrying ``streams`` (one list, shared
+        by the legs) and start their supervisors."""
+        prefix = "" if group == "spot" else "/" + group
+        taken = {r.shard for r in self._routes if r.group == group}
+        shard = next(i for i in itertools.count() if i not in taken)
+        legs = []
+        for leg in range(self.redundancy):
+            name = group + (f"#{shard}" if shard else "") + (f"/{leg}" if leg else "")
+            url = self.leg_urls[leg % len(self.leg_urls)] if self.leg_urls else self.url
+            legs.append(_Route(name, prefix, streams, group=group, shard=shard, leg=leg, url=url))
+        for r in legs:
+            r.legs = legs
+            r.probation = self._up
+            r.task = asyncio.create_task(self._route_loop(r), name=f"fastfeed-{r.name}")
+            self._tasks.append(r.task)
+        self._routes.extend(legs)
+        return legs
+
+    async def _wait_ready(self, routes: list[_Route], what: str) -> None:
+        async def ready() -> None:
+            while True:
+                if self._fatal is not None:
+                    raise self._fatal
+                failed = next((r for r in routes if r.task is not None and r.task.done()), None)
+                if failed is not None:
+                    # a refusal a retry cannot fix: this new shard goes, the feed stays
+                    await self._drop_routes(routes)
+                    raise failed.last_error or FeedError(f"{what}: route {failed.name} ended")
+                if all(r.ready.is_set() for r in routes):
+                    return
+                await asyncio.sleep(0.01)
+
+        try:
+            await asyncio.wait_for(ready(), self.start_timeout)
+        except asyncio.TimeoutError:
+            last = self.errors[-1][2] if self.errors else None
+            raise FeedError(
+                f"{what} not up within start_timeout={self.start_timeout}s (still retrying); "
+                f"last error: {last or 'none'}"
+            ) from last
+
+    async def _drop_routes(self, routes: list[_Route]) -> None:
+        """Stop and forget ``routes`` (the legs of shards that could not start), and their
+        streams."""
+        await cancel_and_wait([r.task for r in routes if r.task is not None])
+        gone = set()
+        for r in routes:
+            gone.update(r.streams)
+            if r.conn is not None:
+                await r.conn.close()
+                self._retire(r.conn)
+            if r in self._routes:
+                self._routes.remove(r)
+            if r.task in self._tasks:
+                self._tasks.remove(r.task)
+        self.streams[:] = [s for s in self.streams if s not in gone]
+
+    async def _send_subs(self, conn: _Conn | None, method: str, streams: list[str]) -> None:
+        if conn is None:
+            return
+        for i in range(0, len(streams), _SUBS_PER_MESSAGE):  # keep each frame small
+            chunk = streams[i : i + _SUBS_PER_MESSAGE]
             try:
                 await conn.request(method, chunk)
             except SubscriptionError as e:
                 raise SubscriptionError(e.code, e.msg, e.request_id, chunk) from e
 
     # ------------------------------------------------------------------ connections
-    def _route_url(self, route: _Route) -> str:
+    def _route_url(self, route: _Route, streams: list[str]) -> tuple[str, list[str]]:
+        """The URL for a connection of ``route`` carrying ``streams``, and the streams that
+        did not fit in it (``subscribe="live"``: all of them), to subscribe once connected."""
         q = "timeUnit=MICROSECOND" if self.time_unit == "us" else ""
-        base = self.url + route.prefix + "/stream"
-        if self.subscribe_mode == "url" and route.streams:
-            return base + "?streams=" + "/".join(route.streams) + ("&" + q if q else "")
-        return base + ("?" + q if q else "")
+        base = (route.url or self.url) + route.prefix + "/stream"
+        if self.subscribe_mode != "url" or not streams:
+            return base + ("?" + q if q else ""), list(streams)
+        n, size = 0, len(base) + len("?streams=") + len(q) + 1
+        while n < len(streams) and size + len(streams[n]) + 1 <= _MAX_URL:
+            size += len(streams[n]) + 1
+            n += 1
+        if n == 0:
+            return base + ("?" + q if q else ""), list(streams)
+        url = base + "?streams=" + "/".join(streams[:n]) + ("&" + q if q else "")
+        return url, list(streams[n:])
 
     async def _socket_factory(self, parsed):
         # Our own socket so SO_RCVBUF is capped (bounded kernel memory per connection).
@@ -569,7 +752,7 @@ class BinanceFeed(Service, FeedRings):
             lis.on_disconnected = conn._on_disconnected
             return lis
 
-        url = self._route_url(route)
+        url, later = self._route_url(route, list(route.streams))
         host = self.endpoint.host()
         log.info("conn %d (%s): connecting %s", conn.id, route.name, url.split("?")[0])
         try:
@@ -622,8 +805,8 @@ class BinanceFeed(Service, FeedRings):
         conn.listener, conn.transport = cast(FeedListener, lis), tr
         self._conns.append(conn)
         try:
-            if self.subscribe_mode == "live" and route.streams:
-                await self._send_subs(conn, "SUBSCRIBE", list(route.streams))
+            if later:
+                await self._send_subs(conn, "SUBSCRIBE", later)
         except BaseException:
             await conn.close()
             self._retire(conn)
@@ -646,6 +829,7 @@ class BinanceFeed(Service, FeedRings):
                 conn.listener.on_disconnected = None
 
     def _fail(self, route: _Route, err: BaseException) -> None:
+        route.last_error = err
         self.failures[type(err).__name__] += 1
         self.errors.append((time.time(), route.name, err))
         self._state("connect_failed", route=route.name, error=str(err))
@@ -661,7 +845,8 @@ class BinanceFeed(Service, FeedRings):
             except SubscriptionError as e:
                 if e.code is not None:  # the exchange rejected the streams: retrying won't help
                     log.error("route %s: %s", route.name, e)
-                    self._fatal = e
+                    if not route.probation:
+                        self._fatal = e
                     self._fail(route, e)
                     return
                 err = e
@@ -672,9 +857,10 @@ class BinanceFeed(Service, FeedRings):
                 self._fatal = e
                 self._fail(route, e)
                 return
-            if err is not None and not self._up and not retry_can_fix(err):
+            if err is not None and (route.probation or not self._up) and not retry_can_fix(err):
                 log.error("route %s: %s (not retried: a retry cannot fix this)", route.name, err)
-                self._fatal = err
+                if not route.probation:
+                    self._fatal = err
                 self._fail(route, err)
                 return
             if err is not None:
@@ -686,6 +872,7 @@ class BinanceFeed(Service, FeedRings):
                 await asyncio.sleep(delay)
                 continue
             route.conn = conn
+            route.probation = False
             route.ready.set()
             assert self._event is not None, "start() creates the event before the routes run"
             self._event.set()
@@ -764,13 +951,22 @@ class BinanceFeed(Service, FeedRings):
         finally:
             route.rotating = False
 
-    def _slots(self, route: _Route) -> list[tuple[int, int]]:
-        out = []
-        for s in route.streams:
-            ss = stream_slot(s)
-            if ss is not None:
-                out.append((self.decoder.symbols.id(ss[0]), ss[1]))
+    def _slot(self, stream: str) -> tuple[int, int] | None:
+        """(symbol id, slot) of a stream the rings carry per symbol, else None (cached: the
+        watchdog asks for every stream of every connection each tick)."""
+        try:
+            return self._slot_cache[stream]
+        except KeyError:
+            pass
+        ss = stream_slot(stream)
+        out = None if ss is None else (self.decoder.symbols.id(ss[0]), ss[1])
+        if len(self._slot_cache) > 4 * len(self.streams) + 1024:
+            self._slot_cache.clear()  # bounded: unsubscribed streams leave
+        self._slot_cache[stream] = out
         return out
+
+    def _slots(self, route: _Route) -> list[tuple[int, int]]:
+        return [ss for ss in map(self._slot, route.streams) if ss is not None]
 
     def _watched(self):
         """(route, connection) for each route's live connection not being rotated or closed."""
@@ -785,21 +981,61 @@ class BinanceFeed(Service, FeedRings):
             await asyncio.sleep(tick)
             now_ns = time.time_ns()
             for r, c in self._watched():
+                self._measure(r, c, now_ns)
                 if time.monotonic() - c.opened > self.max_lifetime:
                     c.fire("lifetime")
                     continue
                 if self.stream_timeout is None:
                     continue
+                limit_ns = self.stream_timeout * 1e9
+                if len(r.legs) > 1 and self._leg_silent(r, c, now_ns, limit_ns):
+                    self.sink.mark(EventReason.WATCHDOG, c.id)
+                    c.fire(f"watchdog: leg silent for {self.stream_timeout}s")
+                    continue
                 for s in r.streams:
-                    ss = stream_slot(s)
+                    ss = self._slot(s)
                     if ss is None:
                         continue
-                    sym = self.decoder.symbols.id(ss[0])
-                    base = max(self.sink.last_recv_ns(sym, ss[1]), c.listener.connected_ns)
-                    if now_ns - base > self.stream_timeout * 1e9:
-                        self.sink.mark(EventReason.WATCHDOG, c.id, sym, ss[1])
+                    sym, slot = ss
+                    base = max(self.sink.last_recv_ns(sym, slot), c.listener.connected_ns)
+                    if now_ns - base > limit_ns:
+                        self.sink.mark(EventReason.WATCHDOG, c.id, sym, slot)
                         c.fire(f"watchdog: no data on {s} for {self.stream_timeout}s")
                         break
+
+    _LEG_SILENT_MESSAGES = 5  # messages the other legs got while this one got none
+
+    def _leg_silent(self, r: _Route, c: _Conn, now_ns: int, limit_ns: float) -> bool:
+        """A leg that received nothing for ``stream_timeout`` while its sibling legs received
+        several messages.  The filter's receive times are the shard's (the first copy's), so
+        the per-stream check never sees a leg that went quiet beside a working one; and a
+        quiet stream is not a silent leg (its sibling got nothing either)."""
+        lis = c.listener
+        assert lis is not None
+        others = sum(
+            o.conn.listener.messages
+            for o in r.legs
+            if o is not r and o.conn is not None and o.conn.listener is not None
+        )
+        mine, base = r._silence
+        if lis.messages != mine or others < base:  # progress, or a sibling reconnected
+            r._silence = (lis.messages, others)
+            return False
+        quiet = now_ns - max(lis.last_msg_ns, lis.connected_ns)
+        return quiet > limit_ns and others - base >= self._LEG_SILENT_MESSAGES
+
+    def _measure(self, r: _Route, c: _Conn, now_ns: int) -> None:
+        """Update ``r.rate`` (messages per second, averaged over about 4 s) at most once a
+        second."""
+        assert c.listener is not None
+        cid, n0, t0 = r._rate_mark
+        n, t = c.listener.messages, now_ns / 1e9
+        if cid != c.id:
+            r._rate_mark = (c.id, n, t)
+        elif t - t0 >= 1.0:
+            rate = (n - n0) / (t - t0)
+            r.rate = rate if r.rate == 0.0 else r.rate + (rate - r.rate) / 4
+            r._rate_mark = (cid, n, t)
 
     # A dead connection is noticed within about a second whatever the transport reports: the
     # kernel socket's state is checked every tick, and a connection silent for much longer
@@ -909,6 +1145,26 @@ class BinanceFeed(Service, FeedRings):
                     break
         return out
 
+    def _conn_stats(self, c: _Conn) -> dict[str, Any]:
+        """One connection's counters, with its place (route, shard, leg) and, for the legs
+        of a redundant feed, how often its copy of a message won: ``wins`` (data messages
+        the filter took from this connection) and ``duplicates`` (copies that arrived after
+        another leg's)."""
+        assert c.listener is not None
+        st = c.listener.stats()
+        counts = c.stage.stats()["counts"]
+        data = sum(counts[k] for k in ("trade", "depth", "ticker", "partial"))
+        r = c.route
+        return dict(
+            st,
+            route=r.name,
+            shard=r.shard,
+            leg=r.leg,
+            streams=len(r.streams),
+            rate=round(r.rate, 1),
+            wins=max(0, data - st["duplicates"]),
+        )
+
     def stats(self) -> dict[str, Any]:
         """Counters: messages and bytes per kind, rejects by reason, duplicates/gaps filtered,
         reconnects by reason, age of the last row per stream, latency, time in the
@@ -950,10 +1206,15 @@ class BinanceFeed(Service, FeedRings):
             "latency_negative": neg,
             "busy_ns": sc["busy_ns"],
             "reads": sc["batches"],
-            "connections": [
-                dict(c.listener.stats(), route=c.route.name)
-                for c in self._conns
-                if c.listener is not None
+            "connections": [self._conn_stats(c) for c in self._conns if c.listener is not None],
+            "shards": [
+                {
+                    "route": r.name,
+                    "group": r.group,
+                    "streams": len(r.streams),
+                    "legs": [leg.conn.id if leg.conn else None for leg in r.legs],
+                }
+                for r in self._shards()
             ],
             "rss_bytes": _rss_bytes(),
             "uptime_s": time.monotonic() - self._started if self._started else 0.0,

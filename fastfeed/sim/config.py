@@ -16,13 +16,16 @@ class SimConfig:
 
     Exchange rules: ``ping_interval`` (spot 20 s, USD-M 180 s), ``pong_timeout`` (60 s / 600 s),
     ``control_limit`` incoming control frames per ``control_window`` seconds (5 / 10),
-    ``max_streams`` per connection (1024 / 200), ``attempt_limit`` connection attempts per
+    ``max_streams`` per connection (1024 / 200), ``max_url`` characters of a request target
+    (8004), ``attempt_limit`` connection attempts per
     ``attempt_window`` seconds (300 per 300 s), ``lifetime`` of a connection (24 h) with a
     ``serverShutdown`` event ``shutdown_notice`` seconds before it, REST ``weight_limit`` per
     ``weight_window`` (6000 / 2400 per 60 s), 418 after ``ban_after`` requests made while
     limited, for ``ban_seconds``.
 
-    Market: ``rate`` actions per second per symbol, ``levels`` per side, ``interval_scale``
+    Market: ``rate`` actions per second per symbol (on average: ``activity`` > 0 spreads
+    them over the symbols by a Zipf law of that exponent, a few busy books and many quiet
+    ones), ``levels`` per side, ``interval_scale``
     multiplies the depth push intervals, ``clock="manual"`` stops the market from running on
     its own (tests call :meth:`ExchangeSimulator.advance`).
     """
@@ -34,6 +37,7 @@ class SimConfig:
     market: MarketName = SPOT
     seed: int = 0
     rate: float = 50.0
+    activity: float = 0.0
     levels: int = 200
     history: int = 200_000
     interval_scale: float = 1.0
@@ -44,6 +48,7 @@ class SimConfig:
     control_limit: int | None = None
     control_window: float = 1.0
     max_streams: int | None = None
+    max_url: int = 8004
     attempt_limit: int = 300
     attempt_window: float = 300.0
     lifetime: float = 86400.0
@@ -123,6 +128,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--rate", type=float, default=d.rate, help="market actions per second per symbol"
     )
+    g.add_argument(
+        "--activity",
+        type=float,
+        default=d.activity,
+        help="Zipf exponent of the symbols' activity (0: every symbol at --rate)",
+    )
     g.add_argument("--levels", type=int, default=d.levels, help="book levels per side")
     g.add_argument(
         "--interval-scale",
@@ -136,6 +147,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--control-limit", type=int, default=None, help="incoming control frames per second"
     )
     g.add_argument("--max-streams", type=int, default=None)
+    g.add_argument("--max-url", type=int, default=d.max_url, help="longest request target")
     g.add_argument("--attempt-limit", type=int, default=d.attempt_limit)
     g.add_argument("--attempt-window", type=float, default=d.attempt_window)
     g.add_argument("--lifetime", type=float, default=d.lifetime, help="connection lifetime, s")

@@ -58,12 +58,14 @@ class Faults:
         for c in self._conns(conn):
             c.muted = on
 
-    def slow(self, delay: float, conn: ConnRef = None) -> None:
-        """Delay every data write by ``delay`` seconds (order kept); 0 switches it off."""
+    def slow(self, delay: float, conn: ConnRef = None, jitter: float = 0.0) -> None:
+        """Delay every data write by ``delay`` seconds plus a random ``0..jitter`` seconds per
+        message (order kept, as on one TCP stream); ``slow(0)`` switches both off.  With
+        ``conn``, one connection only: one leg of a redundant client."""
         if conn is None:
-            self._ws.delay = delay
+            self._ws.delay, self._ws.jitter = delay, jitter
         for c in self._conns(conn):
-            c.delay = delay
+            c.delay, c.jitter = delay, jitter
 
     def fragment(self, count: int = 1, parts: int = 3, conn: ConnRef = None) -> None:
         """Split the next ``count`` data messages into ``parts`` frames (TEXT + CONTINUATION)."""

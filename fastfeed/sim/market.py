@@ -714,7 +714,9 @@ class Market:
     """All simulated books of one exchange, advanced on an explicit clock.
 
     ``rate`` is market actions per second per symbol (an action is an order add, a cancel or a
-    taker trade; each changes one or more levels).  ``interval_scale`` multiplies every depth
+    taker trade; each changes one or more levels).  ``activity`` > 0 makes the rates mixed,
+    as on an exchange: symbol ``k`` (in a seeded random order) gets a share proportional to
+    ``1 / k**activity`` of the ``rate * len(symbols)`` actions per second.  ``interval_scale`` multiplies every depth
     push interval (``0.1`` makes ``@depth@100ms`` push every 10 ms of simulated time).
     """
 
@@ -730,6 +732,7 @@ class Market:
         interval_scale: float = 1.0,
         start_us: int = 0,
         specs: dict[str, SymbolSpec] | None = None,
+        activity: float = 0.0,
     ):
         if market not in MARKETS:
             raise ValueError(f"market must be one of {MARKETS}")
@@ -762,6 +765,23 @@ class Market:
         self.actions = 0
         self._reset_clock()
         self._order = list(self.books.values())
+        # Mixed rates: cumulative shares of the actions, drawn per action (None: round robin).
+        self._cum: list[float] | None = None
+        if activity > 0 and len(self._order) > 1:
+            ranks = list(range(1, len(self._order) + 1))
+            random.Random(f"{seed}:activity").shuffle(ranks)
+            shares = [1.0 / k**activity for k in ranks]
+            total, acc, self._cum = sum(shares), 0.0, []
+            for w in shares:
+                acc += w / total
+                self._cum.append(acc)
+
+    def activity_share(self, symbol: str) -> float:
+        """The share of all market actions that ``symbol`` gets."""
+        i = self._order.index(self.book(symbol))
+        if self._cum is None:
+            return 1.0 / len(self._order)
+        return self._cum[i] - (self._cum[i - 1] if i else 0.0)
 
     def _reset_clock(self) -> None:
         """Schedule the next action and pushes from ``now_us`` (used when the server starts)."""
@@ -800,7 +820,11 @@ class Market:
             if t > t_us:
                 break
             if t == t_act:
-                book = self._order[self.actions % len(self._order)]
+                if self._cum is None:
+                    book = self._order[self.actions % len(self._order)]
+                else:
+                    i = bisect.bisect_left(self._cum, self.rng.random())
+                    book = self._order[min(i, len(self._order) - 1)]
                 self.actions += 1
                 book.act(t, out)
                 self._next_action += step

@@ -71,6 +71,7 @@ class RestServer:
         self.stale_back: int | None = None
         self.delay = 0.0
         self.requests = 0
+        self.peak_weight = 0  # most weight any IP used in one window
         # (monotonic arrival time, path, symbol, status, Retry-After or None) of recent depth
         # requests: lets a
         # test check a client honoured Retry-After / a ban (bounded)
@@ -150,6 +151,7 @@ class RestServer:
                 {"Retry-After": str(retry), "X-MBX-USED-WEIGHT-1M": str(st.used)},
             ), {}
         st.used += weight
+        self.peak_weight = max(self.peak_weight, st.used)
         return None, {"X-MBX-USED-WEIGHT-1M": str(st.used)}
 
     # ------------------------------------------------------------------ endpoints

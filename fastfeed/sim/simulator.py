@@ -57,6 +57,7 @@ class ExchangeSimulator:
             history=self.config.history,
             interval_scale=self.config.interval_scale,
             start_us=time.time_ns() // 1000,
+            activity=self.config.activity,
         )
         self._tls = SimTLS()
         self._ws = WSServer(self)
@@ -184,6 +185,39 @@ class ExchangeSimulator:
     def snapshot(self, symbol: str, limit: int | None = None) -> tuple[int, Levels, Levels]:
         """``(lastUpdateId, bids, asks)`` of the current book."""
         return self.market.book(symbol).snapshot(limit)
+
+    def limits(self) -> dict[str, Any]:
+        """The exchange rules this simulator enforces, the most any client came to each, and
+        every time one was broken: ``{"limits": {...}, "peaks": {...}, "violations": [(time,
+        rule, conn id, value, limit), ...]}``.  Rules: ``streams`` per connection,
+        ``control`` frames per ``control_window``, connection ``attempts`` per
+        ``attempt_window``, ``url`` length; and REST ``weight`` (429 and 418 answers are
+        violations too: ``rest_log``).  A test that finds no violation and peaks within the
+        limits has proof that the client kept them."""
+        cfg, ws = self.config, self._ws
+        conns = ws.all_connections
+        rest = [
+            (t, f"rest {status}", 0, 0, cfg.weight_limit)
+            for t, _p, _s, status, _ra in self._rest.log
+            if status in (429, 418)
+        ]
+        return {
+            "limits": {
+                "streams": cfg.max_streams,
+                "control": cfg.control_limit,
+                "attempts": cfg.attempt_limit,
+                "url": cfg.max_url,
+                "weight": cfg.weight_limit,
+            },
+            "peaks": {
+                "streams": max((c.peak_streams for c in conns), default=0),
+                "control": max((c.peak_control for c in conns), default=0),
+                "attempts": ws.peak_attempts,
+                "url": ws.longest_url,
+                "weight": self._rest.peak_weight,
+            },
+            "violations": sorted(ws.violations + rest),
+        }
 
     @property
     def rest_log(self) -> list:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import socket
 import ssl
 import struct
@@ -85,7 +86,10 @@ class SimConnection(WSListener):
     ``serverShutdown``, ``ping``, ``malformed``, ``oversize``, ``blast``, ``paced``),
     ``received`` (Counter of client frames by type), ``records`` (last messages sent, when
     recording is on), ``close_code``/``close_reason`` (what the server closed with),
-    ``connected_at`` and ``closed`` (a future done on disconnect).
+    ``connected_at`` and ``closed`` (a future done on disconnect), ``peer`` (the client's
+    ``(host, port)``: which client connection this is), and the rule peaks:
+    ``peak_streams`` (most streams held at once) and ``peak_control`` (most client frames in
+    any ``control_window``).
     """
 
     def __init__(
@@ -118,6 +122,12 @@ class SimConnection(WSListener):
         self.ignore_pings = server.ignore_pings
         self.muted = False
         self.delay = server.delay
+        self.jitter = server.jitter  # plus a random 0..jitter s per message (order kept)
+        self._rng = random.Random(conn_id)
+        self._last_due = 0.0
+        self.peer: tuple | None = None
+        self.peak_streams = 0
+        self.peak_control = 0
         self.fragment_left = 0
         self.fragment_parts = 3
         self.blasting = False
@@ -136,6 +146,7 @@ class SimConnection(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
         self.connected_at = time.monotonic()
+        self.peer = transport.underlying_transport.get_extra_info("peername")
         self.server._register(self)
         loop = asyncio.get_running_loop()
         cfg = self.server.cfg
@@ -163,7 +174,9 @@ class SimConnection(WSListener):
         win = self.server.cfg.control_window
         while q and q[0] <= now - win:
             q.popleft()
+        self.peak_control = max(self.peak_control, len(q))
         if len(q) > self.server.cfg.control_limit:
+            self.server.violation("control", self.id, len(q), self.server.cfg.control_limit)
             self.close(1008, "Too many requests")
             return
         if mt == WSMsgType.PING:
@@ -217,11 +230,15 @@ class SimConnection(WSListener):
     def subscribe(self, names: Iterable[str]) -> bool:
         new = [n for n in dict.fromkeys(names) if n not in self._subs]
         if len(self._subs) + len(new) > self.server.cfg.max_streams:
+            self.server.violation(
+                "streams", self.id, len(self._subs) + len(new), self.server.cfg.max_streams
+            )
             return False
         for n in new:
             self._subs.append(n)
             if self._deliverable(n):
                 self.server.subscribers.setdefault(n, set()).add(self)
+        self.peak_streams = max(self.peak_streams, len(self._subs))
         return True
 
     def unsubscribe(self, names: Iterable[str]) -> None:
@@ -277,8 +294,10 @@ class SimConnection(WSListener):
         self.sent[kind] += 1
         self.server.sim.sent[kind] += 1
         self._record(kind, stream, payload)
-        if self.delay > 0:
-            self._slow_q.append((time.monotonic() + self.delay, payload))
+        if self.delay > 0 or self.jitter > 0:
+            due = time.monotonic() + self.delay + self._rng.random() * self.jitter
+            self._last_due = due = max(due, self._last_due)  # a TCP stream keeps its order
+            self._slow_q.append((due, payload))
             if self._slow_handle is None:
                 self._schedule_slow()
             return
@@ -412,6 +431,12 @@ class WSServer:
         self.shutdown_notice = self.cfg.shutdown_notice
         self.ignore_pings = False
         self.delay = 0.0
+        self.jitter = 0.0
+        # Rule peaks and every broken rule, for tests to prove a client kept the limits
+        # (ExchangeSimulator.limits()).
+        self.peak_attempts = 0
+        self.longest_url = 0
+        self.violations: list[tuple[float, str, int, int, int]] = []
         self.handshake_status: int | None = None
         self.handshake_count: int | None = None
         self.depth_faults: list[list] = []  # [kind, stream or None, remaining]
@@ -451,9 +476,17 @@ class WSServer:
             a.popleft()
         if len(a) >= self.cfg.attempt_limit:
             # The handshake answer to too many attempts is not documented; 429 is assumed.
+            self.violation("attempts", 0, len(a) + 1, self.cfg.attempt_limit)
             retry = max(1, int(a[0] + self.cfg.attempt_window - now + 0.999))
             return self._reject(429, "Too many connection attempts", {"Retry-After": str(retry)})
         a.append(now)
+        self.peak_attempts = max(self.peak_attempts, len(a))
+        self.longest_url = max(self.longest_url, len(target))
+        if len(target) > self.cfg.max_url:
+            # Binance's stream hosts refuse longer request targets (8004 characters,
+            # measured by a public client); the answer's form is assumed.
+            self.violation("url", 0, len(target), self.cfg.max_url)
+            return self._reject(414, "URI Too Long")
         if self.handshake_status is not None:
             status = self.handshake_status
             if self.handshake_count is not None:
@@ -474,6 +507,11 @@ class WSServer:
         conn = SimConnection(self, self.next_id, target, route, combined, streams, us)
         self.next_id += 1
         return conn
+
+    def violation(self, rule: str, conn_id: int, value: int, limit: int) -> None:
+        """Record (and log) a client breaking an exchange rule."""
+        self.violations.append((time.monotonic(), rule, conn_id, value, limit))
+        log.warning("conn %d broke the %s limit: %d > %d", conn_id, rule, value, limit)
 
     def _reject(
         self, status: int, msg: str, headers: dict[str, str] | None = None
