@@ -64,6 +64,7 @@ cdef class FeedSink:
     cdef uint64_t busy_ns, batches
     cdef readonly uint64_t accepted_total  # messages accepted, all slots (a cheap poll)
     cdef readonly uint64_t unroutable      # messages dropped: symbol id outside the filter's table
+    cdef readonly int64_t dup_age_ns       # last duplicate: ns since the copy that won, or -1
     cdef bint dirty                     # rows or markers committed since the hooks last ran
     cdef tuple hooks                    # callables(), run once per socket read with new rows
     cdef public FrameTap recorder       # fastfeed.record: frames and events copied here, or None
@@ -108,6 +109,8 @@ cdef class FeedSink:
         if last >= 0 and h.last_id <= last:
             # already delivered (other connection during rotation, resent or stale event)
             self.dup[slot] += 1
+            # a copy of the message that won (redundant legs): how late this one is
+            self.dup_age_ns = now - self.last_ns[idx] if h.last_id == last else -1
             if overlap != NULL:
                 overlap[idx] = 1
             return T_DUPLICATE

@@ -23,6 +23,7 @@ class FeedSink:
     event_unit_ns: int
     accepted_total: int
     unroutable: int
+    dup_age_ns: int
     recorder: FrameTap | None
     # The constructor is Cython's __cinit__ (tp_new), so the stub names __new__.
     def __new__(cls, decoder: BinanceDecoder, events: int = 1024) -> Self: ...

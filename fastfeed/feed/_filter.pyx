@@ -88,6 +88,7 @@ cdef class FeedSink:
         self.busy_ns = self.batches = 0
         self.accepted_total = 0
         self.unroutable = 0
+        self.dup_age_ns = -1
         self.dirty = False
         self.hooks = ()
         self.recorder = None

@@ -15,6 +15,7 @@ cdef class FeedListener(WSListener):
     cdef Py_ssize_t frag_len, frag_cap
     cdef bint in_frag
     cdef readonly uint64_t frames, messages, bytes, fragments, duplicates
+    cdef readonly uint64_t late, late_ns      # duplicates that copied the winner, their delay
     cdef readonly int64_t last_msg_ns, connected_ns, batch_start
     cdef readonly int64_t last_ctrl_ns     # last control frame (ping, close, ...) seen here
     cdef readonly int64_t read_gap_ns      # moving average of the time between data reads

@@ -20,6 +20,8 @@ class FeedListener(WSListener):
     bytes: int
     fragments: int
     duplicates: int
+    late: int
+    late_ns: int
     last_msg_ns: int
     connected_ns: int
     close_code: int

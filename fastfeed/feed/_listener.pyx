@@ -56,6 +56,7 @@ cdef class FeedListener(WSListener):
         self.frag_len = 0
         self.in_frag = False
         self.frames = self.messages = self.bytes = self.fragments = self.duplicates = 0
+        self.late = self.late_ns = 0
         self.last_msg_ns = self.connected_ns = self.batch_start = 0
         self.last_ctrl_ns = self.read_gap_ns = 0
         self.close_code = -1
@@ -198,6 +199,9 @@ cdef class FeedListener(WSListener):
             self.sink.recorder.frame(self.conn_id, p, n, now)
         if self.sink.take(self.decoder, p, n, now, self.conn_id, self.overlap) == T_DUPLICATE:
             self.duplicates += 1
+            if self.sink.dup_age_ns >= 0:   # redundant legs: how far behind the winner
+                self.late += 1
+                self.late_ns += <uint64_t>self.sink.dup_age_ns
 
     cdef void replay_message(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept:
         # fastfeed.record's replay: a recorded message through the live path, at its time
@@ -217,6 +221,7 @@ cdef class FeedListener(WSListener):
         """Per-connection counters."""
         return {"conn": self.conn_id, "frames": self.frames, "messages": self.messages,
                 "bytes": self.bytes, "fragments": self.fragments,
-                "duplicates": self.duplicates, "last_msg_ns": self.last_msg_ns,
+                "duplicates": self.duplicates, "late": self.late, "late_ns": self.late_ns,
+                "last_msg_ns": self.last_msg_ns,
                 "close_code": self.close_code, "close_reason": self.close_reason,
                 "protocol_error": self.protocol_error}

@@ -1148,8 +1148,9 @@ class BinanceFeed(Service, FeedRings):
     def _conn_stats(self, c: _Conn) -> dict[str, Any]:
         """One connection's counters, with its place (route, shard, leg) and, for the legs
         of a redundant feed, how often its copy of a message won: ``wins`` (data messages
-        the filter took from this connection) and ``duplicates`` (copies that arrived after
-        another leg's)."""
+        the filter took from this connection), ``duplicates`` (copies that arrived after
+        another leg's) and ``behind_ms`` (how much later, on average, over the ``late``
+        duplicates that copied the message that won)."""
         assert c.listener is not None
         st = c.listener.stats()
         counts = c.stage.stats()["counts"]
@@ -1163,6 +1164,8 @@ class BinanceFeed(Service, FeedRings):
             streams=len(r.streams),
             rate=round(r.rate, 1),
             wins=max(0, data - st["duplicates"]),
+            # for copies of a message another leg delivered first: how late, on average
+            behind_ms=st["late_ns"] / st["late"] / 1e6 if st["late"] else None,
         )
 
     def stats(self) -> dict[str, Any]:
