@@ -14,7 +14,7 @@ import logging
 import math
 import ssl as _ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,9 @@ class BookConfig:
     market's) per ``weight_window``, ``workers`` (concurrent fetches), ``timeout`` (per
     request), ``retry_initial`` .. ``retry_max`` (backoff of failed fetches),
     ``first_event_wait`` (how long a symbol waits for its first depth event before its
-    snapshot is fetched), ``resync_on_stale``.  Validation: ``validate_every`` (None: off),
+    snapshot is fetched), ``resync_on_stale``.  At scale (docs/decisions/0221-book-budgets.md):
+    ``urgent`` (symbols served before every other), ``limits`` (symbol -> snapshot limit),
+    ``auto_limit`` (resync a thin book with the cheapest limit that covers it).  Validation: ``validate_every`` (None: off),
     ``validate_depth`` levels compared against a snapshot of ``validate_limit`` (default 100
     spot, 50 USD-M) within ``validate_timeout``, ``resync_on_mismatch``.  Memory:
     ``max_levels`` per side, ``buffer_rows`` (depth rows buffered while syncing),
@@ -84,6 +86,9 @@ class BookConfig:
     resync_on_mismatch: bool = True
     autopoll: bool = True
     poll_interval: float = 0.05
+    urgent: tuple[str, ...] = ()
+    limits: Mapping[str, int] | None = None
+    auto_limit: bool = True
 
     def __post_init__(self) -> None:
         for name in ("limit", "max_levels", "buffer_rows", "tops_capacity", "events_capacity"):
@@ -106,7 +111,15 @@ class BookConfig:
         check_number("retry_max", self.retry_max, low=self.retry_initial, strict=False)
         check_number("first_event_wait", self.first_event_wait, strict=False)
         check_number("validate_every", self.validate_every, optional=True)
-        for name in ("resync_on_stale", "resync_on_mismatch", "autopoll"):
+        if isinstance(self.urgent, str) or not isinstance(self.urgent, (tuple, list)):
+            raise TypeError(f"urgent must be a tuple of symbol names, got {self.urgent!r}")
+        object.__setattr__(self, "urgent", tuple(s.upper() for s in self.urgent))
+        if self.limits is not None:
+            if not isinstance(self.limits, Mapping):
+                raise TypeError(f"limits must map symbol names to limits, got {self.limits!r}")
+            for sym, lim in self.limits.items():
+                check_number(f"limits[{sym!r}]", lim, integer=True)
+        for name in ("resync_on_stale", "resync_on_mismatch", "autopoll", "auto_limit"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
@@ -234,9 +247,19 @@ class OrderBook(Service):
                 cfg.weight_fraction,
                 cfg.weight_window,
             )
+        limits = {s.upper(): v for s, v in (cfg.limits or {}).items()}
+        for sym, lim in limits.items():
+            try:
+                check_limit(self.market, lim)
+            except ValueError as e:
+                raise ValueError(f"limits[{sym!r}]: {e}") from None
         # fail now, not in a worker, if a request can never fit the budget
         budget.delay(
-            max(depth_weight(self.market, limit), depth_weight(self.market, self.validate_limit)),
+            max(
+                depth_weight(self.market, limit),
+                depth_weight(self.market, self.validate_limit),
+                *(depth_weight(self.market, v) for v in limits.values()),
+            ),
             0.0,
         )
         self.budget = budget
@@ -259,6 +282,9 @@ class OrderBook(Service):
             retry_initial=cfg.retry_initial,
             retry_max=cfg.retry_max,
             first_event_wait=cfg.first_event_wait,
+            limits={dec.symbols.id(s): v for s, v in limits.items()},
+            urgent=[dec.symbols.id(s) for s in cfg.urgent],
+            auto_limit=cfg.auto_limit,
         )
         self.counters: collections.Counter = collections.Counter()
         self._cursor = feed.depth.written  # an event boundary: older rows are not needed
@@ -405,6 +431,25 @@ class OrderBook(Service):
     def top_fp(self, name: str, n: int = 10) -> Top:
         """:meth:`top` as exact int64 fixed point (scale 1e8)."""
         return self.books.top_fp(self.symbol_id(name), n)
+
+    def set_urgent(self, names: str | Iterable[str], urgent: bool = True) -> None:
+        """Serve these symbols' snapshots before every other (``urgent=False``: no longer);
+        requests already queued move at once."""
+        if isinstance(names, str):
+            names = [names]
+        self.driver.set_urgent([self.symbol_id(n) for n in names], urgent)
+
+    def snapshot_limit(self, name: str) -> int:
+        """The depth limit of ``name``'s next snapshot (its ``limits`` entry, the cheaper
+        limit learned for a thin book, or ``limit``)."""
+        return self.driver.limit_of(self.symbol_id(name))
+
+    def eta(self) -> float:
+        """Estimated seconds until every book waiting for a snapshot has one: the time the
+        weight budget needs to send the queued requests in serving order, or the workers'
+        time to fetch them, whichever is longer (0.0 when none waits).  A loaded snapshot
+        still needs the depth event that spans it before its book is valid."""
+        return self.driver.eta()
 
     def stats(self) -> dict[str, Any]:
         """Book counters (all symbols summed, plus per symbol), snapshot driver counters,

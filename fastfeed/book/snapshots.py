@@ -29,7 +29,7 @@ import math
 import re
 import ssl as _ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -80,6 +80,22 @@ def check_limit(market: str, limit: int) -> None:
 
 def weight_limit(market: str) -> int:
     return SPOT_WEIGHT_LIMIT if market == "spot" else USDM_WEIGHT_LIMIT
+
+
+# The largest limit of each spot weight tier: within a tier a deeper snapshot costs nothing.
+_SPOT_TIER_TOPS = (100, 500, 1000, SPOT_MAX_LIMIT)
+
+
+def thin_limit(market: str, levels: int, cap: int) -> int:
+    """The cheapest depth limit (at most ``cap``) that still covers a book of ``levels``
+    levels per side with room to grow (a quarter more, plus 5): the top of its weight tier
+    on spot (a book of 40 levels: 100, weight 5, instead of 1000, weight 50), the next
+    accepted limit on USD-M."""
+    need = levels + levels // 4 + 5
+    for top in _SPOT_TIER_TOPS if market == "spot" else USDM_LIMITS:
+        if top >= need:
+            return min(top, cap)
+    return cap
 
 
 # --------------------------------------------------------------------------- budget
@@ -184,6 +200,31 @@ class WeightBudget:
         now = self.clock() if now is None else now
         self.pauses += 1
         self.paused_until = max(self.paused_until, now + seconds)
+
+    def time_to_spend(self, weights: list[int], now: float | None = None) -> float:
+        """Seconds until the last of ``weights``, sent in order each as soon as it fits, can
+        be sent: the budget's part of an ETA (from this process's own spending and any
+        pause; the header floor is left out)."""
+        now = self.clock() if now is None else now
+        self._prune(now)
+        times = [s for s, _ in self._sent]
+        ws = [w for _, w in self._sent]
+        total, lo = sum(ws), 0
+        t = max(now, self.paused_until)
+        for w in weights:
+            if w > self.cap:
+                raise ValueError(f"a request of weight {w} can never fit a budget of {self.cap}")
+            while True:
+                while lo < len(times) and times[lo] <= t - self.window:
+                    total -= ws[lo]
+                    lo += 1
+                if total + w <= self.cap:
+                    break
+                t = times[lo] + self.window  # when the oldest spending leaves the window
+            times.append(t)
+            ws.append(w)
+            total += w
+        return t - now
 
     def paused(self, now: float | None = None) -> bool:
         now = self.clock() if now is None else now
@@ -452,8 +493,14 @@ class SnapshotDriver:
     """Serves a ``BookSet``'s snapshot requests with ``workers`` concurrent fetches.
 
     Call :meth:`notify` after feeding the book (it moves the book's requests into the
-    pending set and wakes a worker).  Order: books that were valid before and went out of
-    sync first, then first-time syncs; within a class, the oldest request first.  A symbol
+    pending set and wakes a worker).  Order: symbols in ``urgent`` first, then books that
+    were valid before and went out of sync (resyncs), then first-time syncs; within a class,
+    the oldest request first (an urgent symbol does not wait ``first_event_wait`` for its
+    first depth event: the feed was subscribed before its snapshot is asked for, so at worst
+    the snapshot is too old and fetched again).  Depth: ``limits`` (symbol id -> limit) where given, else,
+    with ``auto_limit``, the cheapest limit that covers a thin book as its last snapshot
+    showed it (:func:`thin_limit`), else ``limit``.  :meth:`eta` estimates the time until
+    every pending symbol has its snapshot.  A symbol
     whose stream has not delivered an event yet waits up to ``first_event_wait`` s, so the
     snapshot can bridge a buffered event instead of being fetched blind.  Every failure
     (network, HTTP, 429/418, stale or unusable snapshot) is counted in ``counters`` and
@@ -473,8 +520,13 @@ class SnapshotDriver:
         retry_max: float = 30.0,
         first_event_wait: float = 1.0,
         on_synced: Callable[[int], None] | None = None,
+        limits: Mapping[int, int] | None = None,
+        urgent: Iterable[int] = (),
+        auto_limit: bool = True,
     ):
         check_limit(client.market, limit)
+        for lim in (limits or {}).values():
+            check_limit(client.market, lim)
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.books, self.client, self.name_of, self.limit = books, client, name_of, limit
@@ -482,6 +534,15 @@ class SnapshotDriver:
         self.retry_initial, self.retry_max = retry_initial, retry_max
         self.first_event_wait = first_event_wait
         self.on_synced = on_synced
+        self.limits: dict[int, int] = dict(limits or {})  # the user's, per symbol
+        self.learned: dict[int, int] = {}  # thin books' cheaper limits (auto_limit)
+        self.auto_limit = auto_limit
+        self.urgent: set[int] = set(urgent)
+        self.fetch_s = 0.0  # moving average of one fetch's duration (for eta())
+        # (received, symbol, priority, limit, queued, started): recent successful fetches,
+        # monotonic times (the order they were served in can be checked from them)
+        self.recent: collections.deque = collections.deque(maxlen=4096)
+        self._picked: dict[int, tuple[float, float]] = {}  # symbol -> (queued, started)
         # symbol -> [priority, queued_at, not_before]; bounded by the tracked symbols
         self.pending: dict[int, list] = {}
         self._backoff: dict[int, Backoff] = {}  # per symbol, while its fetches keep failing
@@ -518,11 +579,55 @@ class SnapshotDriver:
         if self._wake is not None:
             self._wake.set()
 
+    URGENT, RESYNC, FIRST = 0, 1, 2  # priority classes, served in this order
+
     def _priority(self, sym: int) -> int:
-        """0 (served first) for a book that applied events before: it was valid and lost
-        sync; 1 for a first-time sync."""
+        """URGENT for a symbol the user marked; RESYNC for a book that applied events
+        before (it was valid and lost sync); FIRST for a first-time sync."""
+        if sym in self.urgent:
+            return self.URGENT
         # stats() mixes int counters with the state's name; "events" is a counter.
-        return 0 if int(self.books.stats(sym)["events"]) > 0 else 1
+        return self.RESYNC if int(self.books.stats(sym)["events"]) > 0 else self.FIRST
+
+    def set_urgent(self, symbols: Iterable[int], urgent: bool = True) -> None:
+        """Mark (or unmark) symbols as urgent; queued requests move at once."""
+        for sym in symbols:
+            (self.urgent.add if urgent else self.urgent.discard)(sym)
+            entry = self.pending.get(sym)
+            if entry is not None:
+                entry[0] = self._priority(sym)
+        if self._wake is not None:
+            self._wake.set()
+
+    def limit_of(self, sym: int) -> int:
+        """The depth limit the next snapshot of ``sym`` asks for."""
+        return self.limits.get(sym) or self.learned.get(sym) or self.limit
+
+    def _learn(self, sym: int, snap: Snapshot) -> None:
+        if not self.auto_limit or sym in self.limits:
+            return
+        levels = max(len(snap.bids), len(snap.asks))
+        if levels < snap.limit:  # the whole book came back: it is this thin
+            lim = thin_limit(self.client.market, levels, self.limit)
+            if lim < self.limit:
+                self.learned[sym] = lim
+            else:
+                self.learned.pop(sym, None)
+        elif snap.limit < self.limit:  # it grew past what we learned: back to the default
+            self.learned.pop(sym, None)
+
+    def eta(self) -> float:
+        """Estimated seconds until every queued or in-flight symbol has its snapshot: the
+        weight budget's time to send the queue (in serving order) or the workers' time to
+        fetch it, whichever is longer, plus one fetch."""
+        n = len(self.pending) + len(self.in_flight)
+        if n == 0:
+            return 0.0
+        order = sorted(self.pending.items(), key=lambda kv: (kv[1][0], kv[1][1]))
+        market = self.client.market
+        weights = [depth_weight(market, self.limit_of(sym)) for sym, _ in order]
+        f = self.fetch_s or 0.05
+        return max(self.client.budget.time_to_spend(weights), (n - 1) // self.workers * f) + f
 
     def _retry(self, sym: int, reason: str) -> None:
         b = self._backoff.get(sym)
@@ -555,7 +660,7 @@ class SnapshotDriver:
                     del self.pending[sym]
                     continue
                 due = not_before
-                if waiting:
+                if waiting and prio != self.URGENT:  # urgent: no wait for a first event
                     due = max(due, queued + self.first_event_wait)
                 if due > now:
                     soonest = min(soonest, due)
@@ -564,7 +669,7 @@ class SnapshotDriver:
                 if best_key is None or key < best_key:
                     best, best_key = sym, key
             if best is not None:
-                del self.pending[best]
+                self._picked[best] = (self.pending.pop(best)[1], now)
                 return best
             # The workers that call this are started by start(), which made the event.
             assert self._wake is not None, "SnapshotDriver worker running before start()"
@@ -597,8 +702,9 @@ class SnapshotDriver:
 
         name = self.name_of(sym)
         self.counters["fetches"] += 1
+        prio = self._priority(sym)
         try:
-            snap = await self.client.fetch(name, self.limit)
+            snap = await self.client.fetch(name, self.limit_of(sym))
         except RateLimited as e:
             self.counters["rate_limited"] += 1
             self.failures[e.reason] += 1
@@ -636,6 +742,11 @@ class SnapshotDriver:
             self._retry(sym, "bad snapshot")
             return
         self.counters["snapshot_" + res.name.lower()] += 1
+        took = snap.received_at - snap.sent_at
+        self.fetch_s = took if self.fetch_s == 0 else self.fetch_s + (took - self.fetch_s) / 8
+        queued, started = self._picked.pop(sym, (snap.sent_at, snap.sent_at))
+        self.recent.append((snap.received_at, sym, prio, snap.limit, queued, started))
+        self._learn(sym, snap)
         if res == SnapshotResult.TOO_OLD:
             # The book re-requested it.  Refetch after a (short, growing) delay: the REST
             # side may lag the stream, and asking again at once would burn weight.
@@ -665,6 +776,9 @@ class SnapshotDriver:
         return {
             "pending": len(self.pending),
             "in_flight": len(self.in_flight),
+            "eta_s": round(self.eta(), 3),
+            "urgent": len(self.urgent),
+            "thin_limits": len(self.learned),
             **self.counters,
             "failures": dict(self.failures),
         }
