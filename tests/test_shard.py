@@ -188,3 +188,24 @@ def test_shards_reconnect_on_their_own():
                 assert_within_limits(sim)
 
     run(body(), 60)
+
+
+def test_settings_are_checked_at_construction():
+    from fastfeed import BinanceFeed
+
+    with pytest.raises(ValueError, match="redundancy"):
+        BinanceFeed("btcusdt@aggTrade", redundancy=0)
+    with pytest.raises(ValueError, match="redundancy"):
+        BinanceFeed("btcusdt@aggTrade", redundancy=5)
+    with pytest.raises(TypeError, match="leg_urls"):
+        BinanceFeed("btcusdt@aggTrade", leg_urls="wss://stream.binance.com:443")
+    with pytest.raises(ValueError, match="leg_urls"):
+        BinanceFeed("btcusdt@aggTrade", leg_urls=("https://stream.binance.com",))
+    with pytest.raises(ValueError, match="max_streams_per_connection"):
+        BinanceFeed("btcusdt@aggTrade", max_streams_per_connection=0)
+    feed = BinanceFeed(
+        "btcusdt@aggTrade", redundancy=2, leg_urls=["wss://a.example:9443/", "wss://b.example"]
+    )
+    assert feed.leg_urls == ("wss://a.example:9443", "wss://b.example")
+    assert feed.max_streams == 1024
+    assert BinanceFeed("btcusdt@aggTrade", market="usdm").max_streams == 200

@@ -71,6 +71,10 @@ async def _serve(conn: Connection, overrides: dict[str, Any]) -> None:
                     result = sim.forget_closed()
                 elif cmd == "connections":
                     result = len(sim.connections)
+                elif cmd == "peers":  # which client port each open connection serves
+                    result = [(c.id, c.peer[1] if c.peer else None) for c in sim.connections]
+                elif cmd == "limits":
+                    result = sim.limits()
                 elif cmd.startswith("faults."):
                     result = getattr(sim.faults, cmd.split(".", 1)[1])(*args)
                 else:
