@@ -185,8 +185,7 @@ async def bench_latency(args) -> dict:
             "median_us": med,
             "p99_redundant_vs_best_single": med["redundant_one_delayed"]["p99"]
             / med["best_single"]["p99"],
-            "p99_delayed_vs_best_single": med["delayed_single"]["p99"]
-            / med["best_single"]["p99"],
+            "p99_delayed_vs_best_single": med["delayed_single"]["p99"] / med["best_single"]["p99"],
         }
 
 
@@ -282,9 +281,7 @@ def main() -> None:
             "p99_redundant_vs_best_single": res.get("latency", {}).get(
                 "p99_redundant_vs_best_single"
             ),
-            "p99_delayed_vs_best_single": res.get("latency", {}).get(
-                "p99_delayed_vs_best_single"
-            ),
+            "p99_delayed_vs_best_single": res.get("latency", {}).get("p99_delayed_vs_best_single"),
             "books_time_vs_lower_bound": res.get("books", {}).get("median_ratio_vs_lower_bound"),
         }.items()
         if v is not None
