@@ -15,7 +15,7 @@ import pytest
 from feed_fixtures import check_depth, check_trades, make_feed, until
 from sim_fixtures import run
 
-from fastfeed.errors import SubscriptionError
+from fastfeed.errors import FeedError, SubscriptionError
 from fastfeed.sim import ExchangeSimulator
 
 SYMBOLS = tuple(f"S{i:03d}USDT" for i in range(600))
@@ -209,3 +209,20 @@ def test_settings_are_checked_at_construction():
     assert feed.leg_urls == ("wss://a.example:9443", "wss://b.example")
     assert feed.max_streams == 1024
     assert BinanceFeed("btcusdt@aggTrade", market="usdm").max_streams == 200
+
+
+def test_a_connection_measured_over_max_rate_takes_no_more_streams():
+    async def body():
+        async with ExchangeSimulator(symbols=SYMBOLS[:4], seed=13, rate=20.0, levels=10) as sim:
+            first = streams_of(SYMBOLS[:2])
+            async with make_feed(sim, first, max_rate_per_connection=5.0) as feed:
+                await until(lambda: feed._routes[0].rate > 5.0, 10, "a measured rate", feed)
+                await feed.subscribe(streams_of(SYMBOLS[2:4]))
+                shards = feed.stats()["shards"]
+                assert [s["streams"] for s in shards] == [4, 4]
+                assert sorted(placement(sim)) == sorted(streams_of(SYMBOLS[:4]))
+                assert_within_limits(sim)
+            with pytest.raises(FeedError, match="running feed"):
+                await feed.subscribe(streams_of(SYMBOLS[:1]))
+
+    run(body(), 60)

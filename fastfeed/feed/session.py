@@ -531,7 +531,8 @@ class BinanceFeed(Service, FeedRings):
         ``max_rate_per_connection``); when every shard is full, new shards (connections) are
         opened for the rest, and this returns once they are subscribed."""
         streams = check_streams(streams)
-        assert self._sub_lock is not None, "subscribe() needs a started feed"
+        if self._sub_lock is None or self._closing:
+            raise FeedError("subscribe() needs a running feed: use it inside `async with`")
         async with self._sub_lock:
             new = [s for s in streams if s not in self.streams]
             by_group: dict[str, list[str]] = {}
@@ -580,7 +581,8 @@ class BinanceFeed(Service, FeedRings):
     async def unsubscribe(self, streams: str | Sequence[str]) -> None:
         """Remove streams from the live connections (every leg of their shards)."""
         streams = check_streams(streams)
-        assert self._sub_lock is not None, "unsubscribe() needs a started feed"
+        if self._sub_lock is None or self._closing:
+            raise FeedError("unsubscribe() needs a running feed: use it inside `async with`")
         async with self._sub_lock:
             sends = []
             for shard in self._shards():
@@ -1171,7 +1173,9 @@ class BinanceFeed(Service, FeedRings):
     def stats(self) -> dict[str, Any]:
         """Counters: messages and bytes per kind, rejects by reason, duplicates/gaps filtered,
         reconnects by reason, age of the last row per stream, latency, time in the
-        listener+decoder, ring overwrites, RSS."""
+        listener+decoder, ring overwrites, RSS; per connection (``connections``: route,
+        shard, leg, streams, measured rate, and for redundant legs ``wins`` and
+        ``behind_ms``) and per shard (``shards``: route, streams, its legs' connection ids)."""
         counts = collections.Counter(self._retired)
         nbytes = collections.Counter(self._retired_bytes)
         rejects = collections.Counter(self._retired_rejects)
