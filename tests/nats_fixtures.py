@@ -149,3 +149,38 @@ def nats_cluster(tmp_path):
 
 def urls(nodes) -> str:
     return ",".join(n.url for n in nodes)
+
+
+class DecoderSource:
+    """What a Publisher takes from a feed, driven by hand: a decoder's rings, an events ring,
+    hooks called by :meth:`read` (one call: one socket read)."""
+
+    market = "spot"
+
+    def __init__(self) -> None:
+        from fastfeed import EVENT_DTYPE, BinanceDecoder, Ring
+
+        self.decoder = BinanceDecoder()
+        self.events = Ring(EVENT_DTYPE, 16)
+        self.trades, self.depth = self.decoder.trades, self.decoder.depth
+        self.tickers, self.partial = self.decoder.tickers, self.decoder.partial
+        self.hooks: list = []
+
+    def add_hook(self, h) -> None:
+        self.hooks.append(h)
+
+    def remove_hook(self, h) -> None:
+        self.hooks.remove(h)
+
+    def read(self, *payloads: bytes) -> None:
+        for p in payloads:
+            self.decoder.decode(p)
+        for h in self.hooks:
+            h()
+
+
+def trade(i: int, symbol: str = "BTCUSDT") -> bytes:
+    return (
+        f'{{"e":"aggTrade","E":{i},"s":"{symbol}","a":{i},"p":"9.5","q":"2","f":{i},"l":{i},'
+        f'"T":{i},"m":true}}'
+    ).encode()

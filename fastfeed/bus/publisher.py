@@ -176,7 +176,7 @@ class Publisher(Service):
         self._nc: Any = None
         self._inbox = ""
         self._task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
+        self._waiter: asyncio.Future[None] | None = None  # the sender task, idle
         self._connected: asyncio.Event | None = None
         self._resend = False
         self._stream_ok = False
@@ -196,7 +196,6 @@ class Publisher(Service):
         except ImportError:  # pragma: no cover - the bus extra
             raise ImportError("fastfeed.bus needs nats-py: pip install 'fastfeed[bus]'") from None
         self._started = True
-        self._wake = asyncio.Event()
         self._connected = asyncio.Event()
         self._rings = [_RingState(n, getattr(self.feed, n)) for n in self.ring_names]
         self.start_positions = {st.name: st.cursor for st in self._rings}
@@ -271,8 +270,24 @@ class Publisher(Service):
             uniq, first = np.unique(syms, return_index=True)
             for s in uniq[np.argsort(first)]:
                 self._batch(st, int(s), raw[syms == s], source, ev, now)
-        if self._wake is not None:
-            self._wake.set()
+        self._kick()
+
+    def _kick(self) -> None:
+        """Wakes the sender task if it is idle (on the next loop turn: no task or timer is
+        made, where an ``asyncio.Event`` wait with a timeout costs a task and a timer)."""
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def _idle(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._waiter = w = loop.create_future()
+        timer = loop.call_later(timeout, self._kick)
+        try:
+            await w
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     def _batch(self, st: _RingState, sym: int, rows: Any, source: int, ev: int, now: int) -> None:
         k = len(rows)
@@ -339,8 +354,7 @@ class Publisher(Service):
             self._resend = True  # what was in flight may not have reached the stream
             self._stream_ok = False
             log.warning("bus publisher: reconnected to NATS (%s)", self._nc.connected_url.netloc)
-            if self._wake is not None:
-                self._wake.set()
+            self._kick()
 
         async def error(e: Exception) -> None:
             self.counters["client_errors"] += 1
@@ -433,8 +447,8 @@ class Publisher(Service):
         item = self._inflight.pop(n, None)
         if item is not None:
             self.counters["acked_batches"] += 1
-            if self._wake is not None and len(self._inflight) == self.max_inflight - 1:
-                self._wake.set()
+            if len(self._inflight) == self.max_inflight - 1:
+                self._kick()
 
     async def _on_ack(self, msg: Any) -> None:
         self._on_ack_sync(msg.subject, msg.headers, msg.data)
@@ -449,14 +463,13 @@ class Publisher(Service):
         )
 
     async def _run(self) -> None:
-        assert self._wake is not None and self._connected is not None
+        assert self._connected is not None
         await self._connect()
         while True:
             try:
                 if not self._nc.is_connected:
                     self._connected.clear()
-                    self._wake.clear()
-                    await wait_event(self._wake, 0.1)
+                    await self._idle(0.1)
                     continue
                 if not self._stream_ok:
                     await self._ensure_stream()
@@ -489,9 +502,8 @@ class Publisher(Service):
                     await self._send(n, item)
                     self.counters["sent_batches"] += 1
                     self.counters["sent_rows"] += k
-                self._wake.clear()
                 if not self._queue or len(self._inflight) >= self.max_inflight:
-                    await wait_event(self._wake, 0.05)
+                    await self._idle(0.05)
             except asyncio.CancelledError:
                 raise
             except Exception as e:

@@ -34,7 +34,8 @@ class Subscriber(Service):
     ``fastfeed.spot.depth.BTCUSDT``), taken by one ordered JetStream consumer, so rows of
     different subjects keep the order the stream stored them in.  ``start``: ``"new"`` (only
     what is published from now on), ``"history"`` (everything the stream still holds), or a
-    stream sequence number to start from.
+    stream sequence number to start from.  ``start()`` gives up after ``start_timeout``
+    seconds without a server; once connected, it reconnects on its own for ever.
 
     Gaps: each subject's messages carry the sequence of their first row; rows skipped on a
     subject (the publisher dropped them, or the stream lost them) are counted in ``lost`` (and
@@ -55,6 +56,7 @@ class Subscriber(Service):
         partial: int = _CAPACITIES["partial"],
         events: int = _CAPACITIES["events"],
         pending_bytes: int = 64 << 20,
+        start_timeout: float | None = 10.0,
     ):
         self.servers = check_url(url)
         self.url = url
@@ -70,6 +72,7 @@ class Subscriber(Service):
         self.start_at = start
         self.stream = stream
         self.pending_bytes = pending_bytes
+        self.start_timeout = start_timeout
         caps = dict(trades=trades, depth=depth, tickers=tickers, partial=partial, events=events)
         self.rings: dict[str, Ring] = {n: Ring(wire.DTYPES[n], caps[n]) for n in wire.RINGS}
         self.symbols: dict[int, str] = {0: ""}
@@ -126,7 +129,9 @@ class Subscriber(Service):
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Connects and starts the consumer; raises if the server or the stream is absent."""
+        """Connects and starts the consumer.  ``ConnectionError`` when no server answers within
+        ``start_timeout`` seconds; nats-py's ``NotFoundError`` when no stream holds the
+        subjects."""
         try:
             import nats
             from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -145,20 +150,32 @@ class Subscriber(Service):
             log.warning("bus subscriber: reconnected to NATS")
 
         async def error(e: Exception) -> None:
+            if self._closing:
+                return
             self.counters["client_errors"] += 1
             self._bad_log(1, "bus subscriber: NATS client error: %s", e)
 
-        self._nc = await nats.connect(
-            self.servers,
-            name="fastfeed-subscriber",
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
-            connect_timeout=2,
-            disconnected_cb=disconnected,
-            reconnected_cb=reconnected,
-            error_cb=error,
-        )
+        # nats-py retries a first connect for as long as reconnects are allowed (for ever):
+        # bounded here, so a wrong URL or a server that is down is an error, not a hang.
+        try:
+            self._nc = await asyncio.wait_for(
+                nats.connect(
+                    self.servers,
+                    name="fastfeed-subscriber",
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,
+                    connect_timeout=2,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    error_cb=error,
+                ),
+                self.start_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise ConnectionError(
+                f"no NATS server answered at {self.url} within {self.start_timeout} s"
+            ) from None
         js = self._nc.jetstream()
         cfg = ConsumerConfig()
         if len(self.subjects) > 1:
