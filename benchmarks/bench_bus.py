@@ -17,7 +17,8 @@ json  each raw JSON frame published as one message (acked the same way: a reply 
 
 Blast: as fast as the publisher can send without dropping anything (the producer waits
 while the publisher's queue is half full); figures are rows per second, end to end (the
-last row in the far rings).  Paced (``--rate`` messages per second, one message per read, as
+last row in the far rings), and rows per CPU second (this process and the nats-server
+together: the figure a loaded machine disturbs least).  Paced (``--rate`` messages per second, one message per read, as
 live traffic arrives): publish-to-receive latency p50/p99, from the moment the read is
 decoded (rows: the publisher's hook; json: just before the publish) to the moment the rows
 are in the far rings.  Rounds alternate the two ways; medians are reported, with ratios.
@@ -174,6 +175,21 @@ def rows_of(reads: list[bytes]) -> int:
     return sum(getattr(d, r).written for r in RINGS)
 
 
+SERVER_PID = 0
+
+
+def cpu() -> float:
+    """CPU seconds of this process (publisher and subscriber) plus the nats-server's."""
+    t = time.process_time()
+    try:
+        with open(f"/proc/{SERVER_PID}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        t += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):  # not Linux: this process alone
+        pass
+    return t
+
+
 def pct(lat: list[int], q: float) -> float:
     return float(np.percentile(np.asarray(lat, dtype=np.float64), q)) / 1e3  # us
 
@@ -213,9 +229,9 @@ async def run_rows(url: str, reads: list[bytes], total: int, rate: float, tag: s
 
     sub.add_hook(hook)
     done = asyncio.Event()
-    sub.add_hook(lambda: done.set() if sub.stats()["rows"] >= total else None)
+    sub.add_hook(lambda: done.set() if sub.counters["rows"] >= total else None)
     half = pub.queue_batches // 2
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     for i, b in enumerate(reads):
         if rate:
             delay = t0 + i / rate - time.perf_counter()
@@ -226,12 +242,12 @@ async def run_rows(url: str, reads: list[bytes], total: int, rate: float, tag: s
             await asyncio.sleep(0)
         await asyncio.sleep(0)
     await asyncio.wait_for(done.wait(), 120)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), cpu()
     st = pub.stats()
     await pub.close()
     await sub.close()
     assert st["dropped_batches"] == 0 and sub.lost == 0, (st, sub.stats())
-    return dict(seconds=t1 - t0, rows=total, messages=st["sent_batches"], lat=lat)
+    return dict(seconds=t1 - t0, cpu=c1 - c0, rows=total, messages=st["sent_batches"], lat=lat)
 
 
 async def run_json(url: str, reads: list[bytes], total: int, rate: float, tag: str) -> dict:
@@ -275,7 +291,7 @@ async def run_json(url: str, reads: list[bytes], total: int, rate: float, tag: s
     )
     subject = f"j{tag}.spot.frames"
     n = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     for i, b in enumerate(reads):
         if rate:
             delay = t0 + i / rate - time.perf_counter()
@@ -293,24 +309,27 @@ async def run_json(url: str, reads: list[bytes], total: int, rate: float, tag: s
             n += 1
         await asyncio.sleep(0)
     await asyncio.wait_for(done.wait(), 120)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), cpu()
     await nc.close()
     await nc2.close()
-    return dict(seconds=t1 - t0, rows=total, messages=n, lat=lat)
+    return dict(seconds=t1 - t0, cpu=c1 - c0, rows=total, messages=n, lat=lat)
 
 
 # ------------------------------------------------------------------------------ main
 
 
 async def main_async(a: argparse.Namespace) -> dict:
+    global SERVER_PID
     server = Server()
+    SERVER_PID = server.proc.pid
     try:
         msgs = corpus(a.n)
         blast = [b"\n".join(msgs[i : i + a.batch]) for i in range(0, len(msgs), a.batch)]
         paced = msgs[: a.paced_n]
         total_blast, total_paced = rows_of(blast), rows_of(paced)
         res: dict[str, dict[str, list]] = {
-            k: {"rows_s": [], "msgs": [], "p50": [], "p99": []} for k in ("rows", "json")
+            k: {"rows_s": [], "rows_cpu_s": [], "msgs": [], "p50": [], "p99": []}
+            for k in ("rows", "json")
         }
         runs = {"rows": run_rows, "json": run_json}
         print(
@@ -323,28 +342,37 @@ async def main_async(a: argparse.Namespace) -> dict:
                 b = await runs[way](server.url, blast, total_blast, 0.0, f"{way}b{r}")
                 p = await runs[way](server.url, paced, total_paced, a.rate, f"{way}p{r}")
                 res[way]["rows_s"].append(b["rows"] / b["seconds"])
+                res[way]["rows_cpu_s"].append(b["rows"] / b["cpu"])
                 res[way]["msgs"].append(b["messages"])
                 res[way]["p50"].append(pct(p["lat"], 50))
                 res[way]["p99"].append(pct(p["lat"], 99))
                 print(
                     f"  round {r + 1} {way:4s}: {b['rows'] / b['seconds']:>10,.0f} rows/s "
-                    f"({b['messages']} messages)  paced p50 {pct(p['lat'], 50):7.0f} us  "
+                    f"{b['rows'] / b['cpu']:>10,.0f} rows/cpu-s ({b['messages']} messages)  "
+                    f"paced p50 {pct(p['lat'], 50):7.0f} us  "
                     f"p99 {pct(p['lat'], 99):7.0f} us",
                     flush=True,
                 )
         med = {w: {k: statistics.median(v) for k, v in d.items()} for w, d in res.items()}
         print(f"\nmedians of {a.repeat} rounds (one process: publisher and subscriber share it)")
-        print(f"{'':6s}{'rows/s':>12s}{'messages':>10s}{'p50 us':>9s}{'p99 us':>9s}")
+        print(
+            f"{'':6s}{'rows/s':>12s}{'rows/cpu-s':>12s}{'messages':>10s}{'p50 us':>9s}{'p99 us':>9s}"
+        )
         for w in ("rows", "json"):
             m = med[w]
-            print(f"{w:6s}{m['rows_s']:>12,.0f}{m['msgs']:>10,.0f}{m['p50']:>9.0f}{m['p99']:>9.0f}")
+            print(
+                f"{w:6s}{m['rows_s']:>12,.0f}{m['rows_cpu_s']:>12,.0f}{m['msgs']:>10,.0f}"
+                f"{m['p50']:>9.0f}{m['p99']:>9.0f}"
+            )
         ratio = {
             "throughput": med["rows"]["rows_s"] / med["json"]["rows_s"],
+            "rows_per_cpu": med["rows"]["rows_cpu_s"] / med["json"]["rows_cpu_s"],
             "p50": med["rows"]["p50"] / med["json"]["p50"],
             "p99": med["rows"]["p99"] / med["json"]["p99"],
         }
         print(
-            f"rows / json: throughput x{ratio['throughput']:.2f}, latency p50 "
+            f"rows / json: throughput x{ratio['throughput']:.2f}, rows per CPU second "
+            f"x{ratio['rows_per_cpu']:.2f}, latency p50 "
             f"x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}"
         )
         return {"config": vars(a), "rounds": res, "median": med, "ratio": ratio}

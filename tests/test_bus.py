@@ -100,14 +100,16 @@ def test_wire_gaps_duplicates_and_bad_messages(caplog):
         sub.on_message(subj, _msg(110, 1))  # 105..109 never came
         sub.on_message(subj, _msg(103, 2))  # a duplicate
         sub.on_message(subj, _msg(109, 3))  # overlaps: 109 was counted lost, 110 is held
+        sub.on_message(subj, _msg(105, 2))  # lost rows arriving late: still lost, not appended
         sub.on_message(subj, _msg(0, 2, run=2))  # the publisher restarted
     ids = sub.trades.tail(sub.trades.written)["trade_id"].tolist()
     assert ids == [100, 101, 102, 103, 104, 110, 111, 0, 1]
     st = sub.stats()
     assert st["lost"] == 5 and st["lost_by_ring"] == {"trades": 5}
-    assert st["duplicates"] == 1 and st["publisher_restarts"] == 1
+    assert st["duplicates"] == 1 and st["late_rows"] == 2 and st["publisher_restarts"] == 1
     assert sub.symbol(1) == "BTCUSDT"
     assert "5 rows lost on fastfeed.spot.trades.BTCUSDT" in caplog.text
+    assert "came after later rows" in caplog.text
 
     good = _msg(0, 1)
     for bad, why in [
@@ -152,7 +154,7 @@ def test_subscriber_rebuilds_identical_rows(nats_server):  # noqa: F811
             async with feed:
                 await until(lambda: feed.trades.written > 100 and feed.depth.written > 100)
                 await pump(feed, 0.5)
-                await pub.close()
+                await pub.close(timeout=10)
             want = {n: published(feed, pub, n) for n in (*DATA, "events")}
             await wait_all(live, want)
             await asyncio.sleep(0.2)  # nothing more may come
@@ -219,11 +221,12 @@ def test_stopped_server_drops_counted_and_recovers(nats_server, caplog):  # noqa
                 await pump(feed, 1.0)
                 await until(lambda: pub.stats()["sent_rows"] > sent, 10, "rows after recovery")
                 assert pub.stats()["dropped_batches"] == dropped  # recovered: no more drops
-                await pub.close()
+                await pub.close(timeout=10)
             check_trades(feed)
             check_depth(feed)
             st = pub.stats()
             assert st["dropped_rows"] > 0 and st["disconnects"] >= 1
+            assert st["dropped_rows_at_close"] == 0, st
             assert "dropped a batch" in caplog.text
 
             sub = Subscriber(nats_server.url, "fastfeed.spot.>", start="history")

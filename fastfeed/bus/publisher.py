@@ -183,7 +183,10 @@ class Publisher(Service):
         self._stopping = False
         self._started = False
         self._drop_log = RateLog(log, logging.WARNING)
-        self._err_log = RateLog(log, logging.ERROR)
+        # one per kind of line: "(N since the last such line)" counts that kind alone
+        self._client_log = RateLog(log, logging.WARNING)
+        self._ack_log = RateLog(log, logging.ERROR)
+        self._send_log = RateLog(log, logging.WARNING)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -226,6 +229,7 @@ class Publisher(Service):
             rows = sum(q[2] for q in self._queue) + sum(v[2] for v in self._inflight.values())
             self.counters["dropped_batches"] += left
             self.counters["dropped_rows"] += rows
+            self.counters["dropped_rows_at_close"] += rows
             log.warning("bus publisher closed with %d batches (%d rows) unsent/unacked", left, rows)
             self._queue.clear()
             self._inflight.clear()
@@ -358,7 +362,7 @@ class Publisher(Service):
 
         async def error(e: Exception) -> None:
             self.counters["client_errors"] += 1
-            self._err_log(1, "bus publisher: NATS client error: %s", e)
+            self._client_log(1, "bus publisher: NATS client error: %s", e)
 
         backoff = Backoff(self.reconnect_wait, max(self.reconnect_wait, 5.0))
         while True:
@@ -438,7 +442,7 @@ class Publisher(Service):
             return
         if b'"error"' in data:
             self.counters["ack_errors"] += 1
-            self._err_log(
+            self._ack_log(
                 1,
                 "bus publisher: JetStream refused a message: %s",
                 data[:200].decode("utf-8", "replace"),
@@ -510,7 +514,7 @@ class Publisher(Service):
                 # a publish on a connection that just broke; the batch is in flight and goes
                 # again after the reconnect
                 self.counters["send_errors"] += 1
-                self._err_log(1, "bus publisher: send failed: %r", e)
+                self._send_log(1, "bus publisher: send failed: %r", e)
                 self._resend = True
                 await asyncio.sleep(0.05)
 
@@ -535,7 +539,8 @@ class Publisher(Service):
 
     def stats(self) -> dict[str, Any]:
         """Counters: ``sent_batches``/``sent_rows``, ``acked_batches``, ``dropped_batches``/
-        ``dropped_rows`` (queue full, or unsent at close), ``resent_batches``,
+        ``dropped_rows`` (queue full, or unsent at close; ``dropped_rows_at_close`` the
+        latter), ``resent_batches``,
         ``ack_timeouts``, ``disconnects``, ``reconnects``, ``connect_failures``,
         ``source_lost`` (rows overwritten before the hook read them); and the current
         ``queued``, ``queued_bytes``, ``inflight``, ``connected``."""
@@ -547,6 +552,7 @@ class Publisher(Service):
                 "acked_batches",
                 "dropped_batches",
                 "dropped_rows",
+                "dropped_rows_at_close",
                 "resent_batches",
                 "ack_timeouts",
                 "ack_errors",

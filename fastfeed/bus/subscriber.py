@@ -81,13 +81,16 @@ class Subscriber(Service):
         self.source_lost: dict[str, int] = {}
         self.last_header: wire.Header | None = None
         self._expect: dict[str, tuple[int, int]] = {}  # subject -> (run, next first)
+        self._gaps: dict[str, collections.deque[tuple[int, int]]] = {}  # the last gaps
         self._hooks: list[Callable[[], Any]] = []
         self._closing = False
         self._nc: Any = None
         self._sub: Any = None
         self._event: asyncio.Event | None = None
         self._gap_log = RateLog(log, logging.WARNING)
+        self._late_log = RateLog(log, logging.WARNING)
         self._bad_log = RateLog(log, logging.ERROR)
+        self._client_log = RateLog(log, logging.WARNING)
 
     @property
     def trades(self) -> Ring:
@@ -153,7 +156,7 @@ class Subscriber(Service):
             if self._closing:
                 return
             self.counters["client_errors"] += 1
-            self._bad_log(1, "bus subscriber: NATS client error: %s", e)
+            self._client_log(1, "bus subscriber: NATS client error: %s", e)
 
         # nats-py retries a first connect for as long as reconnects are allowed (for ever):
         # bounded here, so a wrong URL or a server that is down is an error, not a hang.
@@ -259,6 +262,8 @@ class Subscriber(Service):
             elif h.first > nxt:
                 gap = h.first - nxt
                 self.lost_by_ring[name] += gap
+                gaps = self._gaps.setdefault(subject, collections.deque(maxlen=16))
+                gaps.append((nxt, h.first))
                 self._gap_log(
                     1,
                     "bus subscriber: %d rows lost on %s (sequence %d, expected %d)",
@@ -268,7 +273,21 @@ class Subscriber(Service):
                     nxt,
                 )
             elif h.first + h.count <= nxt:
-                self.counters["duplicates"] += 1
+                # Behind the sequence: a copy of rows held, or rows already counted as lost
+                # arriving late (the stream stored them out of order); neither is appended.
+                g = self._gaps.get(subject, ())
+                if any(a <= h.first and h.first + h.count <= b for a, b in g):
+                    self.counters["late_rows"] += h.count
+                    self._late_log(
+                        1,
+                        "bus subscriber: %d rows on %s came after later rows (sequence %d); "
+                        "counted as lost",
+                        h.count,
+                        subject,
+                        h.first,
+                    )
+                else:
+                    self.counters["duplicates"] += 1
                 return
             elif h.first < nxt:
                 skip = nxt - h.first
@@ -290,6 +309,7 @@ class Subscriber(Service):
 
     def stats(self) -> dict[str, Any]:
         """``messages``, ``rows``, ``lost`` (total) and ``lost_by_ring``, ``duplicates``,
+        ``late_rows`` (lost rows that came after later ones: still counted in ``lost``),
         ``bad_messages``, ``publisher_restarts``, ``disconnects``, ``reconnects``, and the
         publisher's own ``source_lost`` by ring; ``written`` by ring."""
         out: dict[str, Any] = {
@@ -298,6 +318,7 @@ class Subscriber(Service):
                 "messages",
                 "rows",
                 "duplicates",
+                "late_rows",
                 "bad_messages",
                 "publisher_restarts",
                 "disconnects",
