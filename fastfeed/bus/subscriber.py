@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastfeed._aio import Service, wait_event
+from fastfeed._aio import Backoff, Service, wait_event
 from fastfeed.bus import wire
 from fastfeed.bus._append import append_rows
 from fastfeed.bus.publisher import RateLog, check_url
@@ -138,6 +138,7 @@ class Subscriber(Service):
         try:
             import nats
             from nats.js.api import ConsumerConfig, DeliverPolicy
+            from nats.js.errors import ServerError, ServiceUnavailableError
         except ImportError:  # pragma: no cover - the bus extra
             raise ImportError("fastfeed.bus needs nats-py: pip install 'fastfeed[bus]'") from None
         self._event = asyncio.Event()
@@ -180,26 +181,41 @@ class Subscriber(Service):
                 f"no NATS server answered at {self.url} within {self.start_timeout} s"
             ) from None
         js = self._nc.jetstream()
-        cfg = ConsumerConfig()
+        # A cluster that just lost a node may time out a consumer's creation while it elects
+        # new leaders: retried until start_timeout.  A missing stream is not retried.
+        deadline = None if self.start_timeout is None else time.monotonic() + self.start_timeout
+        backoff = Backoff(0.1, 2.0)
+        while True:
+            try:
+                self._sub = await js.subscribe(
+                    self.subjects[0],
+                    cb=self._on_msg,
+                    stream=self.stream,
+                    config=self._consumer_config(ConsumerConfig, DeliverPolicy),
+                    ordered_consumer=True,
+                    idle_heartbeat=1.0,
+                    pending_bytes_limit=self.pending_bytes,
+                )
+                return
+            except (nats.errors.TimeoutError, ServiceUnavailableError, ServerError) as e:
+                delay = backoff.next()
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    raise
+                log.warning("bus subscriber: consumer not created (%r); retry in %.2f s", e, delay)
+                await asyncio.sleep(delay)
+
+    def _consumer_config(self, config_cls: Any, policies: Any) -> Any:
+        cfg = config_cls()
         if len(self.subjects) > 1:
             cfg.filter_subjects = list(self.subjects)
         if self.start_at == "new":
-            policy = DeliverPolicy.NEW
+            cfg.deliver_policy = policies.NEW
         elif self.start_at == "history":
-            policy = DeliverPolicy.ALL
+            cfg.deliver_policy = policies.ALL
         else:
-            policy = DeliverPolicy.BY_START_SEQUENCE
+            cfg.deliver_policy = policies.BY_START_SEQUENCE
             cfg.opt_start_seq = int(self.start_at)
-        cfg.deliver_policy = policy
-        self._sub = await js.subscribe(
-            self.subjects[0],
-            cb=self._on_msg,
-            stream=self.stream,
-            config=cfg,
-            ordered_consumer=True,
-            idle_heartbeat=1.0,
-            pending_bytes_limit=self.pending_bytes,
-        )
+        return cfg
 
     async def close(self) -> None:
         self._closing = True
