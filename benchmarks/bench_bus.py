@@ -178,16 +178,19 @@ def rows_of(reads: list[bytes]) -> int:
 SERVER_PID = 0
 
 
-def cpu() -> float:
-    """CPU seconds of this process (publisher and subscriber) plus the nats-server's."""
-    t = time.process_time()
+def server_cpu() -> float:
+    """CPU seconds of the nats-server (0 where /proc is absent)."""
     try:
         with open(f"/proc/{SERVER_PID}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        t += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):  # not Linux: this process alone
-        pass
-    return t
+        return 0.0
+
+
+def cpu() -> float:
+    """CPU seconds of this process (publisher and subscriber) plus the nats-server's."""
+    return time.process_time() + server_cpu()
 
 
 def pct(lat: list[int], q: float) -> float:
@@ -231,7 +234,7 @@ async def run_rows(url: str, reads: list[bytes], total: int, rate: float, tag: s
     done = asyncio.Event()
     sub.add_hook(lambda: done.set() if sub.counters["rows"] >= total else None)
     half = pub.queue_batches // 2
-    t0, c0 = time.perf_counter(), cpu()
+    t0, c0, s0 = time.perf_counter(), cpu(), server_cpu()
     for i, b in enumerate(reads):
         if rate:
             delay = t0 + i / rate - time.perf_counter()
@@ -242,12 +245,19 @@ async def run_rows(url: str, reads: list[bytes], total: int, rate: float, tag: s
             await asyncio.sleep(0)
         await asyncio.sleep(0)
     await asyncio.wait_for(done.wait(), 120)
-    t1, c1 = time.perf_counter(), cpu()
+    t1, c1, s1 = time.perf_counter(), cpu(), server_cpu()
     st = pub.stats()
     await pub.close()
     await sub.close()
     assert st["dropped_batches"] == 0 and sub.lost == 0, (st, sub.stats())
-    return dict(seconds=t1 - t0, cpu=c1 - c0, rows=total, messages=st["sent_batches"], lat=lat)
+    return dict(
+        seconds=t1 - t0,
+        cpu=c1 - c0,
+        server_cpu=s1 - s0,
+        rows=total,
+        messages=st["sent_batches"],
+        lat=lat,
+    )
 
 
 async def run_json(url: str, reads: list[bytes], total: int, rate: float, tag: str) -> dict:
@@ -291,7 +301,7 @@ async def run_json(url: str, reads: list[bytes], total: int, rate: float, tag: s
     )
     subject = f"j{tag}.spot.frames"
     n = 0
-    t0, c0 = time.perf_counter(), cpu()
+    t0, c0, s0 = time.perf_counter(), cpu(), server_cpu()
     for i, b in enumerate(reads):
         if rate:
             delay = t0 + i / rate - time.perf_counter()
@@ -309,10 +319,10 @@ async def run_json(url: str, reads: list[bytes], total: int, rate: float, tag: s
             n += 1
         await asyncio.sleep(0)
     await asyncio.wait_for(done.wait(), 120)
-    t1, c1 = time.perf_counter(), cpu()
+    t1, c1, s1 = time.perf_counter(), cpu(), server_cpu()
     await nc.close()
     await nc2.close()
-    return dict(seconds=t1 - t0, cpu=c1 - c0, rows=total, messages=n, lat=lat)
+    return dict(seconds=t1 - t0, cpu=c1 - c0, server_cpu=s1 - s0, rows=total, messages=n, lat=lat)
 
 
 # ------------------------------------------------------------------------------ main
@@ -328,7 +338,14 @@ async def main_async(a: argparse.Namespace) -> dict:
         paced = msgs[: a.paced_n]
         total_blast, total_paced = rows_of(blast), rows_of(paced)
         res: dict[str, dict[str, list]] = {
-            k: {"rows_s": [], "rows_cpu_s": [], "msgs": [], "p50": [], "p99": []}
+            k: {
+                "rows_s": [],
+                "rows_cpu_s": [],
+                "server_share": [],
+                "msgs": [],
+                "p50": [],
+                "p99": [],
+            }
             for k in ("rows", "json")
         }
         runs = {"rows": run_rows, "json": run_json}
@@ -343,12 +360,14 @@ async def main_async(a: argparse.Namespace) -> dict:
                 p = await runs[way](server.url, paced, total_paced, a.rate, f"{way}p{r}")
                 res[way]["rows_s"].append(b["rows"] / b["seconds"])
                 res[way]["rows_cpu_s"].append(b["rows"] / b["cpu"])
+                res[way]["server_share"].append(b["server_cpu"] / b["cpu"])
                 res[way]["msgs"].append(b["messages"])
                 res[way]["p50"].append(pct(p["lat"], 50))
                 res[way]["p99"].append(pct(p["lat"], 99))
                 print(
                     f"  round {r + 1} {way:4s}: {b['rows'] / b['seconds']:>10,.0f} rows/s "
-                    f"{b['rows'] / b['cpu']:>10,.0f} rows/cpu-s ({b['messages']} messages)  "
+                    f"{b['rows'] / b['cpu']:>10,.0f} rows/cpu-s (server {b['server_cpu'] / b['cpu']:.0%}; "
+                    f"{b['messages']} messages)  "
                     f"paced p50 {pct(p['lat'], 50):7.0f} us  "
                     f"p99 {pct(p['lat'], 99):7.0f} us",
                     flush=True,

@@ -133,6 +133,8 @@ def test_arguments_fail_fast():
         Publisher(Feed(), "http://127.0.0.1:4222")
     with pytest.raises(ValueError, match="queue_batches"):
         Publisher(Feed(), "nats://127.0.0.1:4222", queue_batches=0)
+    with pytest.raises(ValueError, match="prefix"):
+        Publisher(Feed(), "nats://127.0.0.1:4222", prefix="a..b")
     with pytest.raises(ValueError, match="unknown ring"):
         Publisher(Feed(), "nats://127.0.0.1:4222", rings=("trade",))
     with pytest.raises(ValueError, match="start must be"):

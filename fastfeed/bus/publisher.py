@@ -134,8 +134,13 @@ class Publisher(Service):
         if market is None:
             market = getattr(feed, "market", None) or "spot"
         self.market = str(market)
-        if not prefix or any(c in prefix for c in "*> \t") or prefix.startswith("."):
-            raise ValueError(f"prefix {prefix!r} is not a NATS subject prefix (e.g. 'fastfeed')")
+        if not isinstance(prefix, str) or any(
+            not t or wire.token(t) != t for t in prefix.split(".")
+        ):
+            raise ValueError(
+                f"prefix {prefix!r} is not a NATS subject prefix: dot-separated tokens of "
+                "letters, digits, '_' and '-' (e.g. 'fastfeed' or 'desk1.fastfeed')"
+            )
         self.prefix = prefix
         self.stream = stream or f"{prefix}_{wire.token(self.market)}".upper().replace(".", "_")
         for r in rings:
@@ -377,6 +382,9 @@ class Publisher(Service):
                     disconnected_cb=disconnected,
                     reconnected_cb=reconnected,
                     error_cb=error,
+                    # our subjects are built from checked tokens (wire.token): not re-parsed
+                    # on every publish
+                    skip_subject_validation=True,
                 )
                 break
             except Exception as e:
