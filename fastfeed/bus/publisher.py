@@ -353,6 +353,11 @@ class Publisher(Service):
         async def disconnected() -> None:
             assert self._connected is not None
             self._connected.clear()
+            # Before the reconnect: what is in flight goes again before anything new, or the
+            # stream could store new rows before older ones (a subscriber would count those
+            # as lost).
+            self._resend = True
+            self._stream_ok = False
             if self._stopping:
                 return
             self.counters["disconnects"] += 1
@@ -481,6 +486,8 @@ class Publisher(Service):
             try:
                 if not self._nc.is_connected:
                     self._connected.clear()
+                    self._resend = True
+                    self._stream_ok = False
                     await self._idle(0.1)
                     continue
                 if not self._stream_ok:
@@ -503,8 +510,8 @@ class Publisher(Service):
                         for n, item in list(self._inflight.items()):
                             await self._send(n, item)
                 while self._queue and len(self._inflight) < self.max_inflight:
-                    if not self._nc.is_connected:
-                        break
+                    if not self._nc.is_connected or not self._stream_ok or self._resend:
+                        break  # the older in-flight batches go first
                     subj, payload, k = self._queue.popleft()
                     self._queued_bytes -= len(payload)
                     n = self._next_n
