@@ -288,17 +288,17 @@ class Subscriber(Service):
                     h.first,
                     nxt,
                 )
-            elif h.first + h.count <= nxt:
+            elif h.first + h.row_count <= nxt:
                 # Behind the sequence: a copy of rows held, or rows already counted as lost
                 # arriving late (the stream stored them out of order); neither is appended.
                 g = self._gaps.get(subject, ())
-                if any(a <= h.first and h.first + h.count <= b for a, b in g):
-                    self.counters["late_rows"] += h.count
+                if any(a <= h.first and h.first + h.row_count <= b for a, b in g):
+                    self.counters["late_rows"] += h.row_count
                     self._late_log(
                         1,
                         "bus subscriber: %d rows on %s came after later rows (sequence %d); "
                         "counted as lost",
-                        h.count,
+                        h.row_count,
                         subject,
                         h.first,
                     )
@@ -307,13 +307,13 @@ class Subscriber(Service):
                 return
             elif h.first < nxt:
                 skip = nxt - h.first
-        self._expect[subject] = (h.run, h.first + h.count)
+        self._expect[subject] = (h.run, h.first + h.row_count)
         if h.flags & wire.FLAG_BY_SYMBOL and h.symbol_id not in self.symbols:
             self.symbols[h.symbol_id] = h.symbol
         if h.source_lost > self.source_lost.get(name, 0):
             self.source_lost[name] = h.source_lost
         append_rows(self.rings[name], memoryview(data)[h.offset + skip * h.row_size :])
-        self.counters["rows"] += h.count - skip
+        self.counters["rows"] += h.row_count - skip
         self.last_header = h
         if self._event is not None:
             self._event.set()

@@ -31,8 +31,7 @@ import re
 import struct
 import sys
 import zlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -74,15 +73,16 @@ class WireError(ValueError):
     """A message that is not a fastfeed bus message of a layout this version reads."""
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
+    """A message's header fields (a tuple: built once per message received)."""
+
     ring: int
     flags: int
     dtype_crc: int
     row_size: int
     run: int
     first: int
-    count: int
+    row_count: int
     symbol_id: int
     source: int
     source_lost: int
