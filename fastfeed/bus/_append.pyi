@@ -1,0 +1,3 @@
+from fastfeed.core._ring import Ring
+
+def append_rows(ring: Ring, data: bytes | bytearray | memoryview) -> int: ...
