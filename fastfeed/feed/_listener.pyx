@@ -196,7 +196,8 @@ cdef class FeedListener(WSListener):
             return
         if self.sink.recorder is not None:
             self.sink.recorder.frame(self.conn_id, p, n, now)
-        if self.sink.take(self.decoder, p, n, now, self.conn_id, self.overlap) == T_DUPLICATE:
+        if self.sink.take(<void*>self.decoder, p, n, now, self.conn_id,
+                          self.overlap) == T_DUPLICATE:
             self.duplicates += 1
 
     cdef void replay_message(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept:
