@@ -51,12 +51,12 @@ ctypedef struct EventRow:
 
 
 # The filter's state of one (symbol, stream slot): 32 bytes, so an entry never straddles a
-# cache line and a message touches one line of the table (ids, time and row positions).
+# cache line and a message touches one line of the table (id, time and row position).
 ctypedef struct FilterEntry:
     int64_t last_id         # last accepted id, -1 = none yet
     int64_t last_ns         # receive time of the last accepted message
-    int64_t first_seq       # ring sequence of the last accepted message's first row, -1 = none
-    int64_t last_seq        # ... and of its last row
+    int64_t last_seq        # ring sequence of the last accepted message's last row, -1 = none
+    int64_t unused          # keeps an entry at 32 bytes
 
 
 cdef class FeedSink:
@@ -103,12 +103,10 @@ cdef class FeedSink:
             return T_NONE
         cdef FilterEntry* e = NULL
         cdef int r = self.admit(&(<BinanceDecoder>decp).hdr, conn, overlap, now, &e)
-        cdef uint64_t* w
         if r == T_ACCEPTED:
-            w = self.wpos[(<BinanceDecoder>decp).hdr.kind]   # kinds TRADE .. PARTIAL: rings
-            e.first_seq = <int64_t>w[0]
             (<BinanceDecoder>decp).commit_staged()
-            e.last_seq = <int64_t>w[0] - 1
+            # kinds TRADE .. PARTIAL index their rings' positions
+            e.last_seq = <int64_t>self.wpos[(<BinanceDecoder>decp).hdr.kind][0] - 1
         return r
 
     cdef inline int admit(self, const MsgHeader* h, uint32_t conn, uint8_t* overlap,

@@ -80,8 +80,8 @@ cdef class FeedSink:
             raise MemoryError()
         cdef Py_ssize_t i
         for i in range(self.nsym * N_SLOTS):
-            self.ent[i].last_id = self.ent[i].first_seq = self.ent[i].last_seq = -1
-            self.ent[i].last_ns = 0
+            self.ent[i].last_id = self.ent[i].last_seq = -1
+            self.ent[i].last_ns = self.ent[i].unused = 0
         cdef Ring r
         for i, r in enumerate((decoder.trades, decoder.depth, decoder.tickers, decoder.partial,
                                self.events)):
