@@ -162,6 +162,45 @@ async def paced_async_for(info: dict, n: int) -> np.ndarray:
     return rows.lat
 
 
+async def paced_all(
+    info: dict, n: int, paths: tuple[str, ...] = ("c-level", "hook", "async for")
+) -> dict[str, np.ndarray]:
+    """Several paths on one feed at once (the same messages, the same moment of the machine):
+    ``{"c-level": ..., "hook": ..., "async for": ...}`` in microseconds.  They run in that
+    order after each read, so each includes the work of the ones before it: compare a pair
+    (``paths=("c-level", "async for")``) to see one path's own cost."""
+    mod = build()
+    feed = _feed(info)
+    c = mod.LatencyConsumer(feed, n, 1000) if "c-level" in paths else None
+    hook = _Rows(feed, n)
+    if "hook" in paths:
+        feed.add_hook(hook)
+    aio = _Rows(feed, n)
+    use_aio = "async for" in paths
+
+    def done() -> bool:
+        if use_aio:
+            aio()
+        return all(
+            x >= n
+            for x in (
+                c.count if c is not None else n,
+                hook.n if "hook" in paths else n,
+                aio.n if use_aio else n,
+            )
+        )
+
+    try:
+        await _run(feed, done)
+        out = {"hook": hook.lat, "async for": aio.lat}
+        if c is not None:
+            out["c-level"] = c.latencies_us()
+        return {k: out[k] for k in paths}
+    finally:
+        if c is not None:
+            c.close()
+
+
 async def _main() -> None:  # pragma: no cover - a manual check: python consumer_clients.py
     import argparse
 
@@ -170,23 +209,38 @@ async def _main() -> None:  # pragma: no cover - a manual check: python consumer
     ap = argparse.ArgumentParser(description="paced latency of the three consumer paths")
     ap.add_argument("--rate", type=float, default=20000)
     ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument(
+        "--together", action="store_true", help="C + hook, then C + async for, on one feed each"
+    )
     a = ap.parse_args()
-    for name, fn in (
-        ("c-level", paced_clevel),
-        ("hook", paced_hook),
-        ("async for", paced_async_for),
-    ):
-        p, info = start_sim(["--paced", str(a.rate), "--paced-count", str(a.n)])
-        try:
-            lat = await fn(info, a.n)
-        finally:
-            p.terminate()
-            p.wait()
+
+    def show(name: str, lat: np.ndarray) -> None:
         pct = {q: float(np.percentile(lat, q)) for q in (50, 99, 99.9)}
         print(
             f"{name:10s} n={len(lat)} p50 {pct[50]:.1f} us  p99 {pct[99]:.1f} us  "
             f"p99.9 {pct[99.9]:.1f} us"
         )
+
+    runs: list[tuple[str, Any]] = [
+        ("c-level", paced_clevel),
+        ("hook", paced_hook),
+        ("async for", paced_async_for),
+    ]
+    if a.together:
+        runs = [
+            (f"{x} + {y}", lambda i, n, p=(x, y): paced_all(i, n, p))
+            for x, y in (("c-level", "hook"), ("c-level", "async for"))
+        ]
+    for name, fn in runs:
+        p, info = start_sim(["--paced", str(a.rate), "--paced-count", str(a.n)])
+        try:
+            res = await fn(info, a.n)
+        finally:
+            p.terminate()
+            p.wait()
+        print(name)
+        for k, lat in res.items() if isinstance(res, dict) else [(name, res)]:
+            show(k, lat)
 
 
 if __name__ == "__main__":
