@@ -187,18 +187,20 @@ cdef class FeedSink:
 
     cdef void _wake_waiters(self) noexcept:
         cdef list ws = self.waiters
-        if not ws:
-            if not self.woken:
-                self.pending = True
-            return
-        self.waiters = []
-        self.woken = True
-        try:
-            for fut in ws:
-                if not fut.done():
-                    fut.set_result(None)
-        except BaseException:
-            log.exception("waking a feed waiter failed")
+        cdef bint woke = False
+        if ws:
+            self.waiters = []
+            try:
+                for fut in ws:
+                    if not fut.done():     # a cancelled wait is skipped
+                        fut.set_result(None)
+                        woke = True
+            except BaseException:
+                log.exception("waking a feed waiter failed")
+        if woke:
+            self.woken = True
+        elif not self.woken:
+            self.pending = True         # nobody waited: the next wait() returns at once
 
     # ------------------------------------------------------------------ consumers
 
@@ -263,6 +265,9 @@ cdef class FeedSink:
         if self.pending:
             self.pending = False
             return None
+        if len(self.waiters) >= 16:
+            # waits cancelled while no read came (timeouts): keep the list bounded
+            self.waiters = [f for f in self.waiters if not f.done()]
         fut = loop.create_future()
         self.waiters.append(fut)
         return fut

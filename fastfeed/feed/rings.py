@@ -5,6 +5,7 @@ and an ``on_data`` callback run after each wake."""
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -63,8 +64,8 @@ class FeedRings:
         self.sink.remove_hook(hook)
 
     def _symbol_id(self, symbol: str | int) -> int:
-        if isinstance(symbol, int):
-            return symbol
+        if not isinstance(symbol, str):
+            return operator.index(symbol)  # an id (numpy integers too)
         try:
             return self._sym_ids[symbol]  # a dict hit: no allocation per call
         except AttributeError:
