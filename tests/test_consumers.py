@@ -31,17 +31,25 @@ U64 = np.uint64
 
 
 def _env() -> dict:
-    path = os.pathsep.join(x for x in (ROOT, os.environ.get("PYTHONPATH")) if x)
+    """A child interpreter that imports the fastfeed this one imported (this tree's build, or
+    the installed wheel under cibuildwheel)."""
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastfeed.__file__)))
+    path = os.pathsep.join(x for x in (pkg_parent, os.environ.get("PYTHONPATH")) if x)
     return dict(os.environ, PYTHONPATH=path)
 
 
 def build_example(dest) -> str:
     """Builds examples/cstrategy in ``dest`` the way a user would; returns the directory."""
     cc = sysconfig.get_config_var("CC") or "cc"
+    missing = None
     if shutil.which(cc.split()[0]) is None:
+        missing = f"no C compiler ({cc})"
+    elif importlib.util.find_spec("Cython") is None:
+        missing = "no Cython"
+    if missing:
         if os.environ.get("CI") == "true":
-            raise AssertionError(f"no C compiler ({cc}) under CI")
-        pytest.skip(f"no C compiler ({cc}): the example strategy cannot be built")
+            raise AssertionError(f"{missing} under CI: the example strategy must be built")
+        pytest.skip(f"{missing}: the example strategy cannot be built")
     for name in ("vwap.pyx", "setup.py"):
         shutil.copy(os.path.join(EXAMPLE, name), dest)
     p = subprocess.run(

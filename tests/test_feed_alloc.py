@@ -112,9 +112,13 @@ def test_alloc_flat_and_rss_over_1m_messages_and_100_reconnects():
     import os
     import subprocess
 
-    # The child imports fastfeed from this tree, as the suite does (not an installed copy).
+    import fastfeed
+
+    # The child imports the fastfeed this process imported (the tree's own build when the suite
+    # runs in the tree; the installed wheel under cibuildwheel), whatever its working folder.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH")) if x)
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastfeed.__file__)))
+    path = os.pathsep.join(x for x in (pkg_parent, os.environ.get("PYTHONPATH")) if x)
     p = subprocess.run(
         [sys.executable, __file__, "--measure"],
         capture_output=True,
