@@ -47,6 +47,16 @@ from fastfeed.record.writer import Recorder
 
 __version__ = "0.1.0"
 
+
+def get_include() -> str:
+    """The directory of fastfeed's C headers, for building a Cython extension that cimports
+    fastfeed (a C-level consumer, ``fastfeed/feed/consumer.pxd``): pass it in
+    ``include_dirs``.  The ``.pxd`` files are found on ``sys.path`` beside the package."""
+    import os
+
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "core")
+
+
 __all__ = [
     "BOOK_EVENT_DTYPE",
     "DEPTH_DTYPE",
@@ -84,5 +94,6 @@ __all__ = [
     "TLSVerificationError",
     "WeightBudget",
     "default_ssl_context",
+    "get_include",
     "run",
 ]

@@ -109,10 +109,23 @@ def test_alloc_flat_and_rss_over_1m_messages_and_100_reconnects():
     # In an interpreter of its own: the suite's earlier tests leave this process's heap in a
     # state of their own (fragments, caches), which is not the feed's growth.
     import json
+    import os
     import subprocess
 
+    import fastfeed
+
+    # The child imports the fastfeed this process imported (the tree's own build when the suite
+    # runs in the tree; the installed wheel under cibuildwheel), whatever its working folder.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastfeed.__file__)))
+    path = os.pathsep.join(x for x in (pkg_parent, os.environ.get("PYTHONPATH")) if x)
     p = subprocess.run(
-        [sys.executable, __file__, "--measure"], capture_output=True, text=True, timeout=600
+        [sys.executable, __file__, "--measure"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=path),
     )
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout.strip().splitlines()[-1])

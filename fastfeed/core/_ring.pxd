@@ -1,4 +1,4 @@
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint64_t
 
 
 cdef extern from "_prefetch.h":
@@ -39,3 +39,8 @@ cdef class Ring:
         return self._written - self.cap if self._written > self.cap else 0
 
     cdef object _rows(self, uint64_t start, uint64_t end, bint copy)
+
+    # The row buffer of ``out``, a caller-owned writable C-contiguous numpy array of this
+    # ring's dtype holding at least one row (latest, row, the feed's last_row): checked,
+    # nothing allocated.  TypeError / ValueError naming the mismatch.
+    cdef char* row_out(self, object out) except NULL

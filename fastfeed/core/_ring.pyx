@@ -4,7 +4,7 @@ from collections import namedtuple
 
 import numpy as np
 cimport numpy as cnp
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 cnp.import_array()
 
@@ -122,6 +122,39 @@ cdef class Ring:
         out[:first] = self.array[i0:]
         out[first:] = self.array[:n - first]
         return out
+
+    def latest(self, out):
+        """Copy the newest row into ``out[0]`` (an array of this ring's dtype you made once:
+        ``np.zeros(1, ring.dtype)``) and return its sequence number; -1 (``out`` untouched)
+        if the ring is empty.  Allocates nothing: for the question a strategy asks every
+        time."""
+        cdef char* dst = self.row_out(out)
+        if self._written == 0:
+            return -1
+        memcpy(dst, self.slot(self._written - 1), self.itemsize)
+        return <int64_t>(self._written - 1)
+
+    def row(self, int64_t seq, out):
+        """Copy row ``seq`` into ``out[0]`` and return ``seq``; -1 (``out`` untouched) if
+        the row is not held: not written yet, or overwritten.  Allocates nothing."""
+        cdef char* dst = self.row_out(out)
+        if seq < 0 or <uint64_t>seq >= self._written or <uint64_t>seq < self.oldest_seq():
+            return -1
+        memcpy(dst, self.slot(<uint64_t>seq), self.itemsize)
+        return seq
+
+    cdef char* row_out(self, object out) except NULL:
+        if not cnp.PyArray_Check(out):
+            raise TypeError(
+                f"out must be a numpy array of the ring's dtype, got {type(out).__name__}")
+        cdef cnp.ndarray a = <cnp.ndarray>out
+        if (<object>cnp.PyArray_DESCR(a)) is not self.array.dtype and a.dtype != self.array.dtype:
+            raise TypeError(f"out has dtype {a.dtype}, not the ring's ({self.array.dtype})")
+        if not cnp.PyArray_ISCARRAY(a):
+            raise ValueError("out must be writable and C-contiguous")
+        if cnp.PyArray_SIZE(a) < 1:
+            raise ValueError("out must hold at least one row")
+        return <char*>cnp.PyArray_DATA(a)
 
     def __repr__(self):
         return f"<Ring {self.array.dtype.names[:3]}... capacity={self.cap} written={self._written}>"

@@ -197,7 +197,8 @@ cdef class FeedListener(WSListener):
             return
         if self.sink.recorder is not None:
             self.sink.recorder.frame(self.conn_id, p, n, now)
-        if self.sink.take(self.decoder, p, n, now, self.conn_id, self.overlap) == T_DUPLICATE:
+        if self.sink.take(<void*>self.decoder, p, n, now, self.conn_id,
+                          self.overlap) == T_DUPLICATE:
             self.duplicates += 1
             if self.sink.dup_age_ns >= 0:   # redundant legs: how far behind the winner
                 self.late += 1

@@ -424,7 +424,7 @@ class BinanceFeed(Service, FeedRings):
         self._routes: list[_Route] = []
         self._sub_lock: asyncio.Lock | None = None  # subscribe/unsubscribe, one at a time
         self._slot_cache: dict[str, tuple[int, int] | None] = {}
-        self._event: asyncio.Event | None = None
+        self._live = False  # start() ran: wait() may be called
         self._tasks: list[asyncio.Task] = []
         self._closing = False
         self._fatal: BaseException | None = None
@@ -434,8 +434,7 @@ class BinanceFeed(Service, FeedRings):
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Start the route supervisors and wait until every route is subscribed."""
-        self._event = asyncio.Event()
-        self.sink.add_hook(self._event.set)
+        self._live = True
         self._started = time.monotonic()
         self._ssl = self.endpoint.ssl
         self._sub_lock = asyncio.Lock()
@@ -475,9 +474,9 @@ class BinanceFeed(Service, FeedRings):
                 raise self._fatal
             if all(r.ready.is_set() for r in self._routes):
                 return
-            assert self._event is not None, "start() creates the event before this runs"
-            self._event.clear()
-            await self._event.wait()
+            fut = self.sink.waiter(asyncio.get_running_loop())
+            if fut is not None:
+                await fut
 
     async def close(self) -> None:
         """Stop every task and close every connection (idempotent)."""
@@ -491,8 +490,7 @@ class BinanceFeed(Service, FeedRings):
         from fastfeed.record import detach
 
         detach(self)
-        if self._event is not None:
-            self._event.set()
+        self.sink.wake()
         self._state("closed")
 
     # ------------------------------------------------------------------ consumers
@@ -504,9 +502,12 @@ class BinanceFeed(Service, FeedRings):
             raise self._fatal
         if self._closing:
             raise FeedError("feed closed")
-        assert self._event is not None, "start() creates the event"
-        await self._event.wait()
-        self._event.clear()
+        assert self._live, "start() runs before wait()"
+        # A future resolved in C once the read's hooks ran (no asyncio.Event in between:
+        # docs/decisions/0213-consumer-paths.md); None when rows came while nobody waited.
+        fut = self.sink.waiter(asyncio.get_running_loop())
+        if fut is not None:
+            await fut
         if self._fatal is not None:
             raise self._fatal
 
@@ -835,8 +836,7 @@ class BinanceFeed(Service, FeedRings):
         self.failures[type(err).__name__] += 1
         self.errors.append((time.time(), route.name, err))
         self._state("connect_failed", route=route.name, error=str(err))
-        if self._event is not None:
-            self._event.set()  # lets start() notice
+        self.sink.wake()  # lets start() notice
 
     async def _route_loop(self, route: _Route) -> None:
         backoff = Backoff(self.backoff_initial, self.backoff_max)
@@ -876,8 +876,7 @@ class BinanceFeed(Service, FeedRings):
             route.conn = conn
             route.probation = False
             route.ready.set()
-            assert self._event is not None, "start() creates the event before the routes run"
-            self._event.set()
+            self.sink.wake()
             reason, conn = await self._serve(route, conn)
             lis = conn.listener
             if (
