@@ -327,15 +327,17 @@ def message_latencies(wake_ns, wake_trades, wake_depth, trades, depth) -> np.nda
     wake_ns = np.asarray(wake_ns, np.int64)
     first = np.ones(len(depth), bool)
     first[1:] = depth["last_id"][1:] != depth["last_id"][:-1]
-    parts = []
-    for rows, seen in ((trades, wake_trades), (depth[first], wake_depth)):
-        idx = np.arange(len(rows)) if rows is trades else np.nonzero(first)[0]
-        k = np.searchsorted(np.asarray(seen, np.int64), idx, side="right")
+    e_parts, lat_parts = [], []
+    for rows, index, seen in (
+        (trades, np.arange(len(trades)), wake_trades),
+        (depth[first], np.nonzero(first)[0], wake_depth),
+    ):
+        k = np.searchsorted(np.asarray(seen, np.int64), index, side="right")
         ok = k < len(wake_ns)
         e_us = rows["event_time"][ok]
-        parts.append((e_us, (wake_ns[k[ok]] - e_us * 1000) / 1e3))
-    e = np.concatenate([p[0] for p in parts])
-    lat = np.concatenate([p[1] for p in parts])
+        e_parts.append(e_us)
+        lat_parts.append((wake_ns[k[ok]] - e_us * 1000) / 1e3)
+    e, lat = np.concatenate(e_parts), np.concatenate(lat_parts)
     return lat[np.argsort(e, kind="stable")]
 
 
@@ -599,6 +601,7 @@ def run_stats(res: dict, n: int, warmup: int) -> dict:
         "min_us": float(body.min()),
         "cpu_us_per_msg": res["cpu_us_per_msg"],
         "messages": len(body),
+        "received": len(lat),
     }
     for k in ("wakes_per_msg", "reads_per_msg"):
         if k in res:
