@@ -784,16 +784,8 @@ def paced_main(a) -> dict:
     print("\n".join(bars), flush=True)
     if a.table:
         with open(a.table, "w") as f:
-            f.write(
-                head
-                + "\n\n"
-                + table
-                + "\n\n"
-                + sims
-                + "\n\n"
-                + "\n".join(f"- {b}" for b in bars)
-                + "\n"
-            )
+            bullets = "\n".join(f"- {b}" for b in bars)
+            f.write(f"{head}\n\n{table}\n\nSimulator:\n\n{sims}\n\nBars:\n\n{bullets}\n")
     return {
         "rates": a.paced,
         "messages": a.paced_n,
