@@ -470,25 +470,7 @@ PACED_CLIENTS: dict[str, tuple[PacedClient, tuple[str, ...], Callable[[], str | 
     "fastfeed async for": (paced_ff_async_for, (), None),
     "fastfeed hook": (paced_ff_hook, (), None),
 }
-# The C-level consumer (and that engineer's own hook / async-for consumers) plug in from
-# benchmarks/consumer_clients.py when it exists; same contract.
 PACED_NOTES: list[str] = []
-try:
-    import consumer_clients
-
-    for _attr, _name in (
-        ("paced_clevel", "fastfeed C-level"),
-        ("paced_hook", "fastfeed hook (consumer_clients)"),
-        ("paced_async_for", "fastfeed async for (consumer_clients)"),
-    ):
-        if hasattr(consumer_clients, _attr):
-            PACED_CLIENTS[_name] = (getattr(consumer_clients, _attr), (), None)
-        else:
-            PACED_NOTES.append(f"{_name}: consumer_clients.{_attr} not defined yet, skipped")
-except ImportError as _e:
-    PACED_NOTES.append(
-        f"fastfeed C-level: benchmarks/consumer_clients.py not importable ({_e}), slot empty"
-    )
 
 
 def paced_child(name: str, info: dict, n: int, warmup: int, out: str) -> None:
@@ -551,6 +533,7 @@ def measure_paced(name, rate, n, warmup=0, fine=True, timeout=900, script=__file
     client's CPU and extras, and the simulator's achieved rate and send lag."""
     import tempfile
 
+    pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     with tempfile.TemporaryDirectory() as tmp, open(os.path.join(tmp, "sim.err"), "w+") as err:
         sim_args = ["--paced", str(rate), "--paced-count", str(n)] + (["--paced-fine"] * fine)
         sim = subprocess.Popen(
@@ -570,7 +553,7 @@ def measure_paced(name, rate, n, warmup=0, fine=True, timeout=900, script=__file
                 + ["--info", json.dumps(info), "--n", str(n), "--out", out]
                 + ["--paced-warmup", str(warmup)],
                 cwd=ROOT,
-                env=dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE])),
+                env=dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE, *pythonpath])),
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -756,13 +739,21 @@ def paced_main(a) -> dict:
         flush=True,
     )
     runs: dict = {str(int(r) if r == int(r) else r): {x: [] for x in ok} for r in a.paced}
+    failed: dict[str, str] = {}
     for rnd in range(a.paced_rounds):
         order = ok[rnd % len(ok) :] + ok[: rnd % len(ok)] if ok else []
         for rate, key in zip(a.paced, runs):
             for name in order:
-                st = run_stats(
-                    measure_paced(name, rate, n, a.paced_warmup, fine, a.timeout), n, a.paced_warmup
-                )
+                if name in failed:
+                    continue
+                try:
+                    res = measure_paced(name, rate, n, a.paced_warmup, fine, a.timeout)
+                    st = run_stats(res, n, a.paced_warmup)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    # one broken client must not cost the others' figures: dropped, named
+                    failed[name] = f"{rate:,.0f}/s round {rnd + 1}: {e}"
+                    print(f"paced {name}: FAILED, dropped from the run: {e}", flush=True)
+                    continue
                 runs[key][name].append(st)
                 print(
                     f"round {rnd + 1} {rate:>7,.0f}/s {name:38s} p50 {st['p50_us']:7.1f} "
@@ -795,6 +786,7 @@ def paced_main(a) -> dict:
         "by_rate": summary,
         "runs": runs,
         "bars": bars,
+        "failed": failed,
     }
 
 
@@ -897,6 +889,40 @@ def main():
         with open(a.json, "w") as f:
             json.dump(report, f, indent=1)
 
+
+def plug_consumer_clients() -> None:
+    """Add the clients of ``benchmarks/consumer_clients.py`` (fastfeed's C-level consumer, and
+    that file's own hook and ``async for`` consumers) when it can be imported; same contract.
+    Its ``build()`` (a Cython module compiled on first use) runs before any timed run."""
+    try:
+        import consumer_clients
+    except Exception as e:  # whatever stops it, the other clients still run
+        PACED_NOTES.append(
+            f"fastfeed C-level: benchmarks/consumer_clients.py not importable ({e!r}), slot empty"
+        )
+        return
+
+    def why_not() -> str | None:
+        try:
+            if hasattr(consumer_clients, "build"):
+                consumer_clients.build()
+        except Exception as e:
+            return f"consumer_clients.build() failed: {e!r}"[:500]
+        return None
+
+    for attr, name in (
+        ("paced_clevel", "fastfeed C-level"),
+        ("paced_hook", "fastfeed hook (consumer_clients)"),
+        ("paced_async_for", "fastfeed async for (consumer_clients)"),
+    ):
+        if hasattr(consumer_clients, attr):
+            PACED_CLIENTS[name] = (getattr(consumer_clients, attr), (), why_not)
+        else:
+            PACED_NOTES.append(f"{name}: consumer_clients.{attr} not defined yet, skipped")
+
+
+# Last: consumer_clients imports names from this module.
+plug_consumer_clients()
 
 if __name__ == "__main__":
     main()
