@@ -48,14 +48,27 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+def child_env(*extra: str) -> dict:
+    """Environment of the simulator and client processes: this checkout's fastfeed when it
+    is built in place (a developer's tree), else the installed one (CI installs the package
+    and the source tree, without its compiled modules, must not shadow it); then ``extra``
+    folders and the caller's own PYTHONPATH."""
+    built = any(
+        f.startswith("_ring.") and f.endswith((".so", ".pyd"))
+        for f in os.listdir(os.path.join(ROOT, "fastfeed", "core"))
+    )
+    own = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT] * built + [*extra, *own]))
+
+
 def start_sim(extra):
     p = subprocess.Popen(
         [sys.executable, "-m", "fastfeed.cli", "sim", "--symbols", "BTCUSDT", "--rate", "1"]
         + extra,
         stdout=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=ROOT),
+        cwd=HERE,  # not ROOT: ``-m`` puts the working directory first on sys.path
+        env=child_env(),
     )
     info = json.loads(p.stdout.readline())
     return p, info
@@ -246,7 +259,7 @@ def measure(name, n, timeout, sim_args=None, script=__file__):
                 str(n),
             ],
             cwd=ROOT,
-            env=dict(os.environ, PYTHONPATH=ROOT),
+            env=child_env(),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -533,7 +546,6 @@ def measure_paced(name, rate, n, warmup=0, fine=True, timeout=900, script=__file
     client's CPU and extras, and the simulator's achieved rate and send lag."""
     import tempfile
 
-    pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     with tempfile.TemporaryDirectory() as tmp, open(os.path.join(tmp, "sim.err"), "w+") as err:
         sim_args = ["--paced", str(rate), "--paced-count", str(n)] + (["--paced-fine"] * fine)
         sim = subprocess.Popen(
@@ -542,18 +554,23 @@ def measure_paced(name, rate, n, warmup=0, fine=True, timeout=900, script=__file
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
-            cwd=ROOT,
-            env=dict(os.environ, PYTHONPATH=ROOT),
+            cwd=HERE,  # not ROOT: ``-m`` puts the working directory first on sys.path
+            env=child_env(),
         )
         try:
-            info = json.loads(sim.stdout.readline())
+            line = sim.stdout.readline()
+            if not line:
+                sim.wait()
+                err.seek(0)
+                raise RuntimeError(f"the simulator did not start: {err.read()[-2000:]}")
+            info = json.loads(line)
             out = os.path.join(tmp, "lat.npy")
             p = subprocess.run(
                 [sys.executable, os.path.abspath(script), "--child-paced", name]
                 + ["--info", json.dumps(info), "--n", str(n), "--out", out]
                 + ["--paced-warmup", str(warmup)],
                 cwd=ROOT,
-                env=dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE, *pythonpath])),
+                env=child_env(HERE),
                 capture_output=True,
                 text=True,
                 timeout=timeout,
