@@ -11,7 +11,8 @@ measured twice or differently from running the script by hand):
   decode   benchmarks/bench_decode.py --level-sweep   fastfeed vs json/orjson/msgspec/pysimdjson
   book     benchmarks/bench_book.py                   BookSet vs sortedcontainers/order_book
   e2e      benchmarks/bench_e2e.py --paced 0          CPU per message by client (blast, TLS)
-  paced    benchmarks/bench_e2e.py --repeat 0         latency percentiles by client and rate
+  paced    benchmarks/bench_e2e.py --repeat 0         latency percentiles and CPU per message
+           --paced 1000,5000,20000                    by client, consumer style and rate
   replay   benchmarks/bench_record.py --only replay   (when fastfeed.record exists)
   bus      benchmarks/bench_bus.py                    rows vs raw JSON frames through NATS JetStream
   soak     benchmarks/soak.py                         10,000,000 messages, 1,000 reconnects
@@ -50,6 +51,7 @@ FULL = dict(
     paced_rates=(1000, 5000, 20000),
     paced_n=20000,
     bus=["--n", "50000", "--repeat", "3"],
+    paced_rounds=3,
     soak_messages=10_000_000,
     soak_events=1000,
 )
@@ -60,6 +62,7 @@ QUICK = dict(
     paced_rates=(1000, 5000),
     paced_n=5000,
     bus=["--n", "10000", "--paced-n", "1000", "--repeat", "1"],
+    paced_rounds=1,
     soak_messages=500_000,
     soak_events=50,
 )
@@ -159,15 +162,12 @@ def step_e2e(cfg, a) -> dict:
 
 
 def step_paced(cfg, a) -> dict:
-    out = {}
-    for rate in cfg["paced_rates"]:
-        r = run_script(
-            "bench_e2e.py",
-            ["--repeat", "0", "--paced", str(rate), "--paced-n", str(cfg["paced_n"])],
-            a.timeout,
-        )
-        out[str(rate)] = r["paced"]
-    return {"messages_per_rate": cfg["paced_n"], "by_rate": out}
+    rates = ",".join(str(r) for r in cfg["paced_rates"])
+    args = ["--repeat", "0", "--paced", rates, "--paced-n", str(cfg["paced_n"])]
+    r = run_script("bench_e2e.py", args + ["--paced-rounds", str(cfg["paced_rounds"])], a.timeout)
+    paced = r["paced"]
+    paced.pop("runs", None)  # every round's figures: bench_e2e.py --json keeps them
+    return dict(paced, messages_per_rate=cfg["paced_n"])
 
 
 def step_replay(cfg, a) -> dict:
@@ -313,20 +313,31 @@ def chart_latency(report: dict, path: Path) -> bool:
     plt = _plt()
     rates = sorted(paced, key=float)
     clients = sorted({c for r in rates for c in paced[r]})
-    pcts = (("p50_us", "p50"), ("p99_us", "p99"), ("p99.9_us", "p99.9"))
-    fig, axes = plt.subplots(1, len(pcts), figsize=(10, 3.8))
-    for ax, (key, label) in zip(axes, pcts):
+    pcts = (
+        ("p50_us", "p50", "latency (µs)"),
+        ("p99_us", "p99", "latency (µs)"),
+        ("p99.9_us", "p99.9", "latency (µs)"),
+        ("cpu_us_per_msg", "CPU per message", "client CPU (µs/msg)"),
+    )
+    fig, axes = plt.subplots(1, len(pcts), figsize=(13, 4.2))
+    for ax, (key, label, ylabel) in zip(axes, pcts):
         _grouped(
             ax,
             [f"{float(r):,.0f}/s" for r in rates],
             clients,
             lambda i, c, key=key: paced[rates[i]].get(c, {}).get(key, float("nan")),
-            "%.0f",
+            "%.1f" if key.startswith("cpu") else "%.0f",
         )
         ax.set_title(label, fontsize=10)
-        ax.set_ylabel("recv - E (µs)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Receive latency by client and paced rate (lower is better)", fontsize=10)
+        ax.set_ylabel(ylabel)
+        if not key.startswith("cpu"):
+            ax.set_yscale("log")  # p50 in tens of µs, tails in ms on a loaded machine
+    axes[0].legend(fontsize=7)
+    fig.suptitle(
+        "Paced runs: latency (consumer has the message - E) and CPU per message, by client "
+        "and rate (lower is better)",
+        fontsize=10,
+    )
     return _save(plt, fig, report, "paced", path, top=0.95)
 
 

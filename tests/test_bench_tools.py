@@ -2,6 +2,7 @@
 figures (the runs themselves take minutes to hours: benchmarks/soak.py, benchmarks/suite.py)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,128 @@ def test_bench_subcommand_passes_every_argument_to_the_suite(monkeypatch):
     monkeypatch.chdir(ROOT / "tests")
     found = find_suite()
     assert found is None or found == ROOT / "benchmarks" / "suite.py"  # None from a wheel
+
+
+# ------------------------------------------------------------------ bench_e2e's paced runs
+
+
+def _e2e():
+    pytest.importorskip("numpy")
+    import bench_e2e
+
+    return bench_e2e
+
+
+def test_paced_latency_is_taken_at_the_first_wake_that_read_a_message():
+    import numpy as np
+
+    import fastfeed
+
+    e2e = _e2e()
+    trades = np.zeros(4, fastfeed.TRADE_DTYPE)
+    trades["event_time"] = [100, 300, 500, 800]  # µs; the last one no wake read
+    depth = np.zeros(6, fastfeed.DEPTH_DTYPE)
+    depth["event_time"] = [200, 200, 200, 400, 600, 600]  # three messages: 3 levels, a marker, 2
+    depth["last_id"] = [10, 10, 10, 11, 12, 12]
+    depth["side"] = [0, 0, 1, -1, 0, 1]
+    # wake 0 at 250 µs had read 1 trade and the first depthUpdate; wake 1 at 700 µs the rest
+    lat = e2e.message_latencies([250_000, 700_000], [1, 3], [3, 6], trades, depth)
+    assert lat.tolist() == [150.0, 50.0, 400.0, 300.0, 200.0, 100.0]  # by E: one per message
+
+
+def _stats(p50, p99, cpu, **kw):
+    return {"p50_us": p50, "p99_us": p99, "p99.9_us": p99 * 2, "cpu_us_per_msg": cpu, **kw}
+
+
+def test_paced_summary_is_the_median_of_each_figure_over_rounds():
+    e2e = _e2e()
+    runs = {"1000": {"a": [_stats(10, 50, 3.0), _stats(30, 20, 1.0), _stats(20, 90, 2.0)]}}
+    s = e2e.summarize_paced(runs)["1000"]["a"]
+    assert (s["p50_us"], s["p99_us"], s["cpu_us_per_msg"], s["rounds"]) == (20, 50, 2.0, 3)
+    assert "| 1,000 | a | 20.0 | 50.0 | 100.0 | 2.00 | - | - |" in e2e.paced_table(
+        {"1000": {"a": s}}
+    )
+
+
+def test_paced_bars_pass_fail_and_name_missing_clients():
+    e2e = _e2e()
+    cpp = _stats(30, 90, 4.0)
+    summary = {
+        "1000": {e2e.NATIVE: cpp, "picows + orjson": _stats(40, 99, 6.0)},
+        "20000": {
+            e2e.NATIVE: cpp,
+            "picows + orjson": _stats(35, 95, 5.0),
+            "fastfeed hook": _stats(25, 80, 3.0),
+            "fastfeed async for": _stats(36, 99, 4.5),
+        },
+    }
+    summary["1000"]["fastfeed async for"] = _stats(45, 99, 7.0)  # CPU above picows at 1000/s
+    bars = e2e.paced_bars(summary)
+    assert bars[0].startswith("20000 msg/s: fastfeed hook p50 and p99 <= C++") and "PASS" in bars[0]
+    assert bars[1].endswith("n/a")  # no C-level consumer in this run
+    assert "async for p50 within 10 µs" in bars[2] and bars[2].endswith("FAIL")  # 36 > 25 + 10
+    assert bars[3].startswith("every rate: fastfeed C-level") and bars[3].endswith("n/a")
+    assert "1,000/s 1.17" in bars[4] and bars[4].endswith("FAIL")
+
+
+def test_paced_options_and_the_simulators_result_line():
+    import argparse
+
+    e2e = _e2e()
+    assert e2e.rate_list("1000,5000, 20000") == [1000.0, 5000.0, 20000.0]
+    assert e2e.rate_list("0") == []
+    with pytest.raises(argparse.ArgumentTypeError, match="expected rates"):
+        e2e.rate_list("fast")
+    line = (
+        "WARNING fastfeed.sim: conn 1: PacedResult(messages=300, seconds=0.06, rate=5000.0, "
+        "lag_p50=1.4e-05, lag_p99=0.0001, lag_max=0.0005, fine=True, max_burst=1)"
+    )
+    r = e2e.parse_sim_result(line)
+    assert r == {
+        "messages": 300.0,
+        "seconds": 0.06,
+        "rate": 5000.0,
+        "lag_p50": 1.4e-05,
+        "lag_p99": 0.0001,
+        "lag_max": 0.0005,
+        "fine": True,
+        "max_burst": 1.0,
+    }
+    assert e2e.parse_sim_result("no result") == {}
+
+
+def test_a_tiny_paced_run_end_to_end(tmp_path):
+    """Three Python clients, a few hundred messages each, through the real harness: every
+    client returns one positive latency per message and a CPU figure."""
+    pytest.importorskip("orjson")
+    out, table = tmp_path / "paced.json", tmp_path / "paced.md"
+    clients = ["picows + orjson", "fastfeed hook", "fastfeed async for", "fastfeed C-level"]
+    if not (ROOT / "benchmarks" / "consumer_clients.py").exists():
+        # the C-level slot, filled by a stand-in with the same contract
+        (tmp_path / "consumer_clients.py").write_text(
+            "from bench_e2e import paced_ff_hook as paced_clevel  # noqa: F401\n"
+        )
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_e2e.py"), "--repeat", "0"]
+        + ["--paced", "4000", "--paced-n", "300", "--paced-warmup", "20", "--paced-rounds", "1"]
+        + ["--only", ",".join(clients), "--json", str(out), "--table", str(table)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        # bench_e2e picks the fastfeed to run (this tree when built in place, else installed)
+        env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+    )
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    rep = json.loads(out.read_text())["paced"]
+    assert rep["fine"] is True and rep["messages"] == 300
+    for name in clients:
+        (run,) = rep["runs"]["4000"][name]
+        assert run["received"] == 320 and run["messages"] == 300, name
+        assert 0 < run["min_us"] <= run["p50_us"] <= run["p99_us"] <= run["p99.9_us"], name
+        assert run["cpu_us_per_msg"] > 0, name
+        assert run["sim_max_burst"] == 1 and run["sim_rate"] > 0, name
+        assert name in rep["by_rate"]["4000"]
+    for name in ("fastfeed hook", "fastfeed async for"):
+        assert 0 < rep["runs"]["4000"][name][0]["wakes_per_msg"] <= 1.0
+    assert "| 4,000 | fastfeed hook |" in table.read_text()

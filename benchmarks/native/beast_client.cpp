@@ -4,8 +4,14 @@
 // It reads N messages of a combined aggTrade + depthUpdate stream, extracts every field
 // fastfeed extracts (prices and quantities to double), and prints one JSON line:
 //   {"wall": s, "cpu": s, "n": N, "lat_us": [p50, p99, p99.9] (when --latency), ...}
-// Latency is recv - E per message (E stamped by the simulator in microseconds when it wrote
-// the frame; both share the host clock), recv read once per message right after the read.
+// Latency is seen - E per message (E stamped by the simulator in microseconds when it wrote
+// the frame; both share the host clock, CLOCK_REALTIME), "seen" read once per message right
+// after the message is parsed: the moment a strategy's code would have its fields, the same
+// point as fastfeed's hook (after decode and commit) and picows + orjson (after loads).
+// --lat-out FILE (implies --latency) also writes the N latencies, float64 in microseconds in
+// message order, for bench_e2e's paced runs to aggregate with the other clients'.
+// --cpu-after W starts the "cpu" and "wall" clocks after W messages (a paced run's warm-up:
+// connect and start-up are not per-message work).
 //
 // Build: benchmarks/native/build.py (g++, Boost >= 1.70 headers, OpenSSL, pysimdjson's sources).
 #include <boost/asio/connect.hpp>
@@ -118,8 +124,9 @@ static bool handle(simdjson::ondemand::parser& parser, simdjson::padded_string_v
 
 int main(int argc, char** argv) {
     std::string host = "127.0.0.1", port, target, ca;
-    long n = 0;
+    long n = 0, cpu_after = 0;
     bool latency = false;
+    std::string lat_out;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto next = [&]() { return std::string(i + 1 < argc ? argv[++i] : ""); };
@@ -129,10 +136,13 @@ int main(int argc, char** argv) {
         else if (a == "--ca") ca = next();
         else if (a == "--n") n = atol(next().c_str());
         else if (a == "--latency") latency = true;
+        else if (a == "--cpu-after") cpu_after = atol(next().c_str());
+        else if (a == "--lat-out") { lat_out = next(); latency = true; }
         else { fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
     }
-    if (port.empty() || target.empty() || ca.empty() || n <= 0) {
-        fprintf(stderr, "usage: beast_client --port P --target /stream?... --ca FILE --n N [--latency]\n");
+    if (port.empty() || target.empty() || ca.empty() || n <= 0 || cpu_after < 0 || cpu_after >= n) {
+        fprintf(stderr, "usage: beast_client --port P --target /stream?... --ca FILE --n N [--latency] "
+                        "[--lat-out FILE] [--cpu-after W < N]\n");
         return 2;
     }
     try {
@@ -161,9 +171,12 @@ int main(int argc, char** argv) {
         std::string padded;
         double w0 = wall_s(), c0 = cpu_s();
         for (long i = 0; i < n; ++i) {
+            if (i == cpu_after && i > 0) {
+                w0 = wall_s();
+                c0 = cpu_s();
+            }
             buffer.clear();
             ws.read(buffer);
-            int64_t recv = latency ? now_ns() : 0;
             auto data = buffer.data();
             size_t len = data.size();
             // simdjson needs SIMDJSON_PADDING readable bytes past the end: grow the buffer.
@@ -172,13 +185,21 @@ int main(int argc, char** argv) {
                                               len + simdjson::SIMDJSON_PADDING);
             int64_t E = 0;
             if (!handle(parser, view, sink, E)) ++bad;
-            if (latency && E > 0) lat.push_back((recv - E * 1000) / 1e3);
+            if (latency) lat.push_back(E > 0 ? (now_ns() - E * 1000) / 1e3 : -1.0);
         }
         double wall = wall_s() - w0, cpu = cpu_s() - c0;
         beast::error_code ec;
         ws.next_layer().shutdown(ec);
         printf("{\"wall\": %.6f, \"cpu\": %.6f, \"n\": %ld, \"bad\": %ld, \"levels\": %llu, \"sink\": %.1f",
                wall, cpu, n, bad, (unsigned long long)sink.levels, sink.sum + double(sink.ids));
+        if (!lat_out.empty()) {
+            FILE* f = fopen(lat_out.c_str(), "wb");
+            if (!f || fwrite(lat.data(), sizeof(double), lat.size(), f) != lat.size()) {
+                fprintf(stderr, "beast_client: cannot write %s\n", lat_out.c_str());
+                return 1;
+            }
+            fclose(f);
+        }
         if (latency && !lat.empty()) {
             std::sort(lat.begin(), lat.end());
             auto pct = [&](double p) {

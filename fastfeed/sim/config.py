@@ -64,6 +64,7 @@ class SimConfig:
     blast: int = 0
     paced: float = 0.0
     paced_count: int = 0
+    paced_fine: bool = False
     faults: list = field(default_factory=list)
 
     def resolved(self) -> ResolvedConfig:
@@ -170,6 +171,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="send stamped messages at RATE/s to each new connection",
     )
     g.add_argument("--paced-count", type=int, default=0, help="messages per paced run (0: forever)")
+    g.add_argument(
+        "--paced-fine",
+        action="store_true",
+        help="paced: each message at its own time, one per loop turn (spins a core at high rates)",
+    )
     g.add_argument(
         "--fault",
         action="append",

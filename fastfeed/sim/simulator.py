@@ -256,11 +256,12 @@ class ExchangeSimulator:
         return await blast_to(c, chunks, n)
 
     async def paced(
-        self, rate: float, n: int, conn: SimConnection | int | None = None
+        self, rate: float, n: int, conn: SimConnection | int | None = None, fine: bool = False
     ) -> PacedResult:
         """Send ``n`` messages at ``rate``/s to ``conn``, each stamped with its send time in
-        ``E`` (connection's time unit) and ``"sendNs"`` (ns, last key)."""
-        return await paced_to(self._one(conn), self.templates(), rate, n)
+        ``E`` (connection's time unit) and ``"sendNs"`` (ns, last key).  ``fine``: each at
+        its own scheduled time, one per loop turn (``fastfeed.sim.blast.paced_to``)."""
+        return await paced_to(self._one(conn), self.templates(), rate, n, fine=fine)
 
     def _one(self, conn: SimConnection | int | None) -> SimConnection:
         if isinstance(conn, SimConnection):
@@ -280,7 +281,9 @@ class ExchangeSimulator:
         elif cfg.paced:
             self._tasks.append(
                 asyncio.create_task(
-                    self._bench_task(self.paced(cfg.paced, cfg.paced_count, conn), conn)
+                    self._bench_task(
+                        self.paced(cfg.paced, cfg.paced_count, conn, fine=cfg.paced_fine), conn
+                    )
                 )
             )
 
