@@ -295,8 +295,9 @@ def measure(name, n, timeout, sim_args=None, script=__file__):
 # start-up) are left out of it, and so is the work after the last message.  A client marks
 # that window by calling ``info["mark"]()`` once when it has consumed message number
 # ``info["warmup"]`` and once after message ``n`` (a client that never calls it is timed
-# over the whole call, divided by n: start-up included), or sets ``paced_extra["cpu_s"]`` and
-# ``paced_extra["cpu_msgs"]`` itself (the C++ client: its own rusage over its own window).
+# over the whole call, divided by n: start-up included), or reports its own window: calls
+# ``info["own_cpu"](cpu_s, msgs)`` (the C-level consumer reads the clock in C) or sets
+# ``paced_extra["cpu_s"]`` and ``paced_extra["cpu_msgs"]`` (the C++ client: its rusage).
 
 PacedClient = Callable[[dict, int], Awaitable["np.ndarray"]]
 
@@ -510,7 +511,10 @@ def paced_child(name: str, info: dict, n: int, warmup: int, out: str) -> None:
         if len(marks) < 2:
             marks.append(time.process_time() + children())
 
-    info = dict(info, url=info["ws"] + PACED_TARGET, warmup=warmup, mark=mark)
+    def own_cpu(cpu_s: float, msgs: int) -> None:
+        paced_extra.update(cpu_s=cpu_s, cpu_msgs=msgs)
+
+    info = dict(info, url=info["ws"] + PACED_TARGET, warmup=warmup, mark=mark, own_cpu=own_cpu)
     c0, w0 = time.process_time() + children(), time.perf_counter()
     lat = run(fn(info, n))
     c1 = time.process_time() + children()
@@ -908,9 +912,10 @@ def main():
 
 
 def plug_consumer_clients() -> None:
-    """Add the clients of ``benchmarks/consumer_clients.py`` (fastfeed's C-level consumer, and
-    that file's own hook and ``async for`` consumers) when it can be imported; same contract.
-    Its ``build()`` (a Cython module compiled on first use) runs before any timed run."""
+    """Add fastfeed's C-level consumer from ``benchmarks/consumer_clients.py`` when it can be
+    imported; same contract.  (That file's hook and ``async for`` clients serve its
+    ``--together`` runs; here the hook and ``async for`` clients above stand for them.)  Its
+    ``build()`` (a Cython module compiled on first use) runs before any timed run."""
     try:
         import consumer_clients
     except Exception as e:  # whatever stops it, the other clients still run
@@ -927,11 +932,7 @@ def plug_consumer_clients() -> None:
             return f"consumer_clients.build() failed: {e!r}"[:500]
         return None
 
-    for attr, name in (
-        ("paced_clevel", "fastfeed C-level"),
-        ("paced_hook", "fastfeed hook (consumer_clients)"),
-        ("paced_async_for", "fastfeed async for (consumer_clients)"),
-    ):
+    for attr, name in (("paced_clevel", "fastfeed C-level"),):
         if hasattr(consumer_clients, attr):
             PACED_CLIENTS[name] = (getattr(consumer_clients, attr), (), why_not)
         else:

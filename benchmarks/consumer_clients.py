@@ -109,15 +109,28 @@ async def _run(feed: Any, done: Any) -> None:
 
 
 async def paced_clevel(info: dict, n: int) -> np.ndarray:
-    """Latency (us) at a C-level consumer: ``fastfeed/feed/consumer.pxd``."""
+    """Latency (us) at a C-level consumer: ``fastfeed/feed/consumer.pxd``.  The consumer also
+    reads the process's CPU time itself when it has taken ``info["warmup"]`` and ``n``
+    latencies (``info["own_cpu"]`` reports that window to bench_e2e); this coroutine only polls
+    for the end, 20 times a second, so no Python runs per read."""
     mod = build()
     feed = _feed(info)
-    c = mod.LatencyConsumer(feed, n, 1000)
+    c = mod.LatencyConsumer(feed, n, 1000, info.get("warmup", 0))
+    start = asyncio.create_task(feed.start())
     try:
-        await _run(feed, lambda: c.count >= n)
+        while c.count < n:
+            if start.done() and start.exception() is not None:
+                raise start.exception()  # type: ignore[misc]
+            await asyncio.sleep(0.05)
+        window = c.cpu_window()
+        if window is not None and "own_cpu" in info:
+            info["own_cpu"](*window)
         return c.latencies_us()
     finally:
         c.close()
+        if not start.done():
+            start.cancel()
+        await feed.close()
 
 
 class _Rows:
