@@ -117,10 +117,21 @@ def spawn(name: str, mode: str, out: Path, n: int = 0, pass_fds=()) -> subproces
         text=True,
         pass_fds=pass_fds,
     )
+    pin(p.pid, OTHERS)
     line = p.stdout.readline().strip() if p.stdout else ""
     if line != "ready":
         raise RuntimeError(f"reader {mode} did not start: {line!r}")
     return p
+
+
+#: ``--pin``: the writer's CPUs and everyone else's (readers, the simulator); None: no pinning
+WRITER_CPUS: set[int] | None = None
+OTHERS: set[int] | None = None
+
+
+def pin(pid: int, cpus: set[int] | None) -> None:
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(pid, cpus)
 
 
 def pct(a: np.ndarray, q: float) -> float:
@@ -219,6 +230,44 @@ def writer_cpu(config: str, n: int, batch: int, paced: bool, tmp: Path) -> float
     return (c1 - c0) / (rounds * batch)
 
 
+async def feed_cpu(config: str, sim_args: list[str], n: int, tmp: Path) -> float:
+    """CPU ns per message of this process running a BinanceFeed over TLS from a ``fastfeed
+    sim`` process (``sim_args``: a blast, or paced one message per TCP segment), the feed's rings
+    private, shared with no reader, or shared with 4 sleeping readers (attached before the
+    feed connects)."""
+    from bench_e2e import STREAMS, ctx, start_sim
+
+    from fastfeed import BinanceFeed
+
+    p, info = start_sim(sim_args)
+    pin(p.pid, OTHERS)
+    procs = []
+    try:
+        feed = BinanceFeed(STREAMS.split("/"), url=info["ws"], ssl=ctx(info), stream_timeout=None)
+        w = None
+        if config != "private":
+            name = f"bench-feed-{os.getpid()}"
+            w = feed.share(name)
+            if config == "sleep4":
+                procs = [spawn(name, "sleep", tmp / f"feed-{i}.txt") for i in range(4)]
+        async with feed:
+            # From the first message on: the TLS handshake is not the feed's per-message cost
+            while feed.sink.accepted_total == 0:
+                await feed.wait()
+            c0, m0 = time.process_time_ns(), feed.sink.accepted_total
+            while feed.sink.accepted_total < n:
+                await feed.wait()
+            c1, m1 = time.process_time_ns(), feed.sink.accepted_total
+        if w is not None:
+            w.close()
+        for r in procs:
+            r.wait(30)
+        return (c1 - c0) / (m1 - m0)
+    finally:
+        p.terminate()
+        p.wait()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lat-n", type=int, default=20000, help="messages per latency run")
@@ -226,12 +275,41 @@ def main() -> None:
     ap.add_argument("--cpu-n", type=int, default=400000, help="messages per blast CPU run")
     ap.add_argument("--paced-n", type=int, default=20000, help="messages per paced CPU run")
     ap.add_argument("--repeat", type=int, default=5, help="rounds of the CPU runs")
+    ap.add_argument("--feed-n", type=int, default=300000, help="messages per feed blast run")
+    ap.add_argument("--feed-rate", type=float, default=5000.0, help="feed paced rate, msgs/s")
+    ap.add_argument("--feed-paced-n", type=int, default=15000, help="messages per paced run")
+    ap.add_argument("--feed-repeat", type=int, default=3, help="rounds of the feed runs")
+    ap.add_argument("--only", default="lat,cpu,feed", help="parts: lat, cpu, feed")
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="the writer alone on the first CPU, readers and the simulator on the others",
+    )
     ap.add_argument("--json", help="also write the figures to this JSON file")
     a = ap.parse_args()
+    if a.pin:
+        global WRITER_CPUS, OTHERS
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            sys.exit("--pin needs 2 CPUs or more")
+        WRITER_CPUS, OTHERS = {cpus[0]}, set(cpus[1:])
+        pin(0, WRITER_CPUS)
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-shm-{os.getpid()}"
     tmp.mkdir(exist_ok=True)
     figures: dict = {"latency": [], "cpu": {}}
 
+    parts = set(a.only.split(","))
+    if "lat" in parts:
+        latency_table(a, tmp, figures)
+    if "cpu" in parts:
+        cpu_table(a, tmp, figures)
+    if "feed" in parts:
+        feed_table(a, tmp, figures)
+    if a.json:
+        Path(a.json).write_text(json.dumps(figures, indent=1))
+
+
+def latency_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
     print(f"writer-to-reader latency, {a.lat_n} messages at {a.rate:.0f}/s (us)")
     print(f"  {'reader':<26} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>9}")
     for mode, k in (("lat-spin", 1), ("lat-sleep", 1), ("lat-sleep", 4), ("pipe", 1)):
@@ -246,6 +324,8 @@ def main() -> None:
         )
     print("  for scale (not measured here): yamal reports 0.30 median, 1.0 max")
 
+
+def cpu_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
     configs = ("private", "shared0", "sleep4", "poll4")
     for paced in (False, True):
         kind = "paced" if paced else "blast"
@@ -267,8 +347,37 @@ def main() -> None:
                 + ", ".join(f"{v:.0f}" for v in got[c])
                 + ")"
             )
-    if a.json:
-        Path(a.json).write_text(json.dumps(figures, indent=1))
+
+
+def feed_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    fconfigs = ("private", "shared0", "sleep4")
+    for kind, sim_args, n in (
+        ("feed blast", ["--blast", str(a.feed_n)], a.feed_n),
+        (
+            "feed paced",
+            ["--paced", str(a.feed_rate), "--paced-count", str(a.feed_paced_n)],
+            a.feed_paced_n,
+        ),
+    ):
+        got = {c: [] for c in fconfigs}
+        for rnd in range(a.feed_repeat):
+            order = fconfigs[rnd % len(fconfigs) :] + fconfigs[: rnd % len(fconfigs)]
+            for c in order:
+                got[c].append(fastfeed.run(feed_cpu(c, sim_args, n, tmp)))
+        med = {c: statistics.median(v) for c, v in got.items()}
+        figures["cpu"][kind] = {"n": n, "ns_per_message": got, "median": med}
+        print(
+            f"\n{kind}: the feed process's CPU per message over TLS ({n} messages, median "
+            f"of {a.feed_repeat})"
+        )
+        for c in fconfigs:
+            print(
+                f"  {c:<10} {med[c]:8.1f} ns   x{med[c] / med['shared0']:.3f} of shared0   "
+                f"x{med[c] / med['private']:.3f} of private   (runs "
+                + ", ".join(f"{v:.0f}" for v in got[c])
+                + ")"
+            )
 
 
 if __name__ == "__main__":

@@ -91,3 +91,5 @@ cdef class SharedRing:
     cdef uint64_t valid_from(self) noexcept nogil
     cdef int wait_c(self, uint64_t cursor, double timeout, double spin) except -1
     cdef int _check_state(self, uint64_t cursor, uint64_t w) except -1
+    cdef int bounds(self, object cursor, object limit, uint64_t* cur, uint64_t* end,
+                    uint64_t* lost) except -1

@@ -337,25 +337,31 @@ cdef class SharedRing:
                     f"(pid {self.hdr.writer_pid})")
         return f"shared segment generation {self.generation:#x} is gone (state {st})"
 
-    def _bounds(self, cursor, limit):
-        if cursor < 0:
+    cdef int bounds(self, object cursor, object limit, uint64_t* cur, uint64_t* end,
+                    uint64_t* lost) except -1:
+        """The rows to read since ``cursor``: [cur, end), and ``lost`` before ``cur``."""
+        cdef long long c = cursor
+        if c < 0:
             raise ValueError(f"cursor must be >= 0, got {cursor}")
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0 or None, got {limit!r}")
+        cdef long long lim = -1
+        if limit is not None:
+            lim = limit
+            if lim < 0:
+                raise ValueError(f"limit must be >= 0 or None, got {limit!r}")
         cdef uint64_t w = ff_load_acq64(&self.pub.written)
-        if <uint64_t>cursor > w:
+        if <uint64_t>c > w:
             raise ValueError(f"cursor {cursor} is outside 0..{w}")
-        self._check_state(cursor, w)
-        cdef uint64_t cur = <uint64_t>cursor
-        cdef uint64_t lost = 0
+        self._check_state(<uint64_t>c, w)
+        cur[0] = <uint64_t>c
+        lost[0] = 0
         cdef uint64_t oldest = self.valid_from()
-        if cur < oldest:
-            lost = min(oldest, w) - cur
-            cur = min(oldest, w)
-        cdef uint64_t end = w
-        if limit is not None and end - cur > <uint64_t>limit:
-            end = cur + <uint64_t>limit
-        return cur, end, lost
+        if cur[0] < oldest:
+            lost[0] = min(oldest, w) - cur[0]
+            cur[0] = min(oldest, w)
+        end[0] = w
+        if lim >= 0 and end[0] - cur[0] > <uint64_t>lim:
+            end[0] = cur[0] + <uint64_t>lim
+        return 0
 
     def read(self, cursor=0, limit=None, copy=True):
         """Rows committed since ``cursor``: ``ReadResult(rows, cursor, lost)``, as
@@ -367,7 +373,7 @@ cdef class SharedRing:
         done with it.  Raises :class:`~fastfeed.share.StaleSegment` once everything is read
         from a segment its writer closed or a restarted writer replaced."""
         cdef uint64_t cur, end, lost, ok, n
-        cur, end, lost = self._bounds(cursor, limit)
+        self.bounds(cursor, limit, &cur, &end, &lost)
         n = end - cur
         cdef uint64_t i0 = cur & self.mask
         if not copy and i0 + n <= self.cap:
@@ -386,10 +392,12 @@ cdef class SharedRing:
         """Copies up to ``len(out)`` rows since ``cursor`` into ``out`` (a C-contiguous
         array of this ring's dtype) and allocates nothing: returns ``(n, cursor, lost)``,
         the rows being ``out[:n]`` (checked as :meth:`read` checks them)."""
-        if out.dtype != self.array.dtype or not out.flags.c_contiguous or not out.flags.writeable:
+        if not (cnp.PyArray_IS_C_CONTIGUOUS(out) and cnp.PyArray_ISWRITEABLE(out)
+                and (out.dtype is self.array.dtype or out.dtype == self.array.dtype)):
             raise TypeError(f"out must be a writable C-contiguous array of {self.array.dtype}")
         cdef uint64_t cur, end, lost, ok, k
-        cur, end, lost = self._bounds(cursor, len(out))
+        self.bounds(cursor, cnp.PyArray_DIM(out, 0) if cnp.PyArray_NDIM(out) == 1 else 0,
+                    &cur, &end, &lost)
         cdef char* p = <char*>cnp.PyArray_DATA(out)
         ok = self.copy_rows(p, cur, end)
         if ok > cur:
@@ -430,11 +438,14 @@ cdef class SharedRing:
         writer wakes sleepers once per socket read).  The GIL is released meanwhile.  Raises
         :class:`~fastfeed.share.StaleSegment` when the segment was closed or replaced and
         nothing is left to read, or its writer died."""
+        cdef uint64_t c = cursor
+        if ff_load_acq64(&self.pub.written) > c:
+            return True     # the common case of a busy feed: no clock, no GIL release
         cdef double t = -1.0 if timeout is None else float(timeout)
         cdef double s = float(spin)
         if s < 0:
             raise ValueError(f"spin must be >= 0, got {spin!r}")
-        return self.wait_c(<uint64_t>cursor, t, s) == 1
+        return self.wait_c(c, t, s) == 1
 
     cdef int wait_c(self, uint64_t cursor, double timeout, double spin) except -1:
         cdef int64_t t0 = ff_mono_ns()
