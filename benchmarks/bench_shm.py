@@ -16,7 +16,8 @@ here): Featuremine's yamal reports 300 ns median and 1 us max between processes.
 Writer CPU: the writer decodes batches of messages (aggTrade and depthUpdate alternating; a
 batch stands for one socket read) and calls ``notify()`` after each batch.  Its process CPU
 time per message is measured with the rings private (not shared), shared with no reader, and
-shared with 4 reader processes (sleeping on the futex, or polling every 0.5 ms), in blast
+shared with 4 reader processes (sleeping on the futex at once: sleep4; spinning 50 us before
+sleeping: linger4; polling every 0.5 ms: poll4), in blast
 (batches of 8, back to back) and paced (one message per batch, 50 us apart) runs; rounds
 rotate the order and the table shows medians.  Readers read every ring in full.
 """
@@ -99,6 +100,8 @@ while True:
             total += len(rd.read())
         if mode == "sleep":
             feed.wait(1.0)
+        elif mode == "linger":
+            feed.wait(1.0, 0.00005)
         else:
             time.sleep(0.0005)
     except StaleSegment:
@@ -194,7 +197,7 @@ def latency(mode: str, readers: int, n: int, rate: float, tmp: Path) -> dict:
 
 def writer_cpu(config: str, n: int, batch: int, paced: bool, tmp: Path) -> float:
     """CPU ns per message of this process writing ``n`` messages (config: private, shared0,
-    sleep4, poll4)."""
+    sleep4, linger4, poll4)."""
     dec = fastfeed.BinanceDecoder(trades=65536, depth=131072)
     lines = []
     for i in range(batch):
@@ -205,8 +208,8 @@ def writer_cpu(config: str, n: int, batch: int, paced: bool, tmp: Path) -> float
     if config != "private":
         name = f"bench-cpu-{os.getpid()}"
         seg = share_decoder(name, dec)
-        if config in ("sleep4", "poll4"):
-            mode = "sleep" if config == "sleep4" else "poll"
+        if config in ("sleep4", "poll4", "linger4"):
+            mode = config[:-1]
             procs = [spawn(name, mode, tmp / f"cpu-{i}.txt") for i in range(4)]
         time.sleep(0.1)
     notify = seg.notify if seg is not None else (lambda: None)
@@ -326,7 +329,7 @@ def latency_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
 
 
 def cpu_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
-    configs = ("private", "shared0", "sleep4", "poll4")
+    configs = ("private", "shared0", "sleep4", "linger4", "poll4")
     for paced in (False, True):
         kind = "paced" if paced else "blast"
         n, batch = (a.paced_n, 1) if paced else (a.cpu_n, 8)
@@ -371,6 +374,11 @@ def feed_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
             f"\n{kind}: the feed process's CPU per message over TLS ({n} messages, median "
             f"of {a.feed_repeat})"
         )
+        if kind == "feed paced":
+            print(
+                "  (compare with care: the simulator shares the readers' CPUs, so its pacing and "
+                "the messages per socket read differ between configurations)"
+            )
         for c in fconfigs:
             print(
                 f"  {c:<10} {med[c]:8.1f} ns   x{med[c] / med['shared0']:.3f} of shared0   "

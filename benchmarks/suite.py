@@ -14,6 +14,7 @@ measured twice or differently from running the script by hand):
   paced    benchmarks/bench_e2e.py --repeat 0         latency percentiles by client and rate
   replay   benchmarks/bench_record.py --only replay   (when fastfeed.record exists)
   soak     benchmarks/soak.py                         10,000,000 messages, 1,000 reconnects
+  shm      benchmarks/bench_shm.py --pin              shared-memory latency, writer CPU 0 vs 4 readers
 
 Writes ``--out`` (default ``docs/bench/results.json``): the machine (CPU model, cores,
 memory, OS, Python and library versions, git commit), the date, the command, and every
@@ -40,7 +41,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-STEPS = ("decode", "book", "e2e", "paced", "replay", "soak")
+STEPS = ("decode", "book", "e2e", "paced", "replay", "soak", "shm")
 
 FULL = dict(
     decode=["--repeat", "5", "--min-seconds", "0.2", "--level-sweep"],
@@ -225,6 +226,7 @@ RUNNERS = {
     "paced": step_paced,
     "replay": step_replay,
     "soak": step_soak,
+    "shm": lambda cfg, a: run_script("bench_shm.py", ["--pin"], a.timeout),  # shared memory
 }
 
 

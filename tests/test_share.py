@@ -350,3 +350,20 @@ def test_cli_serve_sim_and_usage_errors(tmp_path):
             [*cmd, "--sim", *args], env=_env(), capture_output=True, text=True, cwd=ROOT
         )
         assert r.returncode == 2 and msg in r.stderr, r.stderr
+
+
+def test_a_replay_serves_its_rows(tmp_path):
+    """``Replay.share``: the same mixin as the live feed; a reader gets the replay's rows."""
+    from record_fixtures import live_run
+
+    run(live_run(tmp_path / "rec", book=False), 90)
+    rp = fastfeed.Replay(tmp_path / "rec")
+    with rp.share(_name("replay")) as w:
+        reader = fastfeed.attach(w.name)
+        rp.run()
+        for rname in ("trades", "depth", "events"):
+            mine = getattr(rp, rname).read(0)
+            got = reader.rings[rname].read(0)
+            assert mine.rows.tobytes() == got.rows.tobytes() and mine.lost == got.lost, rname
+        assert len(rp.trades.read(0).rows) > 10
+        reader.close()

@@ -15,10 +15,10 @@ cdef extern from "_prefetch.h":
 cdef extern from *:
     """
     #include <stdint.h>
-    typedef struct {
-        uint64_t written; char _pad[56];  /* a cache line each: readers poll written */
-        uint64_t intent; char _pad2[56];
-    } ff_ring_pub;
+    /* The rings of a segment pack their counters, 4 rings to a cache line: a writer's batch
+       of commits to several rings then moves one or two lines to the readers, not two per
+       ring (decision 0601). */
+    typedef struct { uint64_t written; uint64_t intent; } ff_ring_pub;
     static inline void ff_pub_intent(ff_ring_pub* p, uint64_t v, uint64_t slack) {
         if (v > p->intent) {
             __atomic_store_n(&p->intent, v + slack, __ATOMIC_RELAXED);

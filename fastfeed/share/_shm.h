@@ -59,7 +59,8 @@ typedef struct {
     /* line 1: the writer's heartbeat */
     int64_t heartbeat_ns;
     uint64_t notifies;
-    char _pad1[48];
+    uint64_t wakes; /* notifies that found a sleeping reader (a syscall each) */
+    char _pad1[40];
     /* line 2: sleeping readers */
     uint32_t futex;   /* bumped by the writer after each batch of commits */
     uint32_t waiters; /* readers inside (or about to enter) FUTEX_WAIT */
@@ -155,7 +156,10 @@ static inline void ff_futex_wake_all(uint32_t *addr) {
  * the rings (all seq_cst), so a wake-up is never missed. */
 static inline void ff_seg_notify(ff_seg_header *h) {
     ff_add32(&h->futex, 1);
-    if (ff_load_sc32(&h->waiters)) ff_futex_wake_one(&h->futex);
+    if (ff_load_sc32(&h->waiters)) {
+        ff_futex_wake_one(&h->futex);
+        __atomic_store_n(&h->wakes, h->wakes + 1, __ATOMIC_RELAXED);
+    }
     __atomic_store_n(&h->notifies, h->notifies + 1, __ATOMIC_RELAXED);
 }
 

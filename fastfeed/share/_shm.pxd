@@ -23,6 +23,7 @@ cdef extern from "_shm.h" nogil:
         uint64_t total_size
         int64_t heartbeat_ns
         uint64_t notifies
+        uint64_t wakes
         uint32_t futex
         uint32_t waiters
         uint32_t nsym

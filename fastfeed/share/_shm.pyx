@@ -56,7 +56,7 @@ def header_fields(mm):
         "state": ff_load_acq32(&h.state), "desc_offset": h.desc_offset,
         "desc_len": h.desc_len, "total_size": h.total_size,
         "heartbeat_ns": ff_load_acq_i64(&h.heartbeat_ns), "notifies": h.notifies,
-        "waiters": ff_load_sc32(&h.waiters), "nsym": ff_load_acq32(&h.nsym),
+        "wakes": h.wakes, "waiters": ff_load_sc32(&h.waiters), "nsym": ff_load_acq32(&h.nsym),
         "sym_dropped": h.sym_dropped,
         "readers": [h.readers[i].pid for i in range(FF_READER_SLOTS) if h.readers[i].pid],
     }
@@ -165,7 +165,8 @@ cdef class Segment:
         syscall)."""
         if self.closed:
             return 0
-        self.notify_c()
+        if self.symbols.count != self.hdr.nsym:
+            self.publish_symbols()
         ff_store_rel_i64(&self.hdr.heartbeat_ns, ff_now_ns())
         return self.sweep()
 

@@ -229,7 +229,7 @@ class SegmentWriter:
         return bool(self.segment.closed)
 
     def notify(self) -> None:
-        """After a batch of commits: wake sleeping readers, heartbeat, new symbol names."""
+        """After a batch of commits: new symbol names, and a wake-up for sleeping readers."""
         self.segment.notify()
         if self._task is None:
             self._start_heartbeat()
@@ -274,6 +274,7 @@ class SegmentWriter:
             "generation": self.generation,
             "state": _shm.STATE_NAMES.get(h["state"], "?"),
             "notifies": h["notifies"],
+            "wakes": h["wakes"],
             "waiters": h["waiters"],
             "readers": h["readers"],
             "symbols": h["nsym"],
