@@ -304,6 +304,9 @@ def test_feed_keeps_its_rows_after_close_and_names_are_checked():
         dec.decode(payload % 20)
         assert r.trades.written == 21
         assert r.trades.tail(2)["trade_id"].tolist() == [19, 20]
+        with pytest.raises(ValueError, match="already served"):
+            share_decoder(_name("local2"), dec)
+        assert not os.path.exists(segment_path(_name("local2")))
         r.close()
     assert dec.trades.tail(3)["trade_id"].tolist() == [18, 19, 20]  # the ring lives on
     dec.decode(payload % 21)

@@ -126,6 +126,8 @@ cdef class Ring:
         return out
 
     cdef int adopt(self, object arr, ff_ring_pub* pub) except -1:
+        if pub != NULL and self.pub != NULL and pub != self.pub:
+            raise ValueError("this ring is already served by a shared segment; close it first")
         if arr.dtype != self.array.dtype or arr.shape != (self.cap,):
             raise ValueError(f"adopt needs {self.cap} rows of the ring's dtype, got {arr.dtype} "
                              f"{arr.shape}")

@@ -112,6 +112,11 @@ cdef class Segment:
         memcpy(self.base + desc_offset, <const char*>desc, len(desc))
         self.sym_off[0] = 0
         cdef Ring ring
+        for entry in rings:   # all or none: check before moving any
+            ring = entry[0]
+            if ring.pub != NULL:
+                raise ValueError("a ring of this feed is already served by a shared segment; "
+                                 "close that one first")
         for ring, data_off, pub_off in rings:
             arr = np.frombuffer(mm, dtype=ring.array.dtype, count=ring.capacity, offset=data_off)
             ring.adopt(arr, <ff_ring_pub*>(self.base + <uint64_t>pub_off))
