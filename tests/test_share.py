@@ -325,7 +325,7 @@ def test_cli_serve_sim_and_usage_errors(tmp_path):
     name = _name("cli")
     cmd = [sys.executable, "-m", "fastfeed.cli", "serve"]
     p = subprocess.Popen(
-        [*cmd, "--sim", "--book", "--name", name, "--seconds", "8", "--interval", "1"],
+        [*cmd, "--sim", "--book", "--name", name, "--seconds", "5", "--interval", "1"],
         env=_env(),
         stdout=subprocess.PIPE,
         text=True,
