@@ -16,6 +16,7 @@ measured twice or differently from running the script by hand):
   replay   benchmarks/bench_record.py --only replay   (when fastfeed.record exists)
   bus      benchmarks/bench_bus.py                    rows vs raw JSON frames through NATS JetStream
   soak     benchmarks/soak.py                         10,000,000 messages, 1,000 reconnects
+  shm      benchmarks/bench_shm.py --pin              shared-memory latency, writer CPU 0 vs 4 readers
 
 Writes ``--out`` (default ``docs/bench/results.json``): the machine (CPU model, cores,
 memory, OS, Python and library versions, git commit), the date, the command, and every
@@ -42,7 +43,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-STEPS = ("decode", "book", "e2e", "paced", "replay", "bus", "soak")
+STEPS = ("decode", "book", "e2e", "paced", "replay", "bus", "soak", "shm")
 
 FULL = dict(
     decode=["--repeat", "5", "--min-seconds", "0.2", "--level-sweep"],
@@ -235,6 +236,7 @@ RUNNERS = {
     "replay": step_replay,
     "bus": step_bus,
     "soak": step_soak,
+    "shm": lambda cfg, a: run_script("bench_shm.py", ["--pin"], a.timeout),  # shared memory
 }
 
 

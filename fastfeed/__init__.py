@@ -44,6 +44,7 @@ from fastfeed.feed.endpoint import Endpoint, default_ssl_context
 from fastfeed.feed.session import EVENT_DTYPE, BinanceFeed, EventReason
 from fastfeed.record.replay import Replay
 from fastfeed.record.writer import Recorder
+from fastfeed.share.attach import SharedFeed, attach
 
 __version__ = "0.1.0"
 
@@ -88,11 +89,13 @@ __all__ = [
     "Replay",
     "Ring",
     "RingReader",
+    "SharedFeed",
     "StartTimeoutError",
     "SubscriptionError",
     "SymbolTable",
     "TLSVerificationError",
     "WeightBudget",
+    "attach",
     "default_ssl_context",
     "get_include",
     "run",

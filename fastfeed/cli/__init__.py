@@ -29,6 +29,7 @@ from types import ModuleType
 COMMAND_MODULES: list[str] = [
     "fastfeed.cli.feed",
     "fastfeed.cli.sim",
+    "fastfeed.cli.serve",
     "fastfeed.record.cli",
     "fastfeed.cli.subscribe",
     "fastfeed.bench",

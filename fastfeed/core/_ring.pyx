@@ -44,6 +44,8 @@ cdef class Ring:
         self.cap = <uint64_t>capacity
         self.mask = self.cap - 1
         self._written = 0
+        self.pub = NULL
+        self.pub_slack = 0
 
     @property
     def written(self):
@@ -155,6 +157,24 @@ cdef class Ring:
         if cnp.PyArray_SIZE(a) < 1:
             raise ValueError("out must hold at least one row")
         return <char*>cnp.PyArray_DATA(a)
+    cdef int adopt(self, object arr, ff_ring_pub* pub) except -1:
+        if pub != NULL and self.pub != NULL and pub != self.pub:
+            raise ValueError("this ring is already served by a shared segment; close it first")
+        if arr.dtype != self.array.dtype or arr.shape != (self.cap,):
+            raise ValueError(f"adopt needs {self.cap} rows of the ring's dtype, got {arr.dtype} "
+                             f"{arr.shape}")
+        cdef char* base = <char*>cnp.PyArray_DATA(arr)
+        if base != self.base:
+            memcpy(base, self.base, self.cap * self.itemsize)
+            arr.flags.writeable = False
+            self.base = base
+            self.array = arr
+        self.pub = pub
+        self.pub_slack = min(<uint64_t>15, self.cap // 64)
+        if pub != NULL:
+            ff_pub_intent(pub, self._written, 0)
+            ff_pub_written(pub, self._written)
+        return 0
 
     def __repr__(self):
         return f"<Ring {self.array.dtype.names[:3]}... capacity={self.cap} written={self._written}>"

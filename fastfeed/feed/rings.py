@@ -95,6 +95,14 @@ class FeedRings:
             except KeyError:
                 raise ValueError(f"slot must be one of {SLOT_NAMES}, got {slot!r}") from None
         return self.sink.last_row(self._symbol_id(symbol), slot, out)
+    def share(self, name: str, book: Any = None) -> Any:
+        """Serve these rings and events (and ``book``'s tops, an ``OrderBook`` on this feed)
+        in shared memory as ``name``, for ``fastfeed.attach(name)`` in other processes.
+        Returns a :class:`fastfeed.share.SegmentWriter`; ``close()`` it (or use ``with``) to
+        stop serving.  See docs/decisions/0601-shared-memory-rings.md."""
+        from fastfeed.share.segment import share_feed  # share is a layer above feed
+
+        return share_feed(self, name, book)
 
     async def wait(self) -> None:  # pragma: no cover - defined by the class mixing this in
         raise NotImplementedError

@@ -1,0 +1,69 @@
+"""A reader process of tests/test_share.py: attaches to a served feed, reads every ring until
+the writer closes the segment, and writes what it got as JSON (per ring: rows received, rows
+lost, the final cursor, and a SHA-256 of the received rows' bytes in order).
+
+    python tests/share_reader.py NAME MODE OUT      MODE: sleep | spin | poll | stall
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+
+import fastfeed
+from fastfeed.share import StaleSegment
+
+
+def main() -> None:
+    name, mode, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    feed = fastfeed.attach(name, timeout=30)
+    readers = {n: r.reader("oldest") for n, r in feed.rings.items()}
+    hashes = {n: hashlib.sha256() for n in readers}
+    print("attached", flush=True)
+    said = False
+    done: dict[str, str] = {}
+    while len(done) < len(readers):
+        for n, rd in readers.items():
+            if n in done:
+                continue
+            try:
+                rows = rd.read()
+            except StaleSegment as e:  # raised only once nothing is left to read
+                done[n] = str(e)
+                continue
+            if len(rows):
+                hashes[n].update(rows.tobytes())
+        if not said and any(rd.received for rd in readers.values()):
+            print("reading", flush=True)
+            said = True
+        try:
+            if mode == "sleep":
+                feed.wait(timeout=1.0)
+            elif mode == "spin":
+                feed.wait(timeout=1.0, spin=0.01)
+            elif mode == "stall":
+                time.sleep(0.2)
+            else:
+                time.sleep(0.0005)
+        except StaleSegment:
+            pass
+    result: dict = {
+        n: {
+            "received": rd.received,
+            "lost": rd.lost,
+            "cursor": rd.cursor,
+            "sha256": hashes[n].hexdigest(),
+        }
+        for n, rd in readers.items()
+    }
+    result["_generation"] = feed.generation
+    result["_error"] = next(iter(done.values()))
+    result["_symbols"] = feed.symbols
+    with open(out, "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()
