@@ -95,3 +95,33 @@ def test_nats_options():
         )
     a = parse("--nats", "nats://a:1,nats://b:2", "--nats-max-mb", "16", "--nats-replicas", "3")
     assert a.nats_max_mb == 16 and a.nats_replicas == 3 and a.nats_subject_prefix == "fastfeed"
+
+
+def test_serve_sim_publishes_to_nats_and_subscribe_rebuilds(nats_server):  # noqa: F811
+    """``fastfeed serve --sim --nats URL`` (no shared memory): the first line names the bus,
+    status lines count the rows sent, and ``fastfeed subscribe`` rebuilds them from the
+    history with nothing lost."""
+    r = fastfeed("serve", "--sim", "--nats", nats_server.url, "--seconds", "3", "--interval", "1")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert lines[0]["nats"] == nats_server.url and "name" not in lines[0]
+    sent = lines[-1]["nats_sent_rows"]
+    assert sent > 0 and lines[-1]["nats_dropped_batches"] == 0
+    r = fastfeed(
+        "subscribe",
+        nats_server.url,
+        "fastfeed.spot.>",
+        "--start",
+        "history",
+        "--seconds",
+        "2",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    assert st["lost"] == 0 and sum(st["written"].values()) >= sent
+
+
+def test_serve_needs_an_output():
+    r = fastfeed("serve", "--sim", "--seconds", "1")
+    assert r.returncode == 2 and "--name NAME and/or --nats URL" in r.stderr, r.stderr

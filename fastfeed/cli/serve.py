@@ -1,9 +1,10 @@
 """``fastfeed serve``: one feed handler for a whole desk.
 
 The feed's rings, events and (with ``--book``) order-book tops are served in shared memory as
-``--name NAME``; strategies in other processes read them with ``fastfeed.attach(NAME)``.  Each
-output is one entry of :func:`open_outputs` (more outputs, such as a bus publisher, add an
-option in :func:`add_output_options` and an entry there).
+``--name NAME``; strategies in other processes read them with ``fastfeed.attach(NAME)``.  With
+``--nats URL`` each read's new rows are also published to NATS JetStream for other machines
+(``fastfeed.bus.Subscriber``).  Each output is one option of :func:`add_output_options` and one
+entry of :func:`open_outputs`.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ def add_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
     """``serve``."""
     p = sub.add_parser(
         "serve",
-        help="serve a feed to other processes (shared memory)",
+        help="serve a feed to other processes (shared memory) and machines (NATS)",
         description="Connect to Binance (or --url, or the built-in --sim) for STREAM... and "
         "serve the feed's rings, events and order-book tops (--book) to other processes on "
-        "this machine: fastfeed.attach(NAME) in Python.  The first line of stdout is a JSON "
+        "this machine (--name: fastfeed.attach(NAME) in Python) and to other machines "
+        "(--nats URL: fastfeed.bus.Subscriber).  The first line of stdout is a JSON "
         "object naming what is served; then one status line per --interval.",
     )
     p.add_argument(
@@ -63,6 +65,9 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="serve in shared memory under this name (fastfeed.attach(NAME) reads it)",
     )
+    from fastfeed.bus.cli import add_arguments  # no nats import until --nats is used
+
+    add_arguments(p)
 
 
 def open_outputs(
@@ -81,8 +86,10 @@ def open_outputs(
 
 
 def check_outputs(args: argparse.Namespace) -> None:
+    if args.name is None and not args.nats:
+        raise UsageError("serve needs an output: --name NAME and/or --nats URL")
     if args.name is None:
-        raise UsageError("serve needs an output: --name NAME")
+        return
     from fastfeed.share.segment import check_name
 
     try:
@@ -132,14 +139,23 @@ async def run_serve(args: argparse.Namespace, out: TextIO | None = None) -> int:
             if args.book:
                 book = await astack.enter_async_context(OrderBook(feed))
             stop.live = True
+            from fastfeed.bus.cli import start_publisher
+
+            pub = await start_publisher(feed, args)
+            if pub is not None:
+                astack.push_async_callback(pub.close)
             with contextlib.ExitStack() as stack:
                 outputs = open_outputs(args, feed, book, stack)
+                if pub is not None:
+                    outputs["nats"] = pub
                 first: dict[str, Any] = {"streams": streams}
                 if "shm" in outputs:
                     w = outputs["shm"]
                     first.update(
                         name=w.name, path=w.path, generation=w.generation, rings=list(w.rings)
                     )
+                if pub is not None:
+                    first.update(nats=args.nats, subjects=f"{args.nats_subject_prefix}.>")
                 out.write(json.dumps(first) + "\n")
                 out.flush()
                 t0 = time.monotonic()
@@ -153,6 +169,9 @@ async def run_serve(args: argparse.Namespace, out: TextIO | None = None) -> int:
                     if "shm" in outputs:
                         st = outputs["shm"].stats()
                         line.update(readers=len(st["readers"]), written=st["written"])
+                    if pub is not None:
+                        bs = pub.stats()
+                        line.update({"nats_" + k: bs[k] for k in ("sent_rows", "dropped_batches")})
                     out.write(json.dumps(line) + "\n")
                     out.flush()
     except asyncio.CancelledError:
