@@ -95,6 +95,7 @@ class FeedRings:
             except KeyError:
                 raise ValueError(f"slot must be one of {SLOT_NAMES}, got {slot!r}") from None
         return self.sink.last_row(self._symbol_id(symbol), slot, out)
+
     def share(self, name: str, book: Any = None) -> Any:
         """Serve these rings and events (and ``book``'s tops, an ``OrderBook`` on this feed)
         in shared memory as ``name``, for ``fastfeed.attach(name)`` in other processes.
