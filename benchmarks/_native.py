@@ -24,13 +24,36 @@ def build_listeners(cache_dir: str | os.PathLike | None = None):
 
     import fastfeed
 
-    src = HERE / "_listeners.pyx"
+    core = Path(fastfeed.__file__).resolve().parent / "core"
+    return build_module(
+        "_listeners.pyx",
+        "_ff_bench_listeners",
+        [numpy.get_include(), str(core)],
+        picows.__version__.encode(),
+        cache_dir,
+    )
+
+
+def build_module(
+    source: str,
+    name: str,
+    include_dirs: list[str],
+    key_extra: bytes = b"",
+    cache_dir: str | os.PathLike | None = None,
+):
+    """Import (compiling if needed) ``benchmarks/<source>`` as module ``name``, built against
+    the imported fastfeed's ``.pxd`` files and headers into a cache folder keyed by the
+    sources (``FASTFEED_BENCH_CACHE``, default ``~/.cache/fastfeed-bench``)."""
+    import fastfeed
+
+    src = HERE / source
     pkg = Path(fastfeed.__file__).resolve().parent
     key = hashlib.sha256(
         src.read_bytes()
         + b"".join(p.read_bytes() for p in sorted(pkg.rglob("*.pxd")))
+        + b"".join(p.read_bytes() for p in sorted(pkg.rglob("*.h")))
         + sys.version.encode()
-        + picows.__version__.encode()
+        + key_extra
     ).hexdigest()[:16]
     out = Path(
         cache_dir
@@ -38,18 +61,18 @@ def build_listeners(cache_dir: str | os.PathLike | None = None):
     )
     out = out / key
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    so = out / f"_ff_bench_listeners{suffix}"
+    so = out / f"{name}{suffix}"
     if not so.exists():
         from Cython.Build import cythonize
         from setuptools import Distribution, Extension
 
         out.mkdir(parents=True, exist_ok=True)
-        pyx = out / "_ff_bench_listeners.pyx"
+        pyx = out / f"{name}.pyx"
         pyx.write_bytes(src.read_bytes())
         ext = Extension(
-            "_ff_bench_listeners",
+            name,
             [str(pyx)],
-            include_dirs=[numpy.get_include(), str(pkg / "core")],
+            include_dirs=include_dirs,
             extra_compile_args=["-O3", "-Wno-unused-function"],
         )
         dist = Distribution(
@@ -64,7 +87,8 @@ def build_listeners(cache_dir: str | os.PathLike | None = None):
         cmd.build_temp = str(out / "tmp")
         cmd.inplace = False
         dist.run_command("build_ext")
-    spec = importlib.util.spec_from_file_location("_ff_bench_listeners", so)
+    spec = importlib.util.spec_from_file_location(name, so)
+    assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -20,11 +20,8 @@ fastfeed, into the same cache as ``_native.build_listeners``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import importlib.util
 import os
 import sys
-import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -34,54 +31,17 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_e2e import STREAMS, ctx  # noqa: E402  (the lead's benchmark owns these)
+from _native import build_module  # noqa: E402
+from bench_e2e import STREAMS, ctx  # noqa: E402  (bench_e2e owns these)
 
 
 def build(cache_dir: str | os.PathLike | None = None) -> Any:
     """Import (compiling if needed) ``_consumer_clients.pyx``; returns the module."""
     import fastfeed
 
-    src = HERE / "_consumer_clients.pyx"
-    pkg = Path(fastfeed.__file__).resolve().parent
-    key = hashlib.sha256(
-        src.read_bytes()
-        + b"".join(p.read_bytes() for p in sorted(pkg.rglob("*.pxd")))
-        + b"".join(p.read_bytes() for p in sorted(pkg.rglob("*.h")))
-        + sys.version.encode()
-    ).hexdigest()[:16]
-    base = cache_dir or os.environ.get(
-        "FASTFEED_BENCH_CACHE", Path.home() / ".cache" / "fastfeed-bench"
+    return build_module(
+        "_consumer_clients.pyx", "_ff_consumer_clients", [fastfeed.get_include()], b"", cache_dir
     )
-    out = Path(base) / key
-    name = "_ff_consumer_clients"
-    so = out / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
-    if not so.exists():
-        from Cython.Build import cythonize
-        from setuptools import Distribution, Extension
-
-        out.mkdir(parents=True, exist_ok=True)
-        pyx = out / f"{name}.pyx"
-        pyx.write_bytes(src.read_bytes())
-        ext = Extension(
-            name, [str(pyx)], include_dirs=[fastfeed.get_include()], extra_compile_args=["-O3"]
-        )
-        dist = Distribution(
-            {
-                "ext_modules": cythonize(
-                    [ext], language_level=3, quiet=True, include_path=[str(pkg.parent)]
-                )
-            }
-        )
-        cmd = dist.get_command_obj("build_ext")
-        cmd.build_lib = str(out)
-        cmd.build_temp = str(out / "tmp")
-        cmd.inplace = False
-        dist.run_command("build_ext")
-    spec = importlib.util.spec_from_file_location(name, so)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _feed(info: dict) -> Any:

@@ -92,5 +92,8 @@ cdef class SharedRing:
     cdef uint64_t valid_from(self) noexcept nogil
     cdef int wait_c(self, uint64_t cursor, double timeout, double spin) except -1
     cdef int _check_state(self, uint64_t cursor, uint64_t w) except -1
+    cdef void sleep_in(self) noexcept nogil
+    cdef void sleep_out(self, uint32_t word, int64_t now, int64_t deadline,
+                        bint wait) noexcept nogil
     cdef int bounds(self, object cursor, object limit, uint64_t* cur, uint64_t* end,
                     uint64_t* lost) except -1

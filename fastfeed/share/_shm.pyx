@@ -327,6 +327,30 @@ cdef class SharedRing:
         ff_fence_acq()
         return self.valid_from()
 
+    cdef void sleep_in(self) noexcept nogil:
+        """Count this reader in as asleep (the writer wakes only when someone is)."""
+        if self.slot != NULL:
+            self.slot.sleeping = 1
+        ff_add32(&self.hdr.waiters, 1)
+
+    cdef void sleep_out(self, uint32_t word, int64_t now, int64_t deadline,
+                        bint wait) noexcept nogil:
+        """Wait (if ``wait``) one slice on the futex while it holds ``word``, pass the
+        writer's one wake-up on to the next sleeper, and count this reader out."""
+        cdef int64_t slice_ns
+        if wait:
+            # Slices of 100 ms: a dead writer and Ctrl-C are noticed.  Without a slot the
+            # writer's sweep cannot repair a count we leak: 1 ms slices.
+            slice_ns = 100000000 if self.slot != NULL else 1000000
+            if deadline >= 0 and deadline - now < slice_ns:
+                slice_ns = deadline - now
+            ff_futex_wait(&self.hdr.futex, word, slice_ns)
+        if ff_load_sc32(&self.hdr.waiters) > 1:
+            ff_futex_wake_one(&self.hdr.futex)
+        ff_sub32(&self.hdr.waiters, 1)
+        if self.slot != NULL:
+            self.slot.sleeping = 0
+
     cdef int _check_state(self, uint64_t cursor, uint64_t w) except -1:
         cdef uint32_t st = ff_load_acq32(&self.hdr.state)
         if st != FF_SEG_LIVE and cursor >= w:
@@ -458,7 +482,7 @@ cdef class SharedRing:
         cdef int64_t deadline = t0 + <int64_t>(timeout * 1e9) if timeout >= 0 else -1
         cdef int64_t spin_end = (t0 + <int64_t>(spin * 1e9) if spin < 1e9
                                  else 0x7fffffffffffffff)
-        cdef int64_t now, slice_ns
+        cdef int64_t now
         cdef uint32_t f
         cdef int got = 0
         cdef int rounds = 0
@@ -489,23 +513,11 @@ cdef class SharedRing:
                         break
                     # Sleep: count in, read the word, re-check, then wait on the word (the
                     # writer publishes, bumps the word, then reads the count; all seq_cst).
-                    if self.slot != NULL:
-                        self.slot.sleeping = 1
-                    ff_add32(&self.hdr.waiters, 1)
+                    self.sleep_in()
                     f = ff_load_sc32(&self.hdr.futex)
-                    if (ff_load_acq64(&self.pub.written) <= cursor
-                            and ff_load_acq32(&self.hdr.state) == FF_SEG_LIVE):
-                        # Slices of 100 ms: a dead writer and Ctrl-C are noticed.  Without a
-                        # slot the writer's sweep cannot repair a count we leak: 1 ms slices.
-                        slice_ns = 100000000 if self.slot != NULL else 1000000
-                        if deadline >= 0 and deadline - now < slice_ns:
-                            slice_ns = deadline - now
-                        ff_futex_wait(&self.hdr.futex, f, slice_ns)
-                    if ff_load_sc32(&self.hdr.waiters) > 1:
-                        ff_futex_wake_one(&self.hdr.futex)   # pass the writer's wake-up on
-                    ff_sub32(&self.hdr.waiters, 1)
-                    if self.slot != NULL:
-                        self.slot.sleeping = 0
+                    self.sleep_out(f, now, deadline,
+                                   ff_load_acq64(&self.pub.written) <= cursor
+                                   and ff_load_acq32(&self.hdr.state) == FF_SEG_LIVE)
                     break
             if got:
                 return 1
@@ -525,7 +537,7 @@ cdef class SharedRing:
         cdef int64_t t0 = ff_mono_ns()
         cdef int64_t deadline = t0 + <int64_t>(t * 1e9) if t >= 0 else -1
         cdef int64_t spin_end = t0 + <int64_t>(min(float(spin), 1e9) * 1e9)
-        cdef int64_t now, check_at, slice_ns
+        cdef int64_t now, check_at
         cdef uint32_t f = seen
         cdef int got = 0
         while True:
@@ -542,18 +554,8 @@ cdef class SharedRing:
                     if now < spin_end:
                         ff_cpu_relax()
                         continue
-                    if self.slot != NULL:
-                        self.slot.sleeping = 1
-                    ff_add32(&self.hdr.waiters, 1)
-                    slice_ns = 100000000 if self.slot != NULL else 1000000
-                    if deadline >= 0 and deadline - now < slice_ns:
-                        slice_ns = deadline - now
-                    ff_futex_wait(&self.hdr.futex, seen, slice_ns)
-                    if ff_load_sc32(&self.hdr.waiters) > 1:
-                        ff_futex_wake_one(&self.hdr.futex)   # pass the writer's wake-up on
-                    ff_sub32(&self.hdr.waiters, 1)
-                    if self.slot != NULL:
-                        self.slot.sleeping = 0
+                    self.sleep_in()
+                    self.sleep_out(seen, now, deadline, True)   # returns at once if moved on
                     break
             if got:
                 return f
