@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from children import CHILD_CWD, child_env
 from nats_fixtures import DecoderSource, nats_server, trade  # noqa: F401 - fixture
 from sim_fixtures import run
 
@@ -21,6 +22,8 @@ pytest.importorskip("nats")
 def fastfeed(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "fastfeed.cli", *args],
+        env=child_env(),
+        cwd=CHILD_CWD,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -13,21 +13,17 @@ import sys
 
 import pexpect
 import pytest
+from children import child_env
 
 import fastfeed
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\r")
 START_PRICE = {"BTCUSDT": 61800.0, "ETHUSDT": 2680.0}  # fastfeed/sim/market.py
 
 
 def _env(**extra) -> dict:
-    # Whichever fastfeed this interpreter imports (the installed one in CI); the source tree
-    # only when that is what the tests import.
-    env = dict(os.environ, COLUMNS="160", LINES="50", **extra)
+    env = child_env(COLUMNS="160", LINES="50", **extra)
     env.pop("NO_COLOR", None)
-    if os.path.dirname(os.path.dirname(fastfeed.__file__)) == ROOT:
-        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 

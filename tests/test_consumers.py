@@ -16,6 +16,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from children import child_env
 from feed_fixtures import make_feed, until
 from sim_fixtures import run
 
@@ -30,12 +31,7 @@ STREAMS = ["btcusdt@aggTrade", "btcusdt@depth@100ms"]
 U64 = np.uint64
 
 
-def _env() -> dict:
-    """A child interpreter that imports the fastfeed this one imported (this tree's build, or
-    the installed wheel under cibuildwheel)."""
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastfeed.__file__)))
-    path = os.pathsep.join(x for x in (pkg_parent, os.environ.get("PYTHONPATH")) if x)
-    return dict(os.environ, PYTHONPATH=path)
+_env = child_env
 
 
 def build_example(dest) -> str:

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from children import child_env
 from feed_fixtures import make_feed, until
 from sim_fixtures import run
 
@@ -112,20 +113,16 @@ def test_alloc_flat_and_rss_over_1m_messages_and_100_reconnects():
     import os
     import subprocess
 
-    import fastfeed
-
     # The child imports the fastfeed this process imported (the tree's own build when the suite
     # runs in the tree; the installed wheel under cibuildwheel), whatever its working folder.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastfeed.__file__)))
-    path = os.pathsep.join(x for x in (pkg_parent, os.environ.get("PYTHONPATH")) if x)
     p = subprocess.run(
         [sys.executable, __file__, "--measure"],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=root,
-        env=dict(os.environ, PYTHONPATH=path),
+        env=child_env(),
     )
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout.strip().splitlines()[-1])

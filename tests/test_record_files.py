@@ -3,23 +3,20 @@ and corrupted chunks are reported by file and offset and never decoded; rotation
 retention; the exports round-trip through Parquet."""
 
 import logging
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from children import child_env
 from corpus import corpus_dir
 
 from fastfeed import BinanceDecoder
 from fastfeed.record import ChunkError, Recorder, Recording, Replay
 from fastfeed.record import format as fmt
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def corpus_frames(limit=None):
@@ -131,11 +128,7 @@ def test_sigkill_mid_write_loses_at_most_the_open_chunk(tmp_path):
     cmd += ["--chunk-interval", "0.1"]
     # whichever fastfeed this interpreter imports (the installed wheel in CI), from a
     # directory where the source tree cannot shadow it
-    import fastfeed
-
-    env = dict(os.environ)
-    if Path(fastfeed.__file__).resolve().parents[1] == ROOT:
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env = child_env()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(tmp_path)
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from children import CHILD_CWD, child_env
 from feed_fixtures import make_feed, pump
 from sim_fixtures import run
 
@@ -35,15 +36,8 @@ from fastfeed.share import (
 from fastfeed.share.segment import segment_path
 from fastfeed.sim import ExchangeSimulator
 
-ROOT = Path(__file__).resolve().parent.parent
 READER = Path(__file__).with_name("share_reader.py")
 pytestmark = pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 def _name(tag: str) -> str:
@@ -53,11 +47,11 @@ def _name(tag: str) -> str:
 def _python(code: str, *args: object) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-        env=_env(),
+        env=child_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
+        cwd=CHILD_CWD,
     )
 
 
@@ -84,7 +78,7 @@ def test_four_readers_get_the_writers_rows_and_a_killed_reader_harms_nobody(tmp_
                             name,
                             mode,
                             str(tmp_path / f"r{i}.json"),
-                            env=_env(),
+                            env=child_env(),
                             stdout=asyncio.subprocess.PIPE,
                         )
                     )
@@ -326,10 +320,10 @@ def test_cli_serve_sim_and_usage_errors(tmp_path):
     cmd = [sys.executable, "-m", "fastfeed.cli", "serve"]
     p = subprocess.Popen(
         [*cmd, "--sim", "--book", "--name", name, "--seconds", "5", "--interval", "1"],
-        env=_env(),
+        env=child_env(),
         stdout=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
+        cwd=CHILD_CWD,
     )
     try:
         first = json.loads(p.stdout.readline())
@@ -350,7 +344,7 @@ def test_cli_serve_sim_and_usage_errors(tmp_path):
     assert not os.path.exists(segment_path(name))
     for args, msg in (([], "--name NAME"), (["--name", "a/b"], "segment name")):
         r = subprocess.run(
-            [*cmd, "--sim", *args], env=_env(), capture_output=True, text=True, cwd=ROOT
+            [*cmd, "--sim", *args], env=child_env(), capture_output=True, text=True, cwd=CHILD_CWD
         )
         assert r.returncode == 2 and msg in r.stderr, r.stderr
 

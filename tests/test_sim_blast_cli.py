@@ -1,18 +1,16 @@
 """Simulator: blast and paced modes, and the ``fastfeed sim`` command line."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 
 import pytest
 import websockets
+from children import child_env
 from sim_fixtures import connect, run, until
 
 from fastfeed.sim import ExchangeSimulator
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
@@ -63,11 +61,7 @@ def test_paced_messages_carry_send_time():
 def test_cli_prints_urls_and_stops_on_sigterm(tmp_path):
     # Runs whichever fastfeed this interpreter imports (the installed one in CI), from a
     # directory where the source tree cannot shadow it.
-    import fastfeed
-
-    env = dict(os.environ)
-    if os.path.dirname(os.path.dirname(fastfeed.__file__)) == ROOT:
-        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env = child_env()
     proc = subprocess.Popen(
         [
             sys.executable,

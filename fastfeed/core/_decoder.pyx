@@ -837,6 +837,7 @@ cdef class BinanceDecoder:
         row.symbol = self.hdr.symbol
         row.buyer_maker = F.m
         row.is_agg = agg
+        row._pad[0] = row._pad[1] = 0
         if self.ctx.fp_none_seen:
             self.fp_inexact += (F.p.fp == FP_NONE) + (F.q.fp == FP_NONE)
         self.trades.commit(1)
@@ -856,6 +857,7 @@ cdef class BinanceDecoder:
         row.ask_price_fp = F.ap.fp
         row.ask_qty_fp = F.aq.fp
         row.symbol = self.hdr.symbol
+        row._pad = 0
         if self.ctx.fp_none_seen:
             self.fp_inexact += ((F.bp.fp == FP_NONE) + (F.bq.fp == FP_NONE) + (F.ap.fp == FP_NONE)
                                 + (F.aq.fp == FP_NONE))
@@ -907,6 +909,7 @@ cdef class BinanceDecoder:
         row.last_id = F.u
         row.prev_last_id = pu
         row.symbol = sym
+        row._pad[0] = row._pad[1] = 0
 
     cdef void _emit_partial(self, Fields* F, int64_t recv_ns, uint32_t sym, int64_t last_id,
                             int st_bids, int st_asks) noexcept:

@@ -21,6 +21,12 @@ cdef extern from "<stdint.h>":
 cdef enum:
     ROW_LAST_OF_EVENT = 1   # flags bit: last row written for this message
 
+# ``_pad`` makes a struct's tail padding a field the decoder writes as zero: rows are then
+# byte-stable (tobytes, checksums, shared memory, the bus).  Left implicit, the compiler may
+# merge the last small stores into one wider store that fills padding with whatever a
+# register held (seen in the -O2 wheel build, not the -O3 in-place one).  The dtypes
+# (_rows.pyx) name only the real fields; itemsize is unchanged.
+
 ctypedef struct TradeRow:
     int64_t recv_ns
     int64_t event_time
@@ -36,6 +42,7 @@ ctypedef struct TradeRow:
     uint32_t symbol
     uint8_t buyer_maker
     uint8_t is_agg          # 1 aggTrade, 0 trade
+    uint8_t _pad[2]
 
 ctypedef struct DepthRow:
     int64_t recv_ns
@@ -51,6 +58,7 @@ ctypedef struct DepthRow:
     uint32_t symbol
     int8_t side             # 0 bid, 1 ask, -1 event with no level (keeps the id chain visible)
     uint8_t flags
+    uint8_t _pad[2]
 
 ctypedef struct TickerRow:
     int64_t recv_ns
@@ -66,6 +74,7 @@ ctypedef struct TickerRow:
     int64_t ask_price_fp
     int64_t ask_qty_fp
     uint32_t symbol
+    uint32_t _pad
 
 ctypedef struct PartialRow:
     int64_t recv_ns
