@@ -80,6 +80,24 @@ def test_tail_is_a_copy_oldest_first():
     assert len(dec.trades.tail(0)) == 0
 
 
+def test_copies_are_byte_exact_padding_included():
+    # numpy copies a dtype with holes field by field and leaves the holes (the rows' tail
+    # padding) as whatever the heap held: tobytes() of a copy would then differ from the
+    # ring's own bytes.  Dirty the heap before every copy so a stale byte would show.
+    dec = fastfeed.BinanceDecoder(trades=8)
+    fill(dec, 0, 11)  # rows 3..10 held; the oldest at slot 3, so 5 rows wrap
+    raw = dec.trades.array.view(np.uint8).reshape(8, -1)
+    order = [(s & 7) for s in range(3, 11)]
+    for k in (1, 3, 5, 8):
+        for _ in range(50):
+            junk = np.full(k * dec.trades.itemsize, 0xA5, np.uint8).copy()
+            del junk
+            want = b"".join(raw[i].tobytes() for i in order[8 - k :])
+            assert dec.trades.tail(k).tobytes() == want
+    rows, _, _ = dec.trades.read(3)  # wrapped: a copy joined from two parts
+    assert rows.tobytes() == b"".join(raw[i].tobytes() for i in order)
+
+
 def test_ring_reader_totals_losses():
     dec = fastfeed.BinanceDecoder(trades=4)
     reader = dec.trades.reader("oldest")

@@ -112,17 +112,18 @@ cdef class Ring:
     cdef object _rows(self, uint64_t start, uint64_t end, bint copy):
         cdef uint64_t i0 = start & self.mask
         cdef uint64_t n = end - start
-        if i0 + n <= self.cap:
-            view = self.array[i0:i0 + n]
-            return view.copy() if copy else view
-        # Wrapped: copy both parts into one array of the ring's own dtype (np.concatenate
-        # would drop the padding that keeps rows in C-struct layout).  Zeroed, as the ring
-        # is: field assignment leaves the padding alone, and stale heap bytes there would
-        # make tobytes() of the same rows differ from read to read.
-        out = np.zeros(n, dtype=self.array.dtype)
-        first = self.cap - i0
-        out[:first] = self.array[i0:]
-        out[first:] = self.array[:n - first]
+        if i0 + n <= self.cap and not copy:
+            return self.array[i0:i0 + n]
+        # A copy is made byte for byte: numpy copies a dtype with holes (the rows' tail
+        # padding) field by field and leaves the holes as uninitialised heap, so tobytes()
+        # of the same rows would differ from copy to copy.  Wrapped rows are joined here too
+        # (np.concatenate would drop the padding that keeps rows in C-struct layout).
+        out = np.empty(n, dtype=self.array.dtype)
+        cdef char* dst = <char*>cnp.PyArray_DATA(<cnp.ndarray>out)
+        cdef uint64_t first = min(n, self.cap - i0)
+        memcpy(dst, self.slot(start), first * self.itemsize)
+        if n > first:
+            memcpy(dst + first * self.itemsize, self.base, (n - first) * self.itemsize)
         return out
 
     def latest(self, out):
