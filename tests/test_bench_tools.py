@@ -212,7 +212,12 @@ def test_paced_options_and_the_simulators_result_line():
 def test_a_tiny_paced_run_end_to_end(tmp_path):
     """Three Python clients, a few hundred messages each, through the real harness: every
     client returns one positive latency per message and a CPU figure."""
-    pytest.importorskip("orjson")
+    try:
+        import orjson  # noqa: F401  (the picows + orjson peer's parser)
+    except ImportError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("orjson missing: the test extra installs it")  # never pass by skipping
+        pytest.skip("orjson not installed (pip install orjson)")
     out, table = tmp_path / "paced.json", tmp_path / "paced.md"
     clients = ["picows + orjson", "fastfeed hook", "fastfeed async for", "fastfeed C-level"]
     if not (ROOT / "benchmarks" / "consumer_clients.py").exists():
