@@ -12,6 +12,8 @@ futex, ``wait(spin=0)``), copy it with ``read_into`` and take ``time.time_ns() -
 peer measured in the same run is a pipe: the writer writes the same row's bytes to an
 ``os.pipe`` after stamping it, a reader process blocks in ``os.read``.  For scale (not measured
 here): Featuremine's yamal reports 300 ns median and 1 us max between processes.
+The run also prints the machine's floor: one cache line's round trip between the writer's and
+a reader's CPU, measured in C by two threads (``_pingpong.pyx``; needs Cython and a compiler).
 
 Writer CPU: the writer decodes batches of messages (aggTrade and depthUpdate alternating; a
 batch stands for one socket read) and calls ``notify()`` after each batch.  Its process CPU
@@ -325,7 +327,54 @@ def latency_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
             f"  {label:<26} {r['p50_us']:8.2f} {r['p99_us']:8.2f} {r['p999_us']:8.2f} "
             f"{r['max_us']:9.1f}"
         )
+    floor = line_round_trip_ns()
+    if floor is not None:
+        figures["line_round_trip_ns"] = floor
+        print(
+            f"  this machine's floor: a cache line's round trip between the writer's and a "
+            f"reader's CPU {floor:.0f} ns\n  (one way ~{floor / 2:.0f} ns; a reader that sees "
+            f"a row takes at least two lines: the counter, then the row)"
+        )
     print("  for scale (not measured here): yamal reports 0.30 median, 1.0 max")
+
+
+def line_round_trip_ns(n: int = 200_000, rounds: int = 5) -> float | None:
+    """Median over ``rounds`` of one cache line's round trip between the writer's CPU and a
+    reader's, in C (benchmarks/_pingpong.pyx, two threads); None without Cython or a compiler."""
+    import threading
+
+    try:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _native import build_module
+
+        mod = build_module("_pingpong.pyx", "_ff_pingpong", [])
+    except Exception as e:  # a benchmark extra: say why, measure the rest
+        print(f"  (cache-line floor not measured: {type(e).__name__}: {e})")
+        return None
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    a_cpu = min(WRITER_CPUS) if WRITER_CPUS else (cpus[0] if cpus else None)
+    b_cpu = min(OTHERS) if OTHERS else (cpus[1] if len(cpus) > 1 else None)
+
+    def side(k: int, cpu: int | None, start: threading.Barrier, spent: list[int]) -> None:
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})  # pid 0: the calling thread
+        start.wait()
+        t = time.perf_counter_ns()
+        mod.bounce(k, n)
+        spent[k] = time.perf_counter_ns() - t
+
+    got = []
+    for _ in range(rounds):
+        mod.reset()
+        start, spent = threading.Barrier(2), [0, 0]
+        t1 = threading.Thread(target=side, args=(1, b_cpu, start, spent))
+        t1.start()
+        side(0, a_cpu, start, spent)
+        t1.join()
+        got.append(spent[0] / n)
+    if WRITER_CPUS:
+        os.sched_setaffinity(0, WRITER_CPUS)
+    return statistics.median(got)
 
 
 def cpu_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
