@@ -6,9 +6,10 @@
 
 replay: the corpus mix (every ``*_combined.jsonl`` payload of ../shared/corpus/binance except
 REST snapshots: what a feed receives) recorded once, then ``Replay(path).run()`` as fast as
-possible, decompression included (a reader thread decompresses ahead; on a busy 2-core
-VM the GIL hand-overs it needs between chunks keep it from overlapping much), beside ``decode_lines`` over the same payloads (the decoder alone, no filter) and the
-bare zstd decompression of the same chunks, in one run.
+possible, decompression included (in the replaying thread: a reader thread cannot overlap
+it while the play loop holds the GIL; decision 0501), beside ``decode_lines`` over the same
+payloads (the decoder alone, no filter) and the bare zstd decompression of the same chunks, in
+one run.
 
 ratio: recording bytes / raw JSON bytes, on the corpus mix and on a recorded simulator blast.
 
