@@ -11,7 +11,7 @@ GIL, and ``take`` runs with the GIL held, so the two never see a half-written re
 """
 from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t, uint16_t
 from libc.string cimport memcpy
-from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
 
 import logging
 
@@ -135,7 +135,10 @@ cdef class FrameTap:
         if self.nrec == 0:
             return None
         out = (self.cur, self.len, self.nrec, self.first_ns, self.last_ns)
-        self.cur = self.spare.pop() if self.spare else bytearray(self.cap)
+        # A new buffer is not zero-filled: that would fault in all its pages here, on the
+        # read path, at once; only the bytes the tap writes are ever read or written out.
+        self.cur = (self.spare.pop() if self.spare
+                    else PyByteArray_FromStringAndSize(NULL, self.cap))
         self.buf = PyByteArray_AS_STRING(self.cur)
         self.len = 0
         self.nrec = 0

@@ -103,6 +103,10 @@ class Recorder:
         if max_pending_bytes < chunk_bytes:
             raise ValueError("max_pending_bytes must be >= chunk_bytes (one chunk)")
         self.max_pending_bytes = max_pending_bytes
+        # Buffers handed back are kept for reuse up to what may be in flight at once (the
+        # pending bytes' worth, the one being written and the one being filled): a writer
+        # behind the feed then never makes the read path allocate and fault in a new one.
+        self._spares = max_pending_bytes // chunk_bytes + 2
         self._pending_bytes = 0  # raw bytes in _q, under _lock
         self._lock = threading.Lock()  # keeps chunks in order: a take and its enqueue are one
         self._thread: threading.Thread | None = None
@@ -186,7 +190,7 @@ class Recorder:
                 log.error("recorder: not writing (%s); records are counted as lost", self.error)
             self.counters["lost_chunks"] += 1
             if isinstance(item[0], bytearray):
-                self.tap.give_back(item[0])
+                self.tap.give_back(item[0], self._spares)
             return
         if self._pending_bytes + item[1] > self.max_pending_bytes:
             # bounded: a disk slower than the feed loses whole chunks (counted, logged), it
@@ -202,7 +206,7 @@ class Recorder:
                 self.counters["lost_chunks"],
             )
             if isinstance(item[0], bytearray):
-                self.tap.give_back(item[0])
+                self.tap.give_back(item[0], self._spares)
             return
         self._pending_bytes += item[1]
         self._q.put_nowait(item)
@@ -271,7 +275,7 @@ class Recorder:
         finally:
             raw.release()
         if isinstance(buf, bytearray):
-            self.tap.give_back(buf)
+            self.tap.give_back(buf, self._spares)
 
     def _append(
         self, codec: int, data: Any, raw_len: int, count: int, first: int, last: int
