@@ -170,7 +170,8 @@ def child(name, info, n):
         target = Recorder(rec, level=None if name == "stored" else 1, **kw) if rec else None
         wall, cpu, raw, loop = run(c_fastfeed(info, n, target))
         size = dir_bytes(Path(rec)) if rec else 0
-        out = {"wall": wall, "cpu": cpu, "loop": loop, "raw": raw, "rec_bytes": size}
+        lost = target.stats()["lost_records"] if target is not None else 0
+        out = {"wall": wall, "cpu": cpu, "loop": loop, "raw": raw, "rec_bytes": size, "lost": lost}
         print(json.dumps(out), flush=True)
     finally:
         if rec:
@@ -206,6 +207,10 @@ def bench_e2e(n: int, repeat: int, paced: float, paced_n: int) -> dict:
         print(f"e2e {title}: {count} messages, TLS loopback, {repeat} rounds, medians")
         for k in names:
             extra = "" if k == "plain" else f"  ({100 * (cpu[k] / cpu['plain'] - 1):+.1f}% CPU)"
+            lost = med(x.get("lost", 0) for x in res[k])
+            if lost:
+                # the disk fell behind (max_pending_bytes full): those records cost no writes
+                extra += f"  ({lost:.0f} records dropped: the disk was slower than the feed)"
             print(
                 f"  fastfeed {label[k]:16s} CPU {cpu[k]:7.0f} ns/msg (read path {loop[k]:5.0f})"
                 f"  wall {wall[k]:7.0f} ns/msg{extra}"
@@ -213,7 +218,14 @@ def bench_e2e(n: int, repeat: int, paced: float, paced_n: int) -> dict:
         rb = med(x["rec_bytes"] for x in res["record"])
         raw = med(x["raw"] for x in res["record"])
         print(f"  ratio: {rb:.0f} / {raw:.0f} raw JSON bytes = 1/{raw / rb:.1f}")
-        out[title] = {"cpu_ns": cpu, "read_path_ns": loop, "wall_ns": wall, "size_ratio": raw / rb}
+        lost = {k: med(x.get("lost", 0) for x in v) for k, v in res.items()}
+        out[title] = {
+            "cpu_ns": cpu,
+            "read_path_ns": loop,
+            "wall_ns": wall,
+            "size_ratio": raw / rb,
+            "lost_records": lost,
+        }
     return out
 
 
