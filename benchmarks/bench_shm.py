@@ -19,7 +19,7 @@ Writer CPU: the writer decodes batches of messages (aggTrade and depthUpdate alt
 batch stands for one socket read) and calls ``notify()`` after each batch.  Its process CPU
 time per message is measured with the rings private (not shared), shared with no reader, and
 shared with 4 reader processes (sleeping on the futex at once: sleep4; spinning 50 us before
-sleeping: linger4; polling every 0.5 ms: poll4), in blast
+sleeping: linger4; polling every 0.5 ms: poll4; spinning: spin4), in blast
 (batches of 8, back to back) and paced (one message per batch, 50 us apart) runs; rounds
 rotate the order and the table shows medians.  Readers read every ring in full.
 """
@@ -72,6 +72,15 @@ if mode == "pipe":
     np.save(out, lat)
     sys.exit(0)
 feed = fastfeed.attach(name, timeout=10)
+if mode == "lat-cspin":
+    sys.path.insert(0, os.environ["FF_CLEVEL_DIR"])  # built by the parent (clevel_reader)
+    import _ff_shm_clevel
+    ring = feed.trades
+    lat = np.zeros(n, np.int64)
+    print("ready", flush=True)
+    k = _ff_shm_clevel.spin_latency(ring, lat, ring.written)
+    np.save(out, lat[:k])
+    sys.exit(0)
 if mode.startswith("lat-"):
     ring = feed.trades
     spin = float("inf") if mode == "lat-spin" else 0.0
@@ -104,6 +113,8 @@ while True:
             feed.wait(1.0)
         elif mode == "linger":
             feed.wait(1.0, 0.00005)
+        elif mode == "spin":
+            feed.wait(1.0, float("inf"))
         else:
             time.sleep(0.0005)
     except StaleSegment:
@@ -113,8 +124,27 @@ with open(out, "w") as f:
 """
 
 
+def clevel_reader_dir() -> str | None:
+    """The folder of the built C-level reader (``_shm_clevel.pyx``), or None (and why,
+    printed) without Cython or a compiler."""
+    try:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _native import build_module
+
+        mod = build_module("_shm_clevel.pyx", "_ff_shm_clevel", [fastfeed.get_include(), SHARE])
+    except Exception as e:  # a benchmark extra: say why, measure the rest
+        print(f"  (C-level reader not measured: {type(e).__name__}: {e})")
+        return None
+    return str(Path(mod.__file__).parent)
+
+
+SHARE = str(Path(fastfeed.__file__).resolve().parent / "share")  # _shm.h
+
+
 def spawn(name: str, mode: str, out: Path, n: int = 0, pass_fds=()) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if mode == "lat-cspin":
+        env["FF_CLEVEL_DIR"] = CLEVEL_DIR or ""
     p = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(READER), name, mode, str(out), str(n)],
         env=env,
@@ -129,6 +159,8 @@ def spawn(name: str, mode: str, out: Path, n: int = 0, pass_fds=()) -> subproces
     return p
 
 
+#: the built C-level reader's folder (lat-cspin), set by latency_table
+CLEVEL_DIR: str | None = None
 #: ``--pin``: the writer's CPUs and everyone else's (readers, the simulator); None: no pinning
 WRITER_CPUS: set[int] | None = None
 OTHERS: set[int] | None = None
@@ -199,7 +231,7 @@ def latency(mode: str, readers: int, n: int, rate: float, tmp: Path) -> dict:
 
 def writer_cpu(config: str, n: int, batch: int, paced: bool, tmp: Path) -> float:
     """CPU ns per message of this process writing ``n`` messages (config: private, shared0,
-    sleep4, linger4, poll4)."""
+    sleep4, linger4, poll4, spin4)."""
     dec = fastfeed.BinanceDecoder(trades=65536, depth=131072)
     lines = []
     for i in range(batch):
@@ -210,7 +242,7 @@ def writer_cpu(config: str, n: int, batch: int, paced: bool, tmp: Path) -> float
     if config != "private":
         name = f"bench-cpu-{os.getpid()}"
         seg = share_decoder(name, dec)
-        if config in ("sleep4", "poll4", "linger4"):
+        if config in ("sleep4", "poll4", "linger4", "spin4"):
             mode = config[:-1]
             procs = [spawn(name, mode, tmp / f"cpu-{i}.txt") for i in range(4)]
         time.sleep(0.1)
@@ -317,12 +349,19 @@ def main() -> None:
 def latency_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
     print(f"writer-to-reader latency, {a.lat_n} messages at {a.rate:.0f}/s (us)")
     print(f"  {'reader':<26} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>9}")
-    for mode, k in (("lat-spin", 1), ("lat-sleep", 1), ("lat-sleep", 4), ("pipe", 1)):
+    global CLEVEL_DIR
+    CLEVEL_DIR = clevel_reader_dir()
+    modes = [("lat-spin", 1), ("lat-sleep", 1), ("lat-sleep", 4), ("pipe", 1)]
+    if CLEVEL_DIR:
+        modes.insert(1, ("lat-cspin", 1))
+    for mode, k in modes:
         r = latency(mode, k, a.lat_n, a.rate, tmp)
         figures["latency"].append(r)
-        label = {"lat-spin": "shm, spinning", "lat-sleep": "shm, sleeping (futex)"}.get(
-            mode, "os.pipe, blocking read"
-        ) + f" x{k}"
+        label = {
+            "lat-spin": "shm, spinning",
+            "lat-cspin": "shm, spinning in C",
+            "lat-sleep": "shm, sleeping (futex)",
+        }.get(mode, "os.pipe, blocking read") + f" x{k}"
         print(
             f"  {label:<26} {r['p50_us']:8.2f} {r['p99_us']:8.2f} {r['p999_us']:8.2f} "
             f"{r['max_us']:9.1f}"
@@ -378,7 +417,7 @@ def line_round_trip_ns(n: int = 200_000, rounds: int = 5) -> float | None:
 
 
 def cpu_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
-    configs = ("private", "shared0", "sleep4", "linger4", "poll4")
+    configs = ("private", "shared0", "sleep4", "linger4", "poll4", "spin4")
     for paced in (False, True):
         kind = "paced" if paced else "blast"
         n, batch = (a.paced_n, 1) if paced else (a.cpu_n, 8)
