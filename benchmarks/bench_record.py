@@ -204,13 +204,13 @@ def bench_e2e(n: int, repeat: int, paced: float, paced_n: int) -> dict:
         cpu = {k: med(x["cpu"] for x in v) / count * 1e9 for k, v in res.items()}
         wall = {k: med(x["wall"] for x in v) / count * 1e9 for k, v in res.items()}
         loop = {k: med(x["loop"] for x in v) / count * 1e9 for k, v in res.items()}
+        lost = {k: med(x.get("lost", 0) for x in v) for k, v in res.items()}
         print(f"e2e {title}: {count} messages, TLS loopback, {repeat} rounds, medians")
         for k in names:
             extra = "" if k == "plain" else f"  ({100 * (cpu[k] / cpu['plain'] - 1):+.1f}% CPU)"
-            lost = med(x.get("lost", 0) for x in res[k])
-            if lost:
+            if lost[k]:
                 # the disk fell behind (max_pending_bytes full): those records cost no writes
-                extra += f"  ({lost:.0f} records dropped: the disk was slower than the feed)"
+                extra += f"  ({lost[k]:.0f} records dropped: the disk was slower than the feed)"
             print(
                 f"  fastfeed {label[k]:16s} CPU {cpu[k]:7.0f} ns/msg (read path {loop[k]:5.0f})"
                 f"  wall {wall[k]:7.0f} ns/msg{extra}"
@@ -218,7 +218,6 @@ def bench_e2e(n: int, repeat: int, paced: float, paced_n: int) -> dict:
         rb = med(x["rec_bytes"] for x in res["record"])
         raw = med(x["raw"] for x in res["record"])
         print(f"  ratio: {rb:.0f} / {raw:.0f} raw JSON bytes = 1/{raw / rb:.1f}")
-        lost = {k: med(x.get("lost", 0) for x in v) for k, v in res.items()}
         out[title] = {
             "cpu_ns": cpu,
             "read_path_ns": loop,

@@ -40,6 +40,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # _native: the benchmark-only Cython modules
 
 import fastfeed  # noqa: E402
 from fastfeed.share import share_decoder  # noqa: E402
@@ -73,7 +74,7 @@ if mode == "pipe":
     sys.exit(0)
 feed = fastfeed.attach(name, timeout=10)
 if mode == "lat-cspin":
-    sys.path.insert(0, os.environ["FF_CLEVEL_DIR"])  # built by the parent (clevel_reader)
+    sys.path.insert(0, os.environ["FF_CLEVEL_DIR"])  # built by the parent (clevel_reader_dir)
     import _ff_shm_clevel
     ring = feed.trades
     lat = np.zeros(n, np.int64)
@@ -124,21 +125,25 @@ with open(out, "w") as f:
 """
 
 
-def clevel_reader_dir() -> str | None:
-    """The folder of the built C-level reader (``_shm_clevel.pyx``), or None (and why,
-    printed) without Cython or a compiler."""
+def build_extra(source: str, name: str, include_dirs: list[str], what: str):
+    """Import (building if needed) a benchmark-only Cython module through _native, or None
+    (and why, printed) without Cython or a compiler: a benchmark extra, the rest is measured."""
     try:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from _native import build_module
 
-        mod = build_module("_shm_clevel.pyx", "_ff_shm_clevel", [fastfeed.get_include(), SHARE])
-    except Exception as e:  # a benchmark extra: say why, measure the rest
-        print(f"  (C-level reader not measured: {type(e).__name__}: {e})")
+        return build_module(source, name, include_dirs)
+    except Exception as e:
+        print(f"  ({what} not measured: {type(e).__name__}: {e})")
         return None
-    return str(Path(mod.__file__).parent)
 
 
-SHARE = str(Path(fastfeed.__file__).resolve().parent / "share")  # _shm.h
+def clevel_reader_dir() -> str | None:
+    """The folder of the built C-level reader (``_shm_clevel.pyx``), or None."""
+    share = str(Path(fastfeed.__file__).resolve().parent / "share")  # _shm.h
+    mod = build_extra(
+        "_shm_clevel.pyx", "_ff_shm_clevel", [fastfeed.get_include(), share], "C-level reader"
+    )
+    return str(Path(mod.__file__).parent) if mod else None
 
 
 def spawn(name: str, mode: str, out: Path, n: int = 0, pass_fds=()) -> subprocess.Popen:
@@ -382,13 +387,8 @@ def line_round_trip_ns(n: int = 200_000, rounds: int = 5) -> float | None:
     reader's, in C (benchmarks/_pingpong.pyx, two threads); None without Cython or a compiler."""
     import threading
 
-    try:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _native import build_module
-
-        mod = build_module("_pingpong.pyx", "_ff_pingpong", [])
-    except Exception as e:  # a benchmark extra: say why, measure the rest
-        print(f"  (cache-line floor not measured: {type(e).__name__}: {e})")
+    mod = build_extra("_pingpong.pyx", "_ff_pingpong", [], "cache-line floor")
+    if mod is None:
         return None
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     a_cpu = min(WRITER_CPUS) if WRITER_CPUS else (cpus[0] if cpus else None)
@@ -441,7 +441,6 @@ def cpu_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
 
 
 def feed_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     fconfigs = ("private", "shared0", "sleep4")
     for kind, sim_args, n in (
         ("feed blast", ["--blast", str(a.feed_n)], a.feed_n),
