@@ -7,8 +7,10 @@ message with and without readers.
 Latency: this process is the writer.  It decodes one aggTrade at a time at a paced rate; the
 decoder stamps the row's ``recv_ns`` (the wall clock, read inside the decoder just before the
 row is written and committed) and the segment's ``notify()`` follows, as a feed's hook does.
-Readers in other processes wait for the row (spinning: ``wait(spin=inf)``; sleeping: on the
-futex, ``wait(spin=0)``), copy it with ``read_into`` and take ``time.time_ns() - recv_ns``.  The
+Readers in other processes wait for the row and copy it in one call (``reader.wait_into``:
+spinning with ``spin=inf``, sleeping on the futex with ``spin=0``) and take
+``time.time_ns() - recv_ns``; "2 calls" is the spinning reader written as ``ring.wait`` then
+``ring.read_into``.  The
 peer measured in the same run is a pipe: the writer writes the same row's bytes to an
 ``os.pipe`` after stamping it, a reader process blocks in ``os.read``.  For scale (not measured
 here): Featuremine's yamal reports 300 ns median and 1 us max between processes.
@@ -84,19 +86,29 @@ if mode == "lat-cspin":
     sys.exit(0)
 if mode.startswith("lat-"):
     ring = feed.trades
-    spin = float("inf") if mode == "lat-spin" else 0.0
+    spin = 0.0 if mode == "lat-sleep" else float("inf")
     buf = np.zeros(16, ring.dtype)
     lat = np.zeros(n, np.int64)
-    cur = ring.written
     k = 0
     print("ready", flush=True)
     try:
-        while k < n:
-            if not ring.wait(cur, 5.0, spin):
-                break
-            got, cur, lost = ring.read_into(buf, cur)
-            now = time.time_ns()
-            if got:
+        if mode == "lat-spin2":  # two calls: wait, then read_into
+            cur = ring.written
+            while k < n:
+                if not ring.wait(cur, 5.0, spin):
+                    break
+                got, cur, lost = ring.read_into(buf, cur)
+                now = time.time_ns()
+                if got:
+                    lat[k] = now - int(buf[got - 1]["recv_ns"])
+                    k += 1
+        else:  # one call: the reader's wait_into
+            rd = ring.reader("now")
+            while k < n:
+                got = rd.wait_into(buf, 5.0, spin)
+                now = time.time_ns()
+                if not got:
+                    break
                 lat[k] = now - int(buf[got - 1]["recv_ns"])
                 k += 1
     except StaleSegment:
@@ -356,14 +368,15 @@ def latency_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
     print(f"  {'reader':<26} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>9}")
     global CLEVEL_DIR
     CLEVEL_DIR = clevel_reader_dir()
-    modes = [("lat-spin", 1), ("lat-sleep", 1), ("lat-sleep", 4), ("pipe", 1)]
+    modes = [("lat-spin", 1), ("lat-spin2", 1), ("lat-sleep", 1), ("lat-sleep", 4), ("pipe", 1)]
     if CLEVEL_DIR:
-        modes.insert(1, ("lat-cspin", 1))
+        modes.insert(2, ("lat-cspin", 1))
     for mode, k in modes:
         r = latency(mode, k, a.lat_n, a.rate, tmp)
         figures["latency"].append(r)
         label = {
             "lat-spin": "shm, spinning",
+            "lat-spin2": "shm, spinning, 2 calls",
             "lat-cspin": "shm, spinning in C",
             "lat-sleep": "shm, sleeping (futex)",
         }.get(mode, "os.pipe, blocking read") + f" x{k}"

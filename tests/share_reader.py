@@ -2,7 +2,10 @@
 the writer closes the segment, and writes what it got as JSON (per ring: rows received, rows
 lost, the final cursor, and a SHA-256 of the received rows' bytes in order).
 
-    python tests/share_reader.py NAME MODE OUT      MODE: sleep | spin | poll | stall
+    python tests/share_reader.py NAME MODE OUT      MODE: sleep | spin | poll | stall | into
+
+``into`` reads with the allocation-free calls: ``wait_into`` on trades (spinning, then
+sleeping), ``read_into`` on every other ring.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import hashlib
 import json
 import sys
 import time
+
+import numpy as np
 
 import fastfeed
 from fastfeed.share import StaleSegment
@@ -21,6 +26,7 @@ def main() -> None:
     feed = fastfeed.attach(name, timeout=30)
     readers = {n: r.reader("oldest") for n, r in feed.rings.items()}
     hashes = {n: hashlib.sha256() for n in readers}
+    bufs = {n: np.zeros(7, r.dtype) for n, r in feed.rings.items()}  # 7: reads in pieces
     print("attached", flush=True)
     said = False
     done: dict[str, str] = {}
@@ -29,12 +35,19 @@ def main() -> None:
             if n in done:
                 continue
             try:
-                rows = rd.read()
+                if mode == "into":
+                    buf = bufs[n]
+                    k = rd.wait_into(buf, 0.05, 0.01) if n == "trades" else rd.read_into(buf)
+                    while k:
+                        hashes[n].update(buf[:k].tobytes())
+                        k = rd.read_into(buf)
+                else:
+                    rows = rd.read()
+                    if len(rows):
+                        hashes[n].update(rows.tobytes())
             except StaleSegment as e:  # raised only once nothing is left to read
                 done[n] = str(e)
                 continue
-            if len(rows):
-                hashes[n].update(rows.tobytes())
         if not said and any(rd.received for rd in readers.values()):
             print("reading", flush=True)
             said = True

@@ -56,12 +56,13 @@ def _python(code: str, *args: object) -> subprocess.Popen:
 
 
 def test_four_readers_get_the_writers_rows_and_a_killed_reader_harms_nobody(tmp_path):
-    """A feed from the simulator served to 4 reader processes (two sleeping on the futex, one
-    spinning, one polling) and a fifth that is killed with SIGKILL while it reads: each of the
+    """A feed from the simulator served to 4 reader processes (one sleeping on the futex, one
+    spinning, one polling, one reading with the allocation-free ``wait_into``/``read_into``
+    into a 7-row array) and a fifth that is killed with SIGKILL while it reads: each of the
     four ends with exactly the writer's rows of every ring, same order, same bytes, none lost
     (the rings do not wrap here); the writer keeps receiving and frees the dead reader's slot."""
     name = _name("four")
-    modes = ["sleep", "sleep", "spin", "poll"]
+    modes = ["sleep", "into", "spin", "poll"]
 
     async def main():
         sim = ExchangeSimulator(symbols=["BTCUSDT", "ETHUSDT"], rate=400.0)
@@ -149,7 +150,7 @@ WRITER_FAST = """
 def test_torn_rows_are_never_returned_and_a_slow_reader_counts_exactly_what_it_lost():
     """A writer process overwrites an 8-row ring as fast as its decoder goes (tens of millions
     of rows a minute); this process reads with copies, zero-copy views and read_into, at
-    random sizes and pauses.  Every row returned is whole (its seven id/time/price fields
+    random sizes and pauses, and with a reader's ``read_into`` and ``wait_into``.  Every row returned is whole (its seven id/time/price fields
     agree) and is the row of its sequence number (line ``seq % 64`` of the writer's batch);
     received + lost == written for every reader."""
     name = _name("torn")
@@ -162,6 +163,8 @@ def test_torn_rows_are_never_returned_and_a_slow_reader_counts_exactly_what_it_l
         readers = {"copy": ring.reader("oldest"), "view": ring.reader("oldest")}
         start = {n: rd.cursor for n, rd in readers.items()}
         into = {"cursor": 0, "lost": 0, "received": 0}
+        rinto = ring.reader("oldest")
+        start["rinto"] = rinto.cursor
         out = np.zeros(8, ring.dtype)
         checked = 0
 
@@ -189,6 +192,9 @@ def test_torn_rows_are_never_returned_and_a_slow_reader_counts_exactly_what_it_l
             into["lost"] += lost
             into["received"] += n
             check(out[:n], into["cursor"] - n)
+            part = out[: int(rng.integers(1, 9))]
+            n = rinto.wait_into(part, 0.0, 0.0) if rng.random() < 0.5 else rinto.read_into(part)
+            check(part[:n], rinto.cursor - n)
             if rng.random() < 0.01:
                 time.sleep(0.001)
         written = int(w.stdout.readline())
@@ -200,6 +206,11 @@ def test_torn_rows_are_never_returned_and_a_slow_reader_counts_exactly_what_it_l
                 while True:
                     rows = rd.read()
                     check(rows, rd.cursor - len(rows))
+        with pytest.raises(StaleSegment):
+            while True:
+                n = rinto.read_into(out)
+                check(out[:n], rinto.cursor - n)
+        readers["rinto"] = rinto
         for n, rd in readers.items():
             assert rd.received + rd.lost == written - start[n]
         while True:
@@ -233,6 +244,52 @@ WRITER_IDLE = """
     sys.stdin.readline()
     w.close()
 """
+
+
+def test_reader_wait_into_allocates_nothing_and_gets_every_row_in_order():
+    """A spinning ``wait_into`` reader (the benchmark's fast reader) beside a writer thread:
+    every row arrives once, in order, and the reader's loop allocates no memory block over
+    100,000 rows (``sys.getallocatedblocks`` flat); a timeout returns 0; bad arrays are
+    refused."""
+    import threading
+
+    name = _name("into")
+    dec = fastfeed.BinanceDecoder(trades=1024)
+    line = b'{"e":"aggTrade","E":1,"s":"BTCUSDT","a":%d,"p":"1","q":"1","f":1,"l":1,"T":1,"m":true}'
+    lines = [line % i for i in range(100_000)]
+    with share_decoder(name, dec) as w, fastfeed.attach(name) as feed:
+        rd = feed.trades.reader("now")
+        buf = np.zeros(4, feed.trades.dtype)
+        assert rd.wait_into(buf, 0.01) == 0 and rd.cursor == 0
+        with pytest.raises(TypeError, match="C-contiguous"):
+            rd.read_into(np.zeros(4, fastfeed.DEPTH_DTYPE))
+        with pytest.raises(TypeError, match="C-contiguous"):
+            rd.wait_into(np.zeros(8, feed.trades.dtype)[::2])
+        ids = np.zeros(len(lines), np.int64)
+
+        def write():
+            for i, m in enumerate(lines):
+                dec.decode(m)
+                w.notify()
+                if i % 64 == 0:
+                    time.sleep(0)  # let the reader keep up: the ring holds 1,024 rows
+
+        t = threading.Thread(target=write)
+        k = 0
+        blocks0 = sys.getallocatedblocks()
+        t.start()
+        while k < len(ids):
+            n = rd.wait_into(buf, 5.0, float("inf"))
+            if not n:
+                break
+            ids[k : k + n] = buf["trade_id"][:n]
+            k += n
+        blocks = sys.getallocatedblocks() - blocks0
+        t.join()
+        assert rd.lost == 0, "the reader fell a ring behind; the test expects it to keep up"
+        assert k == len(ids) and rd.received == k
+        np.testing.assert_array_equal(ids, np.arange(len(ids)))
+        assert blocks < 200, blocks  # the thread's own objects; not one per row
 
 
 def test_writer_death_and_restart_are_detected():

@@ -2,7 +2,7 @@ import mmap
 from typing import Any, Literal, final
 
 import numpy as np
-from typing_extensions import Self
+from typing_extensions import Self, disjoint_base
 
 from fastfeed.core._decoder import SymbolTable
 from fastfeed.core._ring import ReadResult, Ring
@@ -96,13 +96,19 @@ class SharedRing:
         self, seen: int, timeout: float | None = None, spin: float = 0.0
     ) -> int | None: ...
 
+@disjoint_base  # a cdef class: a C layout of its own
 class SharedRingReader:
-    ring: SharedRing
+    @property
+    def ring(self) -> SharedRing: ...
     cursor: int
     lost: int
     received: int
     def __init__(self, ring: SharedRing, cursor: int = 0) -> None: ...
     def read(self, limit: int | None = None, copy: bool = True) -> np.ndarray: ...
+    def read_into(self, out: np.ndarray) -> int: ...
+    def wait_into(
+        self, out: np.ndarray, timeout: float | None = None, spin: float = 0.0
+    ) -> int: ...
     def wait(self, timeout: float | None = None, spin: float = 0.0) -> bool: ...
     @property
     def pending(self) -> int: ...

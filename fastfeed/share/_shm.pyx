@@ -422,20 +422,51 @@ cdef class SharedRing:
         """Copies up to ``len(out)`` rows since ``cursor`` into ``out`` (a C-contiguous
         array of this ring's dtype) and allocates nothing: returns ``(n, cursor, lost)``,
         the rows being ``out[:n]`` (checked as :meth:`read` checks them)."""
+        self.check_out(out)
+        cdef long long c = cursor
+        if c < 0:
+            raise ValueError(f"cursor must be >= 0, got {cursor}")
+        cdef uint64_t cur = <uint64_t>c
+        cdef uint64_t lost = 0
+        cdef uint64_t n = self.take_into(<char*>cnp.PyArray_DATA(out), cnp.PyArray_DIM(out, 0),
+                                         &cur, &lost)
+        return n, cur, lost
+
+    cdef int check_out(self, object arr) except -1:
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"out must be a numpy array of {self.array.dtype}")
+        cdef cnp.ndarray out = arr
         if not (cnp.PyArray_IS_C_CONTIGUOUS(out) and cnp.PyArray_ISWRITEABLE(out)
+                and cnp.PyArray_NDIM(out) == 1
                 and (out.dtype is self.array.dtype or out.dtype == self.array.dtype)):
-            raise TypeError(f"out must be a writable C-contiguous array of {self.array.dtype}")
-        cdef uint64_t cur, end, lost, ok, k
-        self.bounds(cursor, cnp.PyArray_DIM(out, 0) if cnp.PyArray_NDIM(out) == 1 else 0,
-                    &cur, &end, &lost)
-        cdef char* p = <char*>cnp.PyArray_DATA(out)
-        ok = self.copy_rows(p, cur, end)
+            raise TypeError(f"out must be a writable C-contiguous 1-d array of "
+                            f"{self.array.dtype}")
+        return 0
+
+    cdef uint64_t take_into(self, char* p, uint64_t room, uint64_t* cursor,
+                            uint64_t* lost) except? 0xffffffffffffffff:
+        """The one checked copy behind ``read_into`` and the reader's: up to ``room`` rows
+        since ``cursor[0]`` to ``p`` (an array ``check_out`` passed); moves the cursor, adds
+        what was overwritten to ``lost[0]``, returns the rows copied (at the start of ``p``)."""
+        cdef uint64_t w = ff_load_acq64(&self.pub.written)
+        cdef uint64_t cur = cursor[0]
+        if cur > w:
+            raise ValueError(f"cursor {cur} is outside 0..{w}")
+        self._check_state(cur, w)
+        cdef uint64_t oldest = self.valid_from()
+        if cur < oldest:
+            lost[0] += min(oldest, w) - cur
+            cur = min(oldest, w)
+        cdef uint64_t end = min(w, cur + room)
+        cdef uint64_t ok = self.copy_rows(p, cur, end)
+        cdef uint64_t k
         if ok > cur:
             k = min(ok, end) - cur
-            lost += k
+            lost[0] += k
             memmove(p, p + k * self.itemsize, (end - cur - k) * self.itemsize)
             cur += k
-        return end - cur, end, lost
+        cursor[0] = end
+        return end - cur
 
     def intact(self, start):
         """True if the row at sequence ``start`` (and so every later row) has not been
@@ -597,13 +628,14 @@ cdef inline int cpython_check_signals() except -1:
     return PyErr_CheckSignals()
 
 
-class SharedRingReader:
+cdef class SharedRingReader:
     """A cursor over one :class:`SharedRing` that totals what it lost (``lost``) and what it
-    received (``received``), as :class:`fastfeed.RingReader`."""
+    received (``received``), as :class:`fastfeed.RingReader`; ``read_into`` and
+    ``wait_into`` fill the caller's array and allocate nothing."""
 
-    __slots__ = ("ring", "cursor", "lost", "received")
-
-    def __init__(self, ring, cursor=0):
+    def __init__(self, SharedRing ring, cursor=0):
+        if cursor < 0:
+            raise ValueError(f"cursor must be >= 0, got {cursor}")
         self.ring = ring
         self.cursor = cursor
         self.lost = 0
@@ -615,6 +647,33 @@ class SharedRingReader:
         self.lost += lost
         self.received += len(rows)
         return rows
+
+    def read_into(self, cnp.ndarray out):
+        """Copies up to ``len(out)`` new rows into ``out`` (checked as :meth:`read`) and
+        returns how many: the rows are ``out[:n]``.  Allocates nothing."""
+        self.ring.check_out(out)
+        cdef uint64_t n = self.ring.take_into(<char*>cnp.PyArray_DATA(out),
+                                              cnp.PyArray_DIM(out, 0), &self.cursor, &self.lost)
+        self.received += n
+        return n
+
+    def wait_into(self, cnp.ndarray out, timeout=None, spin=0.0):
+        """:meth:`wait`, then :meth:`read_into` in one call: the rows are ``out[:n]``, and
+        ``n`` is 0 after ``timeout`` seconds.  The spinning reader's call: nothing is
+        allocated and no Python runs between the row's arrival and the copy."""
+        self.ring.check_out(out)
+        cdef double t, s
+        if ff_load_acq64(&self.ring.pub.written) <= self.cursor:
+            t = -1.0 if timeout is None else float(timeout)
+            s = float(spin)
+            if s < 0:
+                raise ValueError(f"spin must be >= 0, got {spin!r}")
+            if self.ring.wait_c(self.cursor, t, s) != 1:
+                return 0
+        cdef uint64_t n = self.ring.take_into(<char*>cnp.PyArray_DATA(out),
+                                              cnp.PyArray_DIM(out, 0), &self.cursor, &self.lost)
+        self.received += n
+        return n
 
     def wait(self, timeout=None, spin=0.0):
         """Block until rows past the cursor exist (see SharedRing.wait)."""
