@@ -225,22 +225,19 @@ class Recorder:
                 if item:
                     with self._lock:
                         self._pending_bytes -= item[1]
-                if item is None:  # close(): drain everything, then stop
-                    with self._lock:
-                        rest = self._drain_locked()
-                        rest.append(self.tap.take())
-                    for it in rest:
-                        self._write(comp, it)
-                    break
+                stop = item is None  # close(): drain everything, then stop
                 if item:
                     self._write(comp, item)
-                if time.monotonic() >= next_tick:
-                    # the timer: older full buffers first, then the partial one
+                if stop or time.monotonic() >= next_tick:
+                    # the timer: older full buffers first, then the partial one.  close()'s
+                    # None may be among them (it raced this tick): stop after writing them.
                     with self._lock:
-                        items = self._drain_locked()
+                        items, stopped = self._drain_locked()
                         items.append(self.tap.take())
                     for it in items:
                         self._write(comp, it)
+                    if stop or stopped:
+                        break
                     next_tick = time.monotonic() + self.chunk_interval
         except BaseException as e:  # pragma: no cover - disk errors
             self.error = e
@@ -249,14 +246,18 @@ class Recorder:
         finally:
             self._close_file()
 
-    def _drain_locked(self) -> list[Any]:
+    def _drain_locked(self) -> tuple[list[Any], bool]:
+        """Everything queued, in order, and whether close()'s None was among it."""
         out: list[Any] = []
+        stop = False
         while True:
             try:
                 it = self._q.get_nowait()
             except queue.Empty:
-                return out
-            if it is not None:
+                return out, stop
+            if it is None:
+                stop = True
+            else:
                 self._pending_bytes -= it[1]
                 out.append(it)
 
