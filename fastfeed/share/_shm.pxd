@@ -97,11 +97,16 @@ cdef class SharedRing:
                         bint wait) noexcept nogil
     cdef int bounds(self, object cursor, object limit, uint64_t* cur, uint64_t* end,
                     uint64_t* lost) except -1
+    cdef int span(self, uint64_t c, uint64_t room, uint64_t* cur, uint64_t* end,
+                  uint64_t* lost) except -1
     cdef int check_out(self, object out) except -1
-    cdef uint64_t take_into(self, char* p, uint64_t room, uint64_t* cursor,
-                            uint64_t* lost) except? 0xffffffffffffffff
+    cdef uint64_t copy_checked(self, char* p, uint64_t cur, uint64_t end,
+                               uint64_t* lost) noexcept nogil
+    cdef int wait_for(self, uint64_t cursor, object timeout, object spin) except -1
 
 
 cdef class SharedRingReader:
     cdef readonly SharedRing ring
     cdef public uint64_t cursor, lost, received
+
+    cdef uint64_t take(self, object out) except? 0xffffffffffffffff

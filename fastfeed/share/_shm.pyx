@@ -10,7 +10,7 @@ written).  A reader copies rows, then reads ``intent``: row ``s`` is intact if
 seqlock per ring).  The layout and the protocol: docs/decisions/0601-shared-memory-rings.md.
 """
 cimport cython
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove
 from cpython.buffer cimport PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
 
@@ -378,19 +378,24 @@ cdef class SharedRing:
             lim = limit
             if lim < 0:
                 raise ValueError(f"limit must be >= 0 or None, got {limit!r}")
-        cdef uint64_t w = ff_load_acq64(&self.pub.written)
-        if <uint64_t>c > w:
-            raise ValueError(f"cursor {cursor} is outside 0..{w}")
-        self._check_state(<uint64_t>c, w)
-        cur[0] = <uint64_t>c
         lost[0] = 0
+        return self.span(<uint64_t>c, <uint64_t>lim if lim >= 0 else UINT64_MAX, cur, end,
+                         lost)
+
+    cdef int span(self, uint64_t c, uint64_t room, uint64_t* cur, uint64_t* end,
+                  uint64_t* lost) except -1:
+        """The rows to read since sequence ``c``, at most ``room``: [cur, end); what was
+        overwritten before ``cur`` is added to ``lost[0]``."""
+        cdef uint64_t w = ff_load_acq64(&self.pub.written)
+        if c > w:
+            raise ValueError(f"cursor {c} is outside 0..{w}")
+        self._check_state(c, w)
+        cur[0] = c
         cdef uint64_t oldest = self.valid_from()
-        if cur[0] < oldest:
-            lost[0] = min(oldest, w) - cur[0]
+        if c < oldest:
+            lost[0] += min(oldest, w) - c
             cur[0] = min(oldest, w)
-        end[0] = w
-        if lim >= 0 and end[0] - cur[0] > <uint64_t>lim:
-            end[0] = cur[0] + <uint64_t>lim
+        end[0] = cur[0] + min(room, w - cur[0])
         return 0
 
     def read(self, cursor=0, limit=None, copy=True):
@@ -423,14 +428,9 @@ cdef class SharedRing:
         array of this ring's dtype) and allocates nothing: returns ``(n, cursor, lost)``,
         the rows being ``out[:n]`` (checked as :meth:`read` checks them)."""
         self.check_out(out)
-        cdef long long c = cursor
-        if c < 0:
-            raise ValueError(f"cursor must be >= 0, got {cursor}")
-        cdef uint64_t cur = <uint64_t>c
-        cdef uint64_t lost = 0
-        cdef uint64_t n = self.take_into(<char*>cnp.PyArray_DATA(out), cnp.PyArray_DIM(out, 0),
-                                         &cur, &lost)
-        return n, cur, lost
+        cdef uint64_t cur, end, lost
+        self.bounds(cursor, cnp.PyArray_DIM(out, 0), &cur, &end, &lost)
+        return self.copy_checked(<char*>cnp.PyArray_DATA(out), cur, end, &lost), end, lost
 
     cdef int check_out(self, object arr) except -1:
         if not isinstance(arr, np.ndarray):
@@ -443,21 +443,11 @@ cdef class SharedRing:
                             f"{self.array.dtype}")
         return 0
 
-    cdef uint64_t take_into(self, char* p, uint64_t room, uint64_t* cursor,
-                            uint64_t* lost) except? 0xffffffffffffffff:
-        """The one checked copy behind ``read_into`` and the reader's: up to ``room`` rows
-        since ``cursor[0]`` to ``p`` (an array ``check_out`` passed); moves the cursor, adds
-        what was overwritten to ``lost[0]``, returns the rows copied (at the start of ``p``)."""
-        cdef uint64_t w = ff_load_acq64(&self.pub.written)
-        cdef uint64_t cur = cursor[0]
-        if cur > w:
-            raise ValueError(f"cursor {cur} is outside 0..{w}")
-        self._check_state(cur, w)
-        cdef uint64_t oldest = self.valid_from()
-        if cur < oldest:
-            lost[0] += min(oldest, w) - cur
-            cur = min(oldest, w)
-        cdef uint64_t end = min(w, cur + room)
+    cdef uint64_t copy_checked(self, char* p, uint64_t cur, uint64_t end,
+                               uint64_t* lost) noexcept nogil:
+        """The checked copy behind every ``read_into``: rows [cur, end) to ``p``, those the
+        writer overwrote meanwhile dropped (added to ``lost[0]``); returns the rows kept, at
+        the start of ``p``."""
         cdef uint64_t ok = self.copy_rows(p, cur, end)
         cdef uint64_t k
         if ok > cur:
@@ -465,7 +455,6 @@ cdef class SharedRing:
             lost[0] += k
             memmove(p, p + k * self.itemsize, (end - cur - k) * self.itemsize)
             cur += k
-        cursor[0] = end
         return end - cur
 
     def intact(self, start):
@@ -499,14 +488,17 @@ cdef class SharedRing:
         writer wakes sleepers once per socket read).  The GIL is released meanwhile.  Raises
         :class:`~fastfeed.share.StaleSegment` when the segment was closed or replaced and
         nothing is left to read, or its writer died."""
-        cdef uint64_t c = cursor
-        if ff_load_acq64(&self.pub.written) > c:
-            return True     # the common case of a busy feed: no clock, no GIL release
+        return self.wait_for(cursor, timeout, spin) == 1
+
+    cdef int wait_for(self, uint64_t cursor, object timeout, object spin) except -1:
+        """:meth:`wait` with its arguments checked: 1 (rows past ``cursor``) or 0."""
+        if ff_load_acq64(&self.pub.written) > cursor:
+            return 1     # the common case of a busy feed: no clock, no GIL release
         cdef double t = -1.0 if timeout is None else float(timeout)
         cdef double s = float(spin)
         if s < 0:
             raise ValueError(f"spin must be >= 0, got {spin!r}")
-        return self.wait_c(c, t, s) == 1
+        return self.wait_c(cursor, t, s)
 
     cdef int wait_c(self, uint64_t cursor, double timeout, double spin) except -1:
         cdef int64_t t0 = ff_mono_ns()
@@ -652,8 +644,16 @@ cdef class SharedRingReader:
         """Copies up to ``len(out)`` new rows into ``out`` (checked as :meth:`read`) and
         returns how many: the rows are ``out[:n]``.  Allocates nothing."""
         self.ring.check_out(out)
-        cdef uint64_t n = self.ring.take_into(<char*>cnp.PyArray_DATA(out),
-                                              cnp.PyArray_DIM(out, 0), &self.cursor, &self.lost)
+        return self.take(out)
+
+    cdef uint64_t take(self, object arr) except? 0xffffffffffffffff:
+        """The rows since the cursor into ``arr`` (checked by ``check_out``): moves the
+        cursor, totals ``received`` and ``lost``, returns the rows in ``arr[:n]``."""
+        cdef cnp.ndarray out = arr
+        cdef uint64_t cur, end, n
+        self.ring.span(self.cursor, cnp.PyArray_DIM(out, 0), &cur, &end, &self.lost)
+        n = self.ring.copy_checked(<char*>cnp.PyArray_DATA(out), cur, end, &self.lost)
+        self.cursor = end
         self.received += n
         return n
 
@@ -662,18 +662,9 @@ cdef class SharedRingReader:
         ``n`` is 0 after ``timeout`` seconds.  The spinning reader's call: nothing is
         allocated and no Python runs between the row's arrival and the copy."""
         self.ring.check_out(out)
-        cdef double t, s
-        if ff_load_acq64(&self.ring.pub.written) <= self.cursor:
-            t = -1.0 if timeout is None else float(timeout)
-            s = float(spin)
-            if s < 0:
-                raise ValueError(f"spin must be >= 0, got {spin!r}")
-            if self.ring.wait_c(self.cursor, t, s) != 1:
-                return 0
-        cdef uint64_t n = self.ring.take_into(<char*>cnp.PyArray_DATA(out),
-                                              cnp.PyArray_DIM(out, 0), &self.cursor, &self.lost)
-        self.received += n
-        return n
+        if self.ring.wait_for(self.cursor, timeout, spin) != 1:
+            return 0
+        return self.take(out)
 
     def wait(self, timeout=None, spin=0.0):
         """Block until rows past the cursor exist (see SharedRing.wait)."""
