@@ -23,7 +23,7 @@ from libc.string cimport memchr, memcmp, memcpy, memset
 from fastfeed.core._clock cimport ff_now_ns
 from fastfeed.core._json cimport (ff_bytes_eq, ff_hash, ff_parse_decimal, ff_scan, ff_skip_value,
                                   ff_skip_ws)
-from fastfeed.core._ring cimport Ring
+from fastfeed.core._ring cimport Ring, ff_prefetch_w
 from fastfeed.core._rows cimport (FP_NONE, ROW_LAST_OF_EVENT, DepthRow, PartialRow, TickerRow,
                                   TradeRow)
 from fastfeed.core._codes import Kind, Reject
@@ -864,11 +864,10 @@ cdef class BinanceDecoder:
         self.tickers.commit(1)
 
     cdef void _emit_depth(self, Fields* F, int64_t recv_ns, uint32_t sym) noexcept:
-        cdef Py_ssize_t nb = F.nlv[ST_B], na = F.nlv[ST_A]
-        cdef Py_ssize_t total = nb + na
-        cdef Py_ssize_t i, j = 0
+        cdef Py_ssize_t total = F.nlv[ST_B] + F.nlv[ST_A]
+        cdef Py_ssize_t i, n
         cdef int side
-        cdef Level* lv
+        cdef const Level* lv
         cdef DepthRow* row = NULL
         cdef int64_t T = F.T if F.seen & F_T else -1
         cdef int64_t pu = F.pu if F.seen & F_PU else -1
@@ -882,18 +881,35 @@ cdef class BinanceDecoder:
             row.flags = ROW_LAST_OF_EVENT
             self.depth.commit(1)
             return
+        # One reservation (a shared ring's intent) for every row, then the rows at a constant
+        # stride, the head's fields held in locals: F and the rows may alias as far as the
+        # compiler knows, so a per-row F.E would be a load per row.
+        self.depth.reserve(<uint64_t>(total - 1))
+        cdef DepthRow* base = <DepthRow*>self.depth.base
+        cdef uint64_t mask = self.depth.mask
+        cdef uint64_t w = self.depth._written
+        cdef int64_t E = F.E, first = F.UU, last = F.u
         for side in range(2):
             lv = F.stage + (ST_B + side) * self.ctx.max_levels
-            for i in range(F.nlv[ST_B + side]):
-                row = <DepthRow*>self.depth.reserve_ahead(j)
-                self._depth_head(row, F, recv_ns, sym, T, pu)
-                row.side = <int8_t>side
+            n = F.nlv[ST_B + side]
+            for i in range(n):
+                ff_prefetch_w(base + ((w + 8) & mask))   # see Ring.reserve_ahead
+                row = base + (w & mask)
+                row.recv_ns = recv_ns
+                row.event_time = E
+                row.transact_time = T
+                row.first_id = first
+                row.last_id = last
+                row.prev_last_id = pu
                 row.price = lv[i].price.f
                 row.qty = lv[i].qty.f
                 row.price_fp = lv[i].price.fp
                 row.qty_fp = lv[i].qty.fp
+                row.symbol = sym
+                row.side = <int8_t>side
                 row.flags = 0
-                j += 1
+                row._pad[0] = row._pad[1] = 0
+                w += 1
         row.flags = ROW_LAST_OF_EVENT
         if self.ctx.fp_none_seen:
             self.fp_inexact += (levels_fp_none(F, ST_B, self.ctx.max_levels)
@@ -914,7 +930,7 @@ cdef class BinanceDecoder:
     cdef void _emit_partial(self, Fields* F, int64_t recv_ns, uint32_t sym, int64_t last_id,
                             int st_bids, int st_asks) noexcept:
         cdef Py_ssize_t total = F.nlv[st_bids] + F.nlv[st_asks]
-        cdef Py_ssize_t i, j = 0
+        cdef Py_ssize_t i
         cdef int side
         cdef Level* lv
         cdef PartialRow* row = NULL
@@ -932,10 +948,15 @@ cdef class BinanceDecoder:
             row.flags = ROW_LAST_OF_EVENT
             self.partial.commit(1)
             return
+        # As _emit_depth: one reservation, rows at a constant stride.
+        self.partial.reserve(<uint64_t>(total - 1))
+        cdef PartialRow* base = <PartialRow*>self.partial.base
+        cdef uint64_t mask = self.partial.mask
+        cdef uint64_t w = self.partial._written
         for side in range(2):
             lv = F.stage + (st_asks if side else st_bids) * self.ctx.max_levels
             for i in range(F.nlv[st_asks if side else st_bids]):
-                row = <PartialRow*>self.partial.reserve(j)
+                row = base + ((w + <uint64_t>i) & mask)
                 row.recv_ns = recv_ns
                 row.event_time = E
                 row.last_id = last_id
@@ -947,7 +968,7 @@ cdef class BinanceDecoder:
                 row.price_fp = lv[i].price.fp
                 row.qty_fp = lv[i].qty.fp
                 row.flags = 0
-                j += 1
+            w += <uint64_t>F.nlv[st_asks if side else st_bids]
         row.flags = ROW_LAST_OF_EVENT
         if self.ctx.fp_none_seen:
             self.fp_inexact += (levels_fp_none(F, st_bids, self.ctx.max_levels)
