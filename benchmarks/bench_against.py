@@ -9,7 +9,8 @@ ratio (this tree / the other) and that ratio split by which tree ran first.
     python benchmarks/bench_against.py ../old                 # 20 rounds of 600,000 messages
     python benchmarks/bench_against.py ../old --rounds 40 --n 300000
 
-The other checkout must be built in place (``python setup.py build_ext --inplace`` there).
+The other checkout must be built in place (``python setup.py build_ext --inplace`` there); this
+tree runs its build in place, or the installed fastfeed when it has none (as ``bench_e2e`` does).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ def blast_cpu(tree: str, n: int, timeout: float) -> int:
     out = subprocess.run(
         [sys.executable, os.path.join("benchmarks", "bench_e2e.py"), "--only", "fastfeed",
          "--n", str(n), "--repeat", "1", "--paced", "0"],
-        cwd=tree, env=dict(os.environ, PYTHONPATH=tree), capture_output=True, text=True,
-        timeout=timeout,
+        # each tree's bench_e2e picks its own fastfeed (its build in place)
+        cwd=tree, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     m = re.search(r"round 1 fastfeed\s+(\d+) ns/msg", out.stdout)
     if out.returncode != 0 or m is None:

@@ -67,12 +67,22 @@ def real_python() -> str:
     return os.path.realpath(sys.executable)
 
 
+def tree_env(tree: str) -> dict:
+    """The environment that runs ``tree``'s fastfeed: its build in place, or the installed
+    package when it has none (CI installs a wheel and leaves the source tree unbuilt)."""
+    built = any(
+        f.startswith("_ring.") and f.endswith(".so")
+        for _, _, files in os.walk(os.path.join(tree, "fastfeed"))
+        for f in files
+    )
+    return dict(os.environ, PYTHONPATH=tree) if built else dict(os.environ)
+
+
 def start_sim(tree: str, n: int) -> tuple[subprocess.Popen, dict]:
     p = subprocess.Popen(
         [sys.executable, "-m", "fastfeed.cli", "sim", "--symbols", "BTCUSDT", "--rate", "1",
          "--blast", str(n)],
-        stdout=subprocess.PIPE, text=True, cwd=HERE,
-        env=dict(os.environ, PYTHONPATH=tree),
+        stdout=subprocess.PIPE, text=True, cwd=HERE, env=tree_env(tree),
     )  # fmt: skip
     return p, json.loads(p.stdout.readline())
 
@@ -87,7 +97,7 @@ def count(tree: str, n: int, timeout: float) -> dict:
                 ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                  f"--callgrind-out-file={out}", real_python(), "-c", CLIENT, json.dumps(info),
                  str(n)],
-                cwd=tmp, env=dict(os.environ, PYTHONPATH=tree), capture_output=True, text=True,
+                cwd=tmp, env=tree_env(tree), capture_output=True, text=True,
                 timeout=timeout,
             )  # fmt: skip
         finally:

@@ -3,6 +3,8 @@ figures (the runs themselves take minutes to hours: benchmarks/soak.py, benchmar
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -249,3 +251,49 @@ def test_a_tiny_paced_run_end_to_end(tmp_path):
     for name in ("fastfeed hook", "fastfeed async for"):
         assert 0 < rep["runs"]["4000"][name][0]["wakes_per_msg"] <= 1.0
     assert "| 4,000 | fastfeed hook |" in table.read_text()
+
+
+def test_bench_against_alternates_the_order_and_reports_the_ratio():
+    """Two tiny rounds against this very tree: each round runs both, the first tree alternates,
+    and the summary's ratio is the median of the rounds' ratios."""
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_against.py"), str(ROOT)]
+        + ["--rounds", "2", "--n", "3000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    rounds = [line for line in p.stdout.splitlines() if line.startswith("round ")]
+    assert len(rounds) == 2
+    assert "(this first)" in rounds[0] and "(other first)" in rounds[1]
+    ratios = []
+    for line in rounds:
+        this, other, ratio = (float(x) for x in re.findall(r"(?:this|other|ratio) ([\d.]+)", line))
+        assert this > 0 and other > 0 and abs(ratio - this / other) < 0.001
+        ratios.append(ratio)
+    m = re.search(r"per-round ratio this/other: median ([\d.]+)", p.stdout)
+    assert m and abs(float(m.group(1)) - sum(ratios) / 2) < 0.002
+
+
+def test_bench_instr_counts_instructions_or_says_valgrind_is_missing():
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_instr.py"), "--n", "3000"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    if shutil.which("valgrind") is None:
+        assert "valgrind (callgrind) is not installed" in p.stdout
+        return
+    m = re.search(r"([\d,]+) instructions, ([\d,]+) messages, \d+ reads: ([\d,]+) per message",
+                  p.stdout)  # fmt: skip
+    assert m, p.stdout
+    total, msgs, per = (int(g.replace(",", "")) for g in m.groups())
+    assert 0 < msgs <= 3000 and per == round(total / msgs)  # counted from when it switched on
+    # a message costs thousands of instructions (TLS, framing, decode); not zero, not millions
+    assert 1_000 < per < 100_000
+    assert "| x1.000 |" in p.stdout
