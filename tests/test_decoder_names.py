@@ -35,8 +35,9 @@ DEPTH_EVENT = {"e": "depthUpdate", "E": 1, "s": "S", "U": 1, "u": 2, "b": [["1",
 SNAPSHOT = {"lastUpdateId": 5, "bids": [["1", "2"]], "asks": []}
 
 
-def envelope(stream, data):
-    return json.dumps({"stream": stream, "data": data}).encode()
+def envelope(stream, data, compact=False):
+    seps = (",", ":") if compact else None  # compact: the straight-line plans read it
+    return json.dumps({"stream": stream, "data": data}, separators=seps).encode()
 
 
 @settings(max_examples=3000, deadline=None)
@@ -52,13 +53,28 @@ def test_c_twin_of_the_stream_grammar_agrees_with_streams_py(stream):
     slot = stream_slot(stream)
     dec = fastfeed.BinanceDecoder(trades=16, depth=16, tickers=16, partial=16, max_levels=4)
     # a depthUpdate is partial depth exactly when the grammar says the stream is
-    kind = dec.decode(envelope(stream, DEPTH_EVENT), 1)
-    assert kind == (Kind.PARTIAL if slot is not None and slot[1] == S_PARTIAL else Kind.DEPTH)
+    want = Kind.PARTIAL if slot is not None and slot[1] == S_PARTIAL else Kind.DEPTH
+    assert dec.decode(envelope(stream, DEPTH_EVENT), 1) == want
+    assert dec.decode(envelope(stream, DEPTH_EVENT, compact=True), 1) == want
     # a snapshot's symbol comes from the stream name, upper-cased as the grammar does
     assert dec.decode(envelope(stream, SNAPSHOT), 1) == Kind.PARTIAL
     if slot is not None:
         row = dec.partial.tail(1)[0]
         assert dec.symbol(int(row["symbol"])) == slot[0]
+
+
+@pytest.mark.parametrize(
+    "stream",
+    ["btcusdt@depth", "btcusdt@depth@100ms", "btcusdt@depth5", "btcusdt@depth20@100ms",
+     "abcdefghijklmnopqrstuvw@depth10", "x@depth", "x@depth1", "!x@depth5", "btcusdt"],
+)  # fmt: skip
+def test_the_plans_path_stages_depth_by_the_same_grammar(stream):
+    # compact envelopes take the plans' path (no slow-path fallback), which skips _classify
+    slot = stream_slot(stream)
+    want = Kind.PARTIAL if slot is not None and slot[1] == S_PARTIAL else Kind.DEPTH
+    dec = fastfeed.BinanceDecoder(trades=16, depth=16, tickers=16, partial=16, max_levels=4)
+    assert dec.decode(envelope(stream, DEPTH_EVENT, compact=True), 1) == want
+    assert dec.slow_count == 0
 
 
 # ---- symbols by name

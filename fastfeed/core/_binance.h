@@ -289,6 +289,33 @@ FF_INLINE int ffb_field_str(ff_ctx *c, ff_scan *s, ff_fields *F, uint32_t slot, 
     return 0;
 }
 
+/* The first '@' of p[:end], eight bytes at a time: a stream name's symbol fits in the first
+ * word or two, so this is a few instructions where memchr is a library call. */
+FF_INLINE const uint8_t *ffb_find_at(const uint8_t *p, const uint8_t *end) {
+    for (; end - p >= 8; p += 8) {
+        uint64_t v = ff_load8(p) ^ 0x4040404040404040ULL;
+        /* the lowest flagged byte is the first '@' (a borrow only flags bytes above it) */
+        uint64_t x = (v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL;
+        if (x) return p + (ff_ctz64(x) >> 3);
+    }
+    for (; p < end; p++)
+        if (*p == '@') return p;
+    return NULL;
+}
+
+/* The C twin of fastfeed.feed.streams' grammar (tests compare them): "<symbol>@depth<digits>
+ * [@...]" is partial depth, "<symbol>@depth[@...]" diff depth, and "!..." streams are no
+ * symbol's. */
+FF_INLINE int ffb_stream_is_partial(const uint8_t *p, ptrdiff_t n) {
+    const uint8_t *end = p + n, *at, *q;
+    if (n <= 0 || p[0] == '!') return 0;
+    at = ffb_find_at(p, end);
+    if (!at || end - at < 7 || memcmp(at + 1, "depth", 5) != 0) return 0;
+    q = at + 6;
+    while (q < end && ff_is_digit(*q)) q++;
+    return q > at + 6 && (q == end || *q == '@');
+}
+
 /* The event type "e" names. */
 static inline int ffb_event_code(const uint8_t *p, ptrdiff_t n) {
     if (n == 8 && memcmp(p, "aggTrade", 8) == 0) return EV_AGGTRADE;

@@ -132,11 +132,11 @@ cdef class BinanceDecoder:
     cdef int _check(self, Fields* F, uint32_t req, uint32_t opt) noexcept
     cdef int _classify(self, Fields* F) noexcept
     cdef inline int _stage_trade(self, Fields* F, bint agg) noexcept
+    cdef int _stage_depth(self, Fields* F) noexcept
     cdef int _stage_ticker(self, Fields* F) noexcept
     cdef int _stage_levels(
             self, Fields* F, int kind, uint32_t sym, int64_t last_id, int st_bids,
             int st_asks) noexcept
-    cdef bint _stream_is_partial(self, const uint8_t* p, Py_ssize_t n) noexcept
     cdef int64_t _stream_symbol(self, const uint8_t* p, Py_ssize_t n) noexcept
     cdef inline int64_t _symbol(self, Fields* F) noexcept
     cdef inline void _emit_trade(self, Fields* F, int64_t recv_ns, bint agg) noexcept

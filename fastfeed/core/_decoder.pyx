@@ -18,7 +18,7 @@ from cpython.conversion cimport PyOS_string_to_double
 from libc.stddef cimport ptrdiff_t
 from libc.math cimport NAN
 from libc.stdint cimport int8_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memchr, memcmp, memcpy, memset
+from libc.string cimport memchr, memcpy, memset
 
 from fastfeed.core._clock cimport ff_now_ns
 from fastfeed.core._json cimport (ff_bytes_eq, ff_hash, ff_parse_decimal, ff_scan, ff_skip_value,
@@ -114,6 +114,8 @@ cdef uint64_t levels_fp_none(Fields* F, int st, Py_ssize_t max_levels) noexcept:
 
 cdef extern from "_binance.h":
     int lowest_bit "ffb_lowest_bit"(uint32_t x) noexcept   # x != 0
+    const uint8_t* find_at "ffb_find_at"(const uint8_t* p, const uint8_t* end) noexcept
+    bint stream_is_partial "ffb_stream_is_partial"(const uint8_t* p, Py_ssize_t n) noexcept
 
 
 # A symbol table's bound: the filter keeps per-(symbol, slot) state for every id, so this
@@ -577,8 +579,12 @@ cdef class BinanceDecoder:
         else:
             F = outer
             F.stream_len = -1
-        if planned and (F.ev == EV_AGGTRADE or F.ev == EV_TRADE) and (F.seen & F_EV):
-            k = self._stage_trade(F, F.ev == EV_AGGTRADE)   # a plan checked every field
+        # A plan checked every field it returns (seen = the kind's required ones, none bad):
+        # trades and depth diffs go straight to staging, past _classify's checks.
+        if planned and (F.seen & F_EV) and F.ev == EV_DEPTH:
+            k = self._stage_depth(F)
+        elif planned and (F.seen & F_EV) and (F.ev == EV_AGGTRADE or F.ev == EV_TRADE):
+            k = self._stage_trade(F, F.ev == EV_AGGTRADE)
         else:
             k = self._classify(F)
         if k >= K_ERROR:
@@ -668,14 +674,7 @@ cdef class BinanceDecoder:
                 return K_ERROR + r if r else self._stage_trade(F, False)
             if F.ev == EV_DEPTH:
                 r = self._check(F, REQ_DEPTH, OPT_DEPTH)
-                if r:
-                    return K_ERROR + r
-                sym = self._symbol(F)
-                if sym < 0:
-                    return K_ERROR - sym
-                if F.stream_len > 0 and self._stream_is_partial(F.stream_ptr, F.stream_len):
-                    return self._stage_levels(F, K_PARTIAL, <uint32_t>sym, F.u, ST_B, ST_A)
-                return self._stage_levels(F, K_DEPTH, <uint32_t>sym, F.u, ST_B, ST_A)
+                return K_ERROR + r if r else self._stage_depth(F)
             if F.ev == EV_BOOKTICKER:
                 r = self._check(F, REQ_TICKER, OPT_TICKER)
                 return K_ERROR + r if r else self._stage_ticker(F)
@@ -703,23 +702,9 @@ cdef class BinanceDecoder:
             return K_CONTROL
         return K_UNKNOWN
 
-    cdef bint _stream_is_partial(self, const uint8_t* p, Py_ssize_t n) noexcept:
-        # The C twin of fastfeed.feed.streams.stream_slot (the grammar; tests compare them):
-        # "<symbol>@depth<digits>[@...]" is partial depth, "<symbol>@depth[@...]" diff depth,
-        # and "!..." streams are no symbol's.
-        cdef const uint8_t* at = <const uint8_t*>memchr(p, b'@', n)
-        cdef const uint8_t* end = p + n
-        cdef const uint8_t* q
-        if at == NULL or p[0] == b'!' or end - at < 7 or memcmp(at + 1, b"depth", 5) != 0:
-            return False
-        q = at + 6
-        while q < end and b'0' <= q[0] <= b'9':
-            q += 1
-        return q > at + 6 and (q == end or q[0] == b'@')
-
     cdef int64_t _stream_symbol(self, const uint8_t* p, Py_ssize_t n) noexcept:
         # Stream names carry the symbol in lower case; rows use Binance's upper-case "s".
-        cdef const uint8_t* at = <const uint8_t*>memchr(p, b'@', n)
+        cdef const uint8_t* at = find_at(p, p + n)
         cdef Py_ssize_t m = (at - p) if at != NULL else n
         cdef uint8_t small[64]
         cdef uint8_t* buf = small
@@ -764,6 +749,15 @@ cdef class BinanceDecoder:
         h.event_time = F.E
         h.nrows = 1
         return K_TRADE
+
+    cdef int _stage_depth(self, Fields* F) noexcept:
+        # "<symbol>@depth<N>" streams carry depthUpdate events too: partial books, by name
+        cdef int64_t sym = self._symbol(F)
+        if sym < 0:
+            return K_ERROR - sym
+        if F.stream_len > 0 and stream_is_partial(F.stream_ptr, F.stream_len):
+            return self._stage_levels(F, K_PARTIAL, <uint32_t>sym, F.u, ST_B, ST_A)
+        return self._stage_levels(F, K_DEPTH, <uint32_t>sym, F.u, ST_B, ST_A)
 
     cdef int _stage_ticker(self, Fields* F) noexcept:
         cdef int64_t sym = self._symbol(F)
