@@ -136,3 +136,26 @@ def test_probe_alone_on_a_platform_without_tcp_info(monkeypatch, caplog):
         each_noticed_within_a_second(blackhole, 3)
         gc.collect()
     assert "never retrieved" not in caplog.text
+
+
+def test_quiet_connection_is_kept_by_its_probe_pong():
+    """A connection that goes quiet but still answers pings: each probe ends on its pong (the
+    listener wakes the probe at the read's end; nothing polls), and the connection stays."""
+
+    async def body():
+        async with ExchangeSimulator(**SIM) as sim:
+            async with make_feed(sim, STREAMS, ping_interval=20, pong_timeout=10) as feed:
+                await until(lambda: feed.trades.written > 20, 10, "data", feed)
+                conn = feed._routes[0].conn
+                sim.faults.mute(True, conn=sim.connections[0])
+                await until(lambda: conn.quiet_probes >= 2, 10, "two answered probes", feed)
+                st = feed.stats()
+                assert st["reconnects"] == {}, st["reconnects"]
+                assert st["probes"] >= 2
+                assert conn.probe_ok_ns > 0
+                sim.faults.mute(False, conn=sim.connections[0])
+                n = feed.trades.written
+                await until(lambda: feed.trades.written > n + 20, 10, "data again", feed)
+                assert feed._routes[0].conn is conn  # the same connection throughout
+
+    on_uvloop(body())

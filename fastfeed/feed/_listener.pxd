@@ -25,6 +25,9 @@ cdef class FeedListener(WSListener):
     cdef public object on_connected        # cold-path Python callbacks
     cdef public object on_disconnected
     cdef public bint active                # False: drop data (connection being retired)
+    cdef public object heard               # a future resolved at the next read's end, or None
+
+    cdef void _heard(self) noexcept
 
     cdef void _message(self, const char* p, Py_ssize_t n) noexcept
     cdef void replay_message(self, const char* p, Py_ssize_t n, int64_t recv_ns) noexcept

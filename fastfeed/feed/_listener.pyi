@@ -1,5 +1,6 @@
 """Type stub for the Cython module fastfeed.feed._listener."""
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,9 @@ class FeedListener(WSListener):
     on_connected: Callable[[FeedListener], Any] | None
     on_disconnected: Callable[[FeedListener], Any] | None
     active: bool
+    # a future of the session's liveness probe: resolved (None) when a read or control frame
+    # ends, then cleared; the probe waits on it instead of polling
+    heard: asyncio.Future[None] | None
     @property
     def batch_start(self) -> int: ...  # the clock read of the socket read in progress, or 0
     # The constructor is Cython's __cinit__ (tp_new), so the stub names __new__.

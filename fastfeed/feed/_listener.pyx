@@ -149,6 +149,7 @@ cdef class FeedListener(WSListener):
                     self._message(self.frag, self.frag_len)
         else:
             self.last_ctrl_ns = ff_now_ns()   # cold path: control frames are rare
+            self._heard()
         if mt == WSMsgType.CLOSE:
             # picows does not answer a peer's close: echo the code, then disconnect.
             self.close_code = <int>frame.get_close_code()
@@ -162,6 +163,21 @@ cdef class FeedListener(WSListener):
         if frame.last_in_buffer:
             self.sink.end_read(self.batch_start)
             self.batch_start = 0
+            if self.heard is not None:   # once per read, not per message
+                self._heard()
+
+    cdef void _heard(self) noexcept:
+        # The probe waits on this instead of polling last_heard every few ms: an idle
+        # connection wakes nobody until something arrives.
+        fut = self.heard
+        if fut is None:
+            return
+        self.heard = None
+        try:
+            if not fut.done():
+                fut.set_result(None)
+        except BaseException:
+            log.exception("liveness probe wake-up failed")
 
     cdef void _fail(self, str why, int code):
         if self.transport is not None:

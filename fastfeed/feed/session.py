@@ -1078,6 +1078,29 @@ class BinanceFeed(Service, FeedRings):
         # exchange's message limit); never less often than the keepalive would ping anyway
         return min(max(usual, self._PROBE_MIN) * 2**c.quiet_probes, self.ping_interval)
 
+    async def _heard_since(self, c: _Conn, t0: int, timeout: float) -> bool:
+        """Whether ``c`` hears anything (a pong, any frame) at or after ``t0`` within
+        ``timeout`` seconds.  Woken by the listener at the end of each read
+        (``FeedListener.heard``), not by polling: an idle connection costs no wake-ups."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        lis = c.listener
+        while lis is not None and self._last_heard(c) < t0:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            fut: asyncio.Future[None] = loop.create_future()
+            lis.heard = fut
+            try:
+                await asyncio.wait_for(fut, left)
+            except asyncio.TimeoutError:
+                return c.listener is not None and self._last_heard(c) >= t0
+            finally:
+                if lis.heard is fut:
+                    lis.heard = None
+            lis = c.listener
+        return lis is not None
+
     async def _probe(self, c: _Conn) -> None:
         timeout = min(self._PROBE_TIMEOUT, self.pong_timeout)
         t0 = time.time_ns()
@@ -1089,13 +1112,10 @@ class BinanceFeed(Service, FeedRings):
             t0 = time.time_ns()
             assert c.listener is not None
             c.listener.send_probe()
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:  # its pong, or any frame, lands in last_heard
-                await asyncio.sleep(0.01)
-                if self._last_heard(c) >= t0:
-                    c.probe_ok_ns = time.time_ns()
-                    c.quiet_probes += 1
-                    return
+            if await self._heard_since(c, t0, timeout):  # its pong, or any frame
+                c.probe_ok_ns = time.time_ns()
+                c.quiet_probes += 1
+                return
             if c.trigger.done():
                 return
             sock = c._socket()
