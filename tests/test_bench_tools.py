@@ -273,8 +273,14 @@ def test_bench_against_alternates_the_order_and_reports_the_ratio():
         this, other, ratio = (float(x) for x in re.findall(r"(?:this|other|ratio) ([\d.]+)", line))
         assert this > 0 and other > 0 and abs(ratio - this / other) < 0.001
         ratios.append(ratio)
-    m = re.search(r"per-round ratio this/other: median ([\d.]+)", p.stdout)
+    m = re.search(
+        r"per-round ratio this/other: median ([\d.]+) \(bootstrap 95% interval ([\d.]+)-([\d.]+)\)",
+        p.stdout,
+    )
     assert m and abs(float(m.group(1)) - sum(ratios) / 2) < 0.002
+    # resampled medians of two rounds lie between them: the interval brackets the median
+    lo, med, hi = float(m.group(2)), float(m.group(1)), float(m.group(3))
+    assert min(ratios) - 0.001 <= lo <= med <= hi <= max(ratios) + 0.001
 
 
 def test_bench_instr_counts_instructions_or_says_valgrind_is_missing():
