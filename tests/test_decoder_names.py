@@ -35,6 +35,12 @@ DEPTH_EVENT = {"e": "depthUpdate", "E": 1, "s": "S", "U": 1, "u": 2, "b": [["1",
 SNAPSHOT = {"lastUpdateId": 5, "bids": [["1", "2"]], "asks": []}
 
 
+def depth_kind(stream):
+    """The kind a depthUpdate on ``stream`` decodes as, by the grammar: partial or diff."""
+    slot = stream_slot(stream)
+    return Kind.PARTIAL if slot is not None and slot[1] == S_PARTIAL else Kind.DEPTH
+
+
 def envelope(stream, data, compact=False):
     seps = (",", ":") if compact else None  # compact: the straight-line plans read it
     return json.dumps({"stream": stream, "data": data}, separators=seps).encode()
@@ -53,7 +59,7 @@ def test_c_twin_of_the_stream_grammar_agrees_with_streams_py(stream):
     slot = stream_slot(stream)
     dec = fastfeed.BinanceDecoder(trades=16, depth=16, tickers=16, partial=16, max_levels=4)
     # a depthUpdate is partial depth exactly when the grammar says the stream is
-    want = Kind.PARTIAL if slot is not None and slot[1] == S_PARTIAL else Kind.DEPTH
+    want = depth_kind(stream)
     assert dec.decode(envelope(stream, DEPTH_EVENT), 1) == want
     assert dec.decode(envelope(stream, DEPTH_EVENT, compact=True), 1) == want
     # a snapshot's symbol comes from the stream name, upper-cased as the grammar does
@@ -70,10 +76,8 @@ def test_c_twin_of_the_stream_grammar_agrees_with_streams_py(stream):
 )  # fmt: skip
 def test_the_plans_path_stages_depth_by_the_same_grammar(stream):
     # compact envelopes take the plans' path (no slow-path fallback), which skips _classify
-    slot = stream_slot(stream)
-    want = Kind.PARTIAL if slot is not None and slot[1] == S_PARTIAL else Kind.DEPTH
     dec = fastfeed.BinanceDecoder(trades=16, depth=16, tickers=16, partial=16, max_levels=4)
-    assert dec.decode(envelope(stream, DEPTH_EVENT, compact=True), 1) == want
+    assert dec.decode(envelope(stream, DEPTH_EVENT, compact=True), 1) == depth_kind(stream)
     assert dec.slow_count == 0
 
 
