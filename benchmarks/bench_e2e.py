@@ -300,6 +300,8 @@ def measure(name, n, timeout, sim_args=None, script=__file__):
 # ``paced_extra["cpu_s"]`` and ``paced_extra["cpu_msgs"]`` (the C++ client: its rusage).
 
 PacedClient = Callable[[dict, int], Awaitable["np.ndarray"]]
+# Not a competitor: the least any sleeping TLS client pays per message (paced_floor).
+FLOOR = "floor: C, blocking SSL_read, no parse"
 
 
 def _no_mark() -> None:
@@ -450,18 +452,22 @@ def native_why_not() -> str | None:
     return None if build(verbose=True) else "not built (reason above)"
 
 
-async def paced_beast(info: dict, n: int) -> np.ndarray:
-    """The native C++ client (Boost.Beast + simdjson), one blocking read per message; it
-    writes its latencies to a file.  Its CPU is this process's children's."""
+def floor_why_not() -> str | None:
+    sys.path.insert(0, os.path.join(HERE, "native"))
+    from build import build_floor
+
+    return None if build_floor(verbose=True) else "not built (reason above)"
+
+
+def run_native(exe, info: dict, n: int) -> np.ndarray:
+    """A native paced client (``benchmarks/native``) in a process of its own: it writes its
+    latencies to a file and reports its CPU over its own window (after the warm-up), which
+    the harness takes as the run's (``paced_extra``), with any other figure it prints."""
     import tempfile
     from urllib.parse import urlsplit
 
-    sys.path.insert(0, os.path.join(HERE, "native"))
-    from build import build
-
-    exe = build(verbose=False)
     if exe is None:
-        raise RuntimeError("the native C++ client cannot be built here")
+        raise RuntimeError("the native client cannot be built here")
     port = str(urlsplit(info["ws"]).port)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "lat.f64")
@@ -470,16 +476,40 @@ async def paced_beast(info: dict, n: int) -> np.ndarray:
         cmd += ["--n", str(n), "--lat-out", out, "--cpu-after", str(warm)]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if p.returncode != 0:
-            raise RuntimeError(f"beast_client exited {p.returncode}: {p.stderr[-1000:]}")
+            raise RuntimeError(f"{exe.name} exited {p.returncode}: {p.stderr[-1000:]}")
         res = json.loads(p.stdout.strip().splitlines()[-1])
         if res.get("bad"):
-            raise RuntimeError(f"beast_client could not parse {res['bad']} messages")
-        paced_extra["cpu_s"], paced_extra["cpu_msgs"] = res["cpu"], n - warm
+            raise RuntimeError(f"{exe.name} could not parse {res['bad']} messages")
+        msgs = n - warm
+        paced_extra["cpu_s"], paced_extra["cpu_msgs"] = res["cpu"], msgs
+        for k in ("utime", "stime"):
+            if k in res:
+                paced_extra[f"{k}_us_per_msg"] = res[k] / msgs * 1e6
+        if "reads" in res:
+            paced_extra["reads_per_msg"] = res["reads"] / n
         return np.fromfile(out, np.float64)
+
+
+async def paced_beast(info: dict, n: int) -> np.ndarray:
+    """The native C++ client (Boost.Beast + simdjson), one blocking read per message."""
+    sys.path.insert(0, os.path.join(HERE, "native"))
+    from build import build
+
+    return run_native(build(verbose=False), info, n)
+
+
+async def paced_floor(info: dict, n: int) -> np.ndarray:
+    """The floor (``native/floor_client.c``): blocking SSL_read, frame headers, no parse; what
+    the kernel and TLS alone cost a client that sleeps between messages."""
+    sys.path.insert(0, os.path.join(HERE, "native"))
+    from build import build_floor
+
+    return run_native(build_floor(verbose=False), info, n)
 
 
 PACED_CLIENTS: dict[str, tuple[PacedClient, tuple[str, ...], Callable[[], str | None] | None]] = {
     "C++ Beast + simdjson": (paced_beast, (), native_why_not),
+    FLOOR: (paced_floor, (), floor_why_not),
     "picows + orjson": (paced_picows_orjson, ("orjson",), None),
     "fastfeed async for": (paced_ff_async_for, (), None),
     "fastfeed hook": (paced_ff_hook, (), None),
@@ -607,7 +637,7 @@ def run_stats(res: dict, n: int, warmup: int) -> dict:
         "messages": len(body),
         "received": len(lat),
     }
-    for k in ("wakes_per_msg", "reads_per_msg"):
+    for k in ("wakes_per_msg", "reads_per_msg", "stime_us_per_msg"):
         if k in res:
             out[k] = res[k]
     sim = res.get("sim") or {}
@@ -641,17 +671,19 @@ NATIVE = "C++ Beast + simdjson"
 def paced_table(summary: dict) -> str:
     """The markdown table of a paced summary, one row per rate and client."""
     lines = [
-        "| rate/s | client | p50 µs | p99 µs | p99.9 µs | CPU µs/msg | CPU vs C++ | wakes/msg |",
-        "|---|---|---|---|---|---|---|---|",
+        "| rate/s | client | p50 µs | p99 µs | p99.9 µs | CPU µs/msg | CPU vs C++ | wakes/msg "
+        "| kernel µs/msg |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for rate in sorted(summary, key=float):
         cpp = summary[rate].get(NATIVE, {}).get("cpu_us_per_msg")
         for name, r in summary[rate].items():
             vs = f"{r['cpu_us_per_msg'] / cpp:.2f}" if cpp else "-"
             wk = f"{r['wakes_per_msg']:.2f}" if "wakes_per_msg" in r else "-"
+            ks = f"{r['stime_us_per_msg']:.2f}" if "stime_us_per_msg" in r else "-"
             lines.append(
                 f"| {float(rate):,.0f} | {name} | {r['p50_us']:.1f} | {r['p99_us']:.1f} "
-                f"| {r['p99.9_us']:.1f} | {r['cpu_us_per_msg']:.2f} | {vs} | {wk} |"
+                f"| {r['p99.9_us']:.1f} | {r['cpu_us_per_msg']:.2f} | {vs} | {wk} | {ks} |"
             )
     return "\n".join(lines)
 
@@ -714,6 +746,24 @@ def paced_bars(summary: dict) -> list[str]:
         ok = None if not per else all(p[2] for p in per)
         det = ", ".join(f"{float(r):,.0f}/s {x:.2f}" for r, x, _ in per)
         verdict(f"every rate: {name} {label} ({det})", ok)
+    # Not a bar: where the half-of-C++ bar lies against the floor (a client that only reads).
+    per = [
+        (r, summary[r][FLOOR]["cpu_us_per_msg"] / summary[r][NATIVE]["cpu_us_per_msg"])
+        for r in sorted(summary, key=float)
+        if FLOOR in summary[r] and NATIVE in summary[r]
+    ]
+    if per:
+        det = ", ".join(f"{float(r):,.0f}/s {x:.2f}" for r, x in per)
+        under = [f"{float(r):,.0f}/s" for r, x in per if x > 0.5]
+        out.append(
+            f"note: the floor's CPU/msg vs C++ ({det}): "
+            + (
+                f"above 0.5 at {', '.join(under)}, where no client that sleeps between messages "
+                "can meet the half-of-C++ bar"
+                if under
+                else "below 0.5 at every rate"
+            )
+        )
     return out
 
 

@@ -159,7 +159,7 @@ def test_paced_summary_is_the_median_of_each_figure_over_rounds():
     runs = {"1000": {"a": [_stats(10, 50, 3.0), _stats(30, 20, 1.0), _stats(20, 90, 2.0)]}}
     s = e2e.summarize_paced(runs)["1000"]["a"]
     assert (s["p50_us"], s["p99_us"], s["cpu_us_per_msg"], s["rounds"]) == (20, 50, 2.0, 3)
-    assert "| 1,000 | a | 20.0 | 50.0 | 100.0 | 2.00 | - | - |" in e2e.paced_table(
+    assert "| 1,000 | a | 20.0 | 50.0 | 100.0 | 2.00 | - | - | - |" in e2e.paced_table(
         {"1000": {"a": s}}
     )
 
@@ -183,6 +183,23 @@ def test_paced_bars_pass_fail_and_name_missing_clients():
     assert "async for p50 within 10 µs" in bars[2] and bars[2].endswith("FAIL")  # 36 > 25 + 10
     assert bars[3].startswith("every rate: fastfeed C-level") and bars[3].endswith("n/a")
     assert "1,000/s 1.17" in bars[4] and bars[4].endswith("FAIL")
+    assert len(bars) == 5  # no floor client in this run: no note
+
+
+def test_paced_bars_note_where_the_floor_lies():
+    e2e = _e2e()
+    cpp = _stats(30, 90, 4.0)
+    summary = {
+        "1000": {e2e.NATIVE: cpp, e2e.FLOOR: _stats(20, 80, 2.4, stime_us_per_msg=1.5)},
+        "20000": {e2e.NATIVE: cpp, e2e.FLOOR: _stats(20, 80, 1.6)},
+    }
+    note = e2e.paced_bars(summary)[-1]
+    assert note.startswith("note: the floor's CPU/msg vs C++ (1,000/s 0.60, 20,000/s 0.40)")
+    assert "above 0.5 at 1,000/s," in note
+    summary["1000"][e2e.FLOOR] = _stats(20, 80, 1.0)
+    assert e2e.paced_bars(summary)[-1].endswith("below 0.5 at every rate")
+    table = e2e.paced_table({"1000": {e2e.FLOOR: _stats(1, 2, 2.4, stime_us_per_msg=1.5)}})
+    assert table.splitlines()[-1].endswith("| 2.40 | - | - | 1.50 |")
 
 
 def test_paced_options_and_the_simulators_result_line():
