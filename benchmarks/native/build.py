@@ -45,7 +45,7 @@ def _compile(
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
     h = hashlib.sha256(" ".join([cc, *flags, *libs, version]).encode())
     for src in sources:
-        h.update(src.read_bytes()[:1 << 20])
+        h.update(src.read_bytes()[: 1 << 20])
     out = Path(os.environ.get("FASTFEED_BENCH_CACHE", Path.home() / ".cache" / "fastfeed-bench"))
     exe = out / f"{what}-{h.hexdigest()[:16]}" / what
     if exe.exists():
