@@ -63,8 +63,13 @@ uvloop.run(main())
 
 
 def real_python() -> str:
-    """The interpreter binary itself: valgrind must not start on a wrapper script (pyenv)."""
-    return os.path.realpath(sys.executable)
+    """The interpreter valgrind starts.  ``sys.executable`` as it is when it is a binary or a
+    symlink to one: a venv's ``python`` is such a symlink, and resolving it would lose the venv
+    (its site-packages, where CI installs fastfeed).  Only a wrapper script is resolved, since
+    valgrind cannot start one."""
+    with open(sys.executable, "rb") as f:
+        elf = f.read(4) == b"\x7fELF"
+    return sys.executable if elf else os.path.realpath(sys.executable)
 
 
 def tree_env(tree: str) -> dict:
