@@ -296,6 +296,48 @@ def test_reader_wait_into_allocates_nothing_and_gets_every_row_in_order():
         assert blocks < 200, blocks  # the thread's own objects; not one per row
 
 
+def test_a_spinning_wait_lets_the_processs_other_threads_run():
+    """A spinning wait holds the GIL only while its thread is the process's one Python
+    thread (no thread is then waiting for it).  With a second thread running, the wait spins
+    with the GIL released: that thread keeps running throughout.  The switch interval is set
+    above the wait's timeout, so a wait that held the GIL would stop the thread for all of it;
+    a single-threaded spinning wait still times out and returns rows as before."""
+    import threading
+
+    name = _name("gil")
+    dec = fastfeed.BinanceDecoder(trades=64)
+    line = b'{"e":"aggTrade","E":1,"s":"BTCUSDT","a":%d,"p":"1","q":"1","f":1,"l":1,"T":1,"m":true}'
+    interval = sys.getswitchinterval()
+    with share_decoder(name, dec) as w, fastfeed.attach(name) as feed:
+        ring = feed.trades
+        assert ring.wait(0, timeout=0.02, spin=float("inf")) is False  # alone: holds, times out
+        dec.decode(line % 1)
+        w.notify()
+        assert ring.wait(0, timeout=1.0, spin=float("inf")) is True
+        worst = [0.0]  # the longest time the other thread went without running
+        stop = threading.Event()
+
+        def run_beside() -> None:
+            prev = time.monotonic()
+            while not stop.is_set():
+                now = time.monotonic()
+                worst[0] = max(worst[0], now - prev)
+                prev = now
+
+        t = threading.Thread(target=run_beside)
+        sys.setswitchinterval(1.0)
+        try:
+            t.start()
+            time.sleep(0.01)
+            assert ring.wait(1, timeout=0.4, spin=float("inf")) is False
+        finally:
+            stop.set()
+            t.join()
+            sys.setswitchinterval(interval)
+        # holding the GIL would have stopped the thread for the whole 0.4 s wait
+        assert worst[0] < 0.2, worst[0]
+
+
 def test_writer_death_and_restart_are_detected():
     """A writer killed with SIGKILL: a waiting reader raises StaleSegment naming it.  A new
     writer takes the name over (a new generation); the old segment's readers raise
