@@ -8,7 +8,8 @@ Latency: this process is the writer.  It decodes one aggTrade at a time at a pac
 decoder stamps the row's ``recv_ns`` (the wall clock, read inside the decoder just before the
 row is written and committed) and the segment's ``notify()`` follows, as a feed's hook does.
 Readers in other processes wait for the row and copy it in one call (``reader.wait_into``:
-spinning with ``spin=inf``, sleeping on the futex with ``spin=0``) and take
+spinning with ``spin=inf``, sleeping on the futex with ``spin=0``, polling with naps of
+``--poll`` seconds with ``poll=``, which the writer never has to wake) and take
 ``time.time_ns() - recv_ns``; "2 calls" is the spinning reader written as ``ring.wait`` then
 ``ring.read_into``.  The
 peer measured in the same run is a pipe: the writer writes the same row's bytes to an
@@ -21,7 +22,7 @@ Writer CPU: the writer decodes batches of messages (aggTrade and depthUpdate alt
 batch stands for one socket read) and calls ``notify()`` after each batch.  Its process CPU
 time per message is measured with the rings private (not shared), shared with no reader, and
 shared with 4 reader processes (sleeping on the futex at once: sleep4; spinning 50 us before
-sleeping: linger4; polling every 0.5 ms: poll4; spinning: spin4), in blast
+sleeping: linger4; polling, ``wait(poll=...)`` naps of ``--poll`` s: poll4; spinning: spin4), in blast
 (batches of 8, back to back) and paced (one message per batch, 50 us apart) runs; rounds
 rotate the order and the table shows medians.  Readers read every ring in full.
 """
@@ -61,6 +62,7 @@ READER = r"""
 import os, sys, time, numpy as np, fastfeed
 from fastfeed.share import StaleSegment
 name, mode, out, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+poll = float(os.environ.get("FF_POLL", "0"))
 if mode == "pipe":
     fd = int(name)
     lat = np.zeros(n, np.int64)
@@ -86,7 +88,7 @@ if mode == "lat-cspin":
     sys.exit(0)
 if mode.startswith("lat-"):
     ring = feed.trades
-    spin = 0.0 if mode == "lat-sleep" else float("inf")
+    spin = 0.0 if mode in ("lat-sleep", "lat-poll") else float("inf")
     buf = np.zeros(16, ring.dtype)
     lat = np.zeros(n, np.int64)
     k = 0
@@ -105,7 +107,7 @@ if mode.startswith("lat-"):
         else:  # one call: the reader's wait_into
             rd = ring.reader("now")
             while k < n:
-                got = rd.wait_into(buf, 5.0, spin)
+                got = rd.wait_into(buf, 5.0, spin, poll if mode == "lat-poll" else 0.0)
                 now = time.time_ns()
                 if not got:
                     break
@@ -129,7 +131,7 @@ while True:
         elif mode == "spin":
             feed.wait(1.0, float("inf"))
         else:
-            time.sleep(0.0005)
+            feed.wait(1.0, 0.0, poll)
     except StaleSegment:
         break
 with open(out, "w") as f:
@@ -159,7 +161,7 @@ def clevel_reader_dir() -> str | None:
 
 
 def spawn(name: str, mode: str, out: Path, n: int = 0, pass_fds=()) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FF_POLL=str(POLL))
     if mode == "lat-cspin":
         env["FF_CLEVEL_DIR"] = CLEVEL_DIR or ""
     p = subprocess.Popen(
@@ -176,6 +178,8 @@ def spawn(name: str, mode: str, out: Path, n: int = 0, pass_fds=()) -> subproces
     return p
 
 
+#: the polling readers' nap in seconds (``--poll``)
+POLL = 25e-6
 #: the built C-level reader's folder (lat-cspin), set by latency_table
 CLEVEL_DIR: str | None = None
 #: ``--pin``: the writer's CPUs and everyone else's (readers, the simulator); None: no pinning
@@ -323,6 +327,7 @@ async def feed_cpu(config: str, sim_args: list[str], n: int, tmp: Path) -> float
 
 
 def main() -> None:
+    global POLL
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lat-n", type=int, default=20000, help="messages per latency run")
     ap.add_argument("--rate", type=float, default=2000.0, help="messages per second (latency)")
@@ -339,8 +344,12 @@ def main() -> None:
         action="store_true",
         help="the writer alone on the first CPU, readers and the simulator on the others",
     )
+    ap.add_argument(
+        "--poll", type=float, default=POLL, help="polling readers' nap, seconds (wait(poll=...))"
+    )
     ap.add_argument("--json", help="also write the figures to this JSON file")
     a = ap.parse_args()
+    POLL = a.poll
     if a.pin:
         global WRITER_CPUS, OTHERS
         cpus = sorted(os.sched_getaffinity(0))
@@ -368,7 +377,15 @@ def latency_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
     print(f"  {'reader':<26} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>9}")
     global CLEVEL_DIR
     CLEVEL_DIR = clevel_reader_dir()
-    modes = [("lat-spin", 1), ("lat-spin2", 1), ("lat-sleep", 1), ("lat-sleep", 4), ("pipe", 1)]
+    modes = [
+        ("lat-spin", 1),
+        ("lat-spin2", 1),
+        ("lat-sleep", 1),
+        ("lat-sleep", 4),
+        ("lat-poll", 1),
+        ("lat-poll", 4),
+        ("pipe", 1),
+    ]
     if CLEVEL_DIR:
         modes.insert(2, ("lat-cspin", 1))
     for mode, k in modes:
@@ -379,6 +396,7 @@ def latency_table(a: argparse.Namespace, tmp: Path, figures: dict) -> None:
             "lat-spin2": "shm, spinning, 2 calls",
             "lat-cspin": "shm, spinning in C",
             "lat-sleep": "shm, sleeping (futex)",
+            "lat-poll": f"shm, polling, {POLL * 1e6:g} us",
         }.get(mode, "os.pipe, blocking read") + f" x{k}"
         print(
             f"  {label:<26} {r['p50_us']:8.2f} {r['p99_us']:8.2f} {r['p999_us']:8.2f} "

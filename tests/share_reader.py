@@ -58,8 +58,8 @@ def main() -> None:
                 feed.wait(timeout=1.0, spin=0.01)
             elif mode == "stall":
                 time.sleep(0.2)
-            else:
-                time.sleep(0.0005)
+            else:  # poll: naps of 0.5 ms, never woken by the writer
+                feed.wait(timeout=1.0, poll=0.0005)
         except StaleSegment:
             pass
     result: dict = {

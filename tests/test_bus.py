@@ -190,6 +190,47 @@ def test_subscriber_rebuilds_identical_rows(nats_server):  # noqa: F811
     run(main(), 60)
 
 
+def test_unsent_publishes_are_taken_back_at_a_disconnect(nats_server):  # noqa: F811
+    """nats-py keeps the publishes it could not write while it reconnects and writes them
+    first once back, before the publisher's in-flight batches go again: the stream would store
+    newer batches before older ones.  ``drop_unsent_publishes`` takes the publisher's own back
+    (by their reply prefix); the others stay.  On a real client and server: after the
+    reconnect the server delivers the foreign publishes and none of ours."""
+    import nats
+
+    from fastfeed.bus.publisher import drop_unsent_publishes
+
+    async def main():
+        nc = await nats.connect(
+            nats_server.url, reconnect_time_wait=0.05, max_reconnect_attempts=-1
+        )
+        got: list[str] = []
+
+        async def on(msg):
+            got.append(msg.subject)
+
+        await nc.subscribe("a.>", cb=on)  # replayed before the buffer is written
+        await nc.flush()
+        nats_server.stop()
+        await until(lambda: nc.is_reconnecting, 10, "the client reconnecting")
+        await nc.publish("a.ours", b"1", reply="_INBOX.ours.1", headers={"k": "v"})
+        await nc.publish("a.ours2", b"2", reply="_INBOX.ours.2", headers={"k": "v"})
+        await nc.publish("a.other", b"3", reply="_INBOX.other.1", headers={"k": "v"})
+        await nc.publish("a.plain", b"4")
+        assert drop_unsent_publishes(nc, "_INBOX.ours") == 2
+        assert drop_unsent_publishes(nc, "_INBOX.ours") == 0
+        nats_server.start()
+        nats_server.wait_ready()
+        await until(lambda: nc.is_connected, 15, "the client reconnected")
+        await until(lambda: len(got) >= 2, 10, "the foreign publishes")
+        await nc.flush()
+        await asyncio.sleep(0.2)
+        assert sorted(got) == ["a.other", "a.plain"], got
+        await nc.close()
+
+    run(main(), 60)
+
+
 def test_stopped_server_drops_counted_and_recovers(nats_server, caplog):  # noqa: F811
     async def main():
         async with ExchangeSimulator(**SIM) as sim:

@@ -338,6 +338,54 @@ def test_a_spinning_wait_lets_the_processs_other_threads_run():
         assert worst[0] < 0.2, worst[0]
 
 
+def test_a_polling_reader_gets_every_row_and_costs_the_writer_no_wake_up():
+    """A reader that waits with ``poll=`` naps between looks and is never counted as asleep:
+    it gets every row in order, and the writer makes no wake-up syscall for it
+    (``stats()["wakes"]`` stays 0), where a reader asleep on the futex costs one per notify
+    that finds it asleep.  ``feed.wait(poll=...)`` times out and wakes the same way; a poll
+    outside 0-1 s is refused."""
+    import threading
+
+    name = _name("poll")
+    dec = fastfeed.BinanceDecoder(trades=1024)
+    line = b'{"e":"aggTrade","E":1,"s":"BTCUSDT","a":%d,"p":"1","q":"1","f":1,"l":1,"T":1,"m":true}'
+    with share_decoder(name, dec) as w, fastfeed.attach(name) as feed:
+
+        def read(k: int, poll: float, ids: list[int]) -> None:
+            rd = feed.trades.reader("oldest")
+            buf = np.zeros(8, feed.trades.dtype)
+            while len(ids) < k:
+                n = rd.wait_into(buf, 5.0, 0.0, poll)
+                if not n:
+                    return
+                ids.extend(buf["trade_id"][:n].tolist())
+
+        def write(first: int, k: int, reader: threading.Thread) -> None:
+            reader.start()
+            for i in range(first, first + k):
+                time.sleep(0.002)  # let the reader fall asleep between rows
+                dec.decode(line % i)
+                w.notify()
+            reader.join()
+
+        got: list[int] = []
+        write(0, 100, threading.Thread(target=read, args=(100, 2e-4, got)))
+        assert got == list(range(100))
+        assert w.stats()["wakes"] == 0 and w.stats()["notifies"] == 100
+
+        got = []
+        write(100, 20, threading.Thread(target=read, args=(120, 0.0, got)))
+        assert got == list(range(120))
+        assert w.stats()["wakes"] > 0  # the futex sleeper is woken on the writer's time
+
+        assert feed.wait(timeout=0.01, poll=1e-4)  # the notifies since attach
+        assert not feed.wait(timeout=0.01, poll=1e-4)
+        with pytest.raises(ValueError, match="poll must be between 0 and 1"):
+            feed.trades.wait(feed.trades.written, timeout=0.01, poll=2.0)
+        with pytest.raises(ValueError, match="poll must be between 0 and 1"):
+            feed.wait(timeout=0.01, poll=-1.0)
+
+
 def test_writer_death_and_restart_are_detected():
     """A writer killed with SIGKILL: a waiting reader raises StaleSegment naming it.  A new
     writer takes the name over (a new generation); the old segment's readers raise

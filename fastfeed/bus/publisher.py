@@ -54,6 +54,25 @@ def coalesce_writes(nc: Any) -> None:
         tr.writelines = lambda parts: tr.write(b"".join(parts))
 
 
+def drop_unsent_publishes(nc: Any, reply_prefix: str) -> int:
+    """Removes from nats-py's buffer of commands not yet written the publishes whose reply
+    subject starts with ``reply_prefix`` (ours), and returns how many.  nats-py writes that
+    buffer first after a reconnect; our in-flight batches go again after it, so the stream
+    would store the newer batches of the buffer before older ones lost with the connection,
+    and a subscriber would count those as lost.  They are all in flight (our own record),
+    and go again in order."""
+    pending = getattr(nc, "_pending", None)
+    if not isinstance(pending, list) or not pending:
+        return 0
+    mark = f" {reply_prefix}".encode()
+    keep = [c for c in pending if not (c.startswith(b"HPUB ") and mark in c[: c.find(b"\r\n")])]
+    dropped = len(pending) - len(keep)
+    if dropped:
+        pending[:] = keep
+        nc._pending_data_size = sum(len(c) for c in keep)
+    return dropped
+
+
 class RateLog:
     """Logs at most once per ``interval`` seconds, with what happened since the last line."""
 
@@ -369,6 +388,8 @@ class Publisher(Service):
             # as lost).
             self._resend = True
             self._stream_ok = False
+            if self._inbox:
+                self.counters["unsent_dropped"] += drop_unsent_publishes(self._nc, self._inbox)
             if self._stopping:
                 return
             self.counters["disconnects"] += 1
@@ -566,8 +587,8 @@ class Publisher(Service):
     def stats(self) -> dict[str, Any]:
         """Counters: ``sent_batches``/``sent_rows``, ``acked_batches``, ``dropped_batches``/
         ``dropped_rows`` (queue full, or unsent at close; ``dropped_rows_at_close`` the
-        latter), ``resent_batches``,
-        ``ack_timeouts``, ``disconnects``, ``reconnects``, ``connect_failures``,
+        latter), ``resent_batches``, ``unsent_dropped`` (publishes taken back from the
+        client's buffer at a disconnect, to go again in order), ``ack_timeouts``, ``disconnects``, ``reconnects``, ``connect_failures``,
         ``source_lost`` (rows overwritten before the hook read them); and the current
         ``queued``, ``queued_bytes``, ``inflight``, ``connected``."""
         out: dict[str, Any] = {
@@ -580,6 +601,7 @@ class Publisher(Service):
                 "dropped_rows",
                 "dropped_rows_at_close",
                 "resent_batches",
+                "unsent_dropped",
                 "ack_timeouts",
                 "ack_errors",
                 "no_stream",

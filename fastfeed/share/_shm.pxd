@@ -58,6 +58,7 @@ cdef extern from "_shm.h" nogil:
     void ff_seg_notify(ff_seg_header* h)
     void ff_futex_wake_one(uint32_t* addr)
     void ff_cpu_relax()
+    void ff_nap(int64_t ns)
 
 
 cdef class Segment:
@@ -90,7 +91,8 @@ cdef class SharedRing:
 
     cdef uint64_t copy_rows(self, char* out, uint64_t start, uint64_t end) noexcept nogil
     cdef uint64_t valid_from(self) noexcept nogil
-    cdef int wait_c(self, uint64_t cursor, double timeout, double spin) except -1
+    cdef int wait_c(self, uint64_t cursor, double timeout, double spin,
+                    double poll) except -1
     cdef int _check_state(self, uint64_t cursor, uint64_t w) except -1
     cdef void sleep_in(self) noexcept nogil
     cdef void sleep_out(self, uint32_t word, int64_t now, int64_t deadline,
@@ -102,7 +104,8 @@ cdef class SharedRing:
     cdef int check_out(self, object out) except -1
     cdef uint64_t copy_checked(self, char* p, uint64_t cur, uint64_t end,
                                uint64_t* lost) noexcept nogil
-    cdef int wait_for(self, uint64_t cursor, object timeout, object spin) except -1
+    cdef int wait_for(self, uint64_t cursor, object timeout, object spin,
+                      object poll) except -1
 
 
 cdef class SharedRingReader:

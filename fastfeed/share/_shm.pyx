@@ -483,28 +483,35 @@ cdef class SharedRing:
             raise ValueError(f"start must be 'now' or 'oldest', got {start!r}")
         return SharedRingReader(self, self.written if start == "now" else self.oldest)
 
-    def wait(self, cursor, timeout=None, spin=0.0):
+    def wait(self, cursor, timeout=None, spin=0.0, poll=0.0):
         """Block until rows past ``cursor`` are committed: True, or False after ``timeout``
         seconds (None: no limit).  Spins for ``spin`` seconds first (``float("inf")``: spin
         only; the lowest latency, one core busy), then sleeps on the segment's futex (the
-        writer wakes sleepers once per socket read).  The GIL is released meanwhile, except
-        that a thread that is its process's only Python thread spins holding it, for at most
-        ``sys.getswitchinterval()`` (nobody waits for it; taking it back costs latency).  Raises
+        writer wakes sleepers once per socket read, a syscall on its time), or with ``poll``
+        seconds > 0 naps that long between looks and costs the writer nothing.  The GIL is
+        released meanwhile, except that a thread that is its process's only Python thread
+        spins holding it, for at most ``sys.getswitchinterval()`` (nobody waits for it; taking
+        it back costs latency).  Raises
         :class:`~fastfeed.share.StaleSegment` when the segment was closed or replaced and
         nothing is left to read, or its writer died."""
-        return self.wait_for(cursor, timeout, spin) == 1
+        return self.wait_for(cursor, timeout, spin, poll) == 1
 
-    cdef int wait_for(self, uint64_t cursor, object timeout, object spin) except -1:
+    cdef int wait_for(self, uint64_t cursor, object timeout, object spin,
+                      object poll) except -1:
         """:meth:`wait` with its arguments checked: 1 (rows past ``cursor``) or 0."""
         if ff_load_acq64(&self.pub.written) > cursor:
             return 1     # the common case of a busy feed: no clock, no GIL release
         cdef double t = -1.0 if timeout is None else float(timeout)
         cdef double s = float(spin)
+        cdef double p = float(poll)
         if s < 0:
             raise ValueError(f"spin must be >= 0, got {spin!r}")
-        return self.wait_c(cursor, t, s)
+        if not 0 <= p <= 1:
+            raise ValueError(f"poll must be between 0 and 1 (seconds), got {poll!r}")
+        return self.wait_c(cursor, t, s, p)
 
-    cdef int wait_c(self, uint64_t cursor, double timeout, double spin) except -1:
+    cdef int wait_c(self, uint64_t cursor, double timeout, double spin,
+                    double poll) except -1:
         cdef int64_t t0 = ff_mono_ns()
         cdef int64_t deadline = t0 + <int64_t>(timeout * 1e9) if timeout >= 0 else -1
         cdef int64_t spin_end = (t0 + <int64_t>(spin * 1e9) if spin < 1e9
@@ -516,6 +523,7 @@ cdef class SharedRing:
         cdef bint spinning = spin > 0
         cdef int64_t check_at
         cdef int64_t hold_end
+        cdef int64_t poll_ns = <int64_t>(poll * 1e9)
         if spinning and _gil_is_ours_alone():
             # No other Python thread can want the GIL: spin holding it, for at most the
             # interpreter's switch interval (as running Python code would).  A row that comes
@@ -560,6 +568,13 @@ cdef class SharedRing:
                     now = ff_mono_ns()
                     if deadline >= 0 and now >= deadline:
                         break
+                    if poll_ns > 0:
+                        # Not counted in as asleep, so the writer never wakes us: nap, look.
+                        if now >= check_at:
+                            break
+                        ff_nap(poll_ns if deadline < 0 or deadline - now > poll_ns
+                               else deadline - now)
+                        continue
                     # Sleep: count in, read the word, re-check, then wait on the word (the
                     # writer publishes, bumps the word, then reads the count; all seq_cst).
                     self.sleep_in()
@@ -578,11 +593,15 @@ cdef class SharedRing:
             self._check_writer()
             cpython_check_signals()
 
-    def wait_word(self, uint32_t seen, timeout=None, spin=0.0):
+    def wait_word(self, uint32_t seen, timeout=None, spin=0.0, poll=0.0):
         """Block until the writer's notify count differs from ``seen`` (``notify_word``):
         the feed-level wait of :class:`fastfeed.share.SharedFeed`.  Same arguments and errors
         as :meth:`wait`; returns the new count, or None on timeout."""
         cdef double t = -1.0 if timeout is None else float(timeout)
+        cdef double p = float(poll)
+        if not 0 <= p <= 1:
+            raise ValueError(f"poll must be between 0 and 1 (seconds), got {poll!r}")
+        cdef int64_t poll_ns = <int64_t>(p * 1e9)
         cdef int64_t t0 = ff_mono_ns()
         cdef int64_t deadline = t0 + <int64_t>(t * 1e9) if t >= 0 else -1
         cdef int64_t spin_end = t0 + <int64_t>(min(float(spin), 1e9) * 1e9)
@@ -602,6 +621,10 @@ cdef class SharedRing:
                         break
                     if now < spin_end:
                         ff_cpu_relax()
+                        continue
+                    if poll_ns > 0:   # nap and look again: the writer never wakes us
+                        ff_nap(poll_ns if deadline < 0 or deadline - now > poll_ns
+                               else deadline - now)
                         continue
                     self.sleep_in()
                     self.sleep_out(seen, now, deadline, True)   # returns at once if moved on
@@ -707,18 +730,18 @@ cdef class SharedRingReader:
         self.received += n
         return n
 
-    def wait_into(self, cnp.ndarray out, timeout=None, spin=0.0):
+    def wait_into(self, cnp.ndarray out, timeout=None, spin=0.0, poll=0.0):
         """:meth:`wait`, then :meth:`read_into` in one call: the rows are ``out[:n]``, and
         ``n`` is 0 after ``timeout`` seconds.  The spinning reader's call: nothing is
         allocated and no Python runs between the row's arrival and the copy."""
         self.ring.check_out(out)
-        if self.ring.wait_for(self.cursor, timeout, spin) != 1:
+        if self.ring.wait_for(self.cursor, timeout, spin, poll) != 1:
             return 0
         return self.take(out)
 
-    def wait(self, timeout=None, spin=0.0):
+    def wait(self, timeout=None, spin=0.0, poll=0.0):
         """Block until rows past the cursor exist (see SharedRing.wait)."""
-        return self.ring.wait(self.cursor, timeout, spin)
+        return self.ring.wait(self.cursor, timeout, spin, poll)
 
     @property
     def pending(self):

@@ -104,12 +104,14 @@ class SharedFeed:
 
     # -------------------------------------------------------------- waiting and liveness
 
-    def wait(self, timeout: float | None = None, spin: float = 0.0) -> bool:
+    def wait(self, timeout: float | None = None, spin: float = 0.0, poll: float = 0.0) -> bool:
         """Block until the writer committed something since the last call (it notifies once
         per socket read); False after ``timeout`` seconds.  ``spin`` seconds of busy-waiting
-        first, then sleep on the segment's futex.  Raises :class:`StaleSegment` when the
-        writer closed the segment, a restarted writer replaced it, or the writer died."""
-        got = self._any.wait_word(self._seen, timeout, spin)
+        first, then sleep on the segment's futex (the writer pays a wake-up syscall), or with
+        ``poll`` > 0 nap ``poll`` seconds between looks (the writer pays nothing; see
+        :meth:`SharedRing.wait`).  Raises :class:`StaleSegment` when the writer closed the
+        segment, a restarted writer replaced it, or the writer died."""
+        got = self._any.wait_word(self._seen, timeout, spin, poll)
         if got is None:
             return False
         self._seen = got
