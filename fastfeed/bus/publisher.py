@@ -588,7 +588,8 @@ class Publisher(Service):
         """Counters: ``sent_batches``/``sent_rows``, ``acked_batches``, ``dropped_batches``/
         ``dropped_rows`` (queue full, or unsent at close; ``dropped_rows_at_close`` the
         latter), ``resent_batches``, ``unsent_dropped`` (publishes taken back from the
-        client's buffer at a disconnect, to go again in order), ``ack_timeouts``, ``disconnects``, ``reconnects``, ``connect_failures``,
+        client's buffer at a disconnect, to go again in order), ``ack_timeouts``,
+        ``disconnects``, ``reconnects``, ``connect_failures``,
         ``source_lost`` (rows overwritten before the hook read them); and the current
         ``queued``, ``queued_bytes``, ``inflight``, ``connected``."""
         out: dict[str, Any] = {

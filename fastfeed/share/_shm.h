@@ -134,16 +134,22 @@ static inline int ff_futex_wait(uint32_t *addr, uint32_t val, int64_t timeout_ns
 #endif
 }
 
-/* A polling reader's nap of ns nanoseconds.  Linux stretches a thread's sleeps by its timer
- * slack (50 us by default, which would make a 20 us poll a 70 us one): the first nap of a
- * thread cuts its slack to a tenth of the nap, at most, and leaves it so. */
-static inline void ff_nap(int64_t ns) {
-    struct timespec ts;
+/* Linux stretches a thread's sleeps by its timer slack (50 us by default, which would make a
+ * 20 us nap a 70 us one): a polling reader cuts its thread's slack to a tenth of its naps, at
+ * most, once per wait, and leaves it so. */
+static inline void ff_poll_slack(int64_t nap_ns) {
 #if defined(__linux__)
-    long want = (long)(ns / 10) > 0 ? (long)(ns / 10) : 1;
+    long want = (long)(nap_ns / 10) > 0 ? (long)(nap_ns / 10) : 1;
     if (prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0) > want)
         prctl(PR_SET_TIMERSLACK, (unsigned long)want, 0, 0, 0);
+#else
+    (void)nap_ns;
 #endif
+}
+
+/* A polling reader's nap of ns nanoseconds (after ff_poll_slack). */
+static inline void ff_nap(int64_t ns) {
+    struct timespec ts;
     ts.tv_sec = (time_t)(ns / 1000000000);
     ts.tv_nsec = (long)(ns % 1000000000);
     nanosleep(&ts, NULL);

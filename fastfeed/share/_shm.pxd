@@ -58,6 +58,7 @@ cdef extern from "_shm.h" nogil:
     void ff_seg_notify(ff_seg_header* h)
     void ff_futex_wake_one(uint32_t* addr)
     void ff_cpu_relax()
+    void ff_poll_slack(int64_t nap_ns)
     void ff_nap(int64_t ns)
 
 
@@ -92,7 +93,8 @@ cdef class SharedRing:
     cdef uint64_t copy_rows(self, char* out, uint64_t start, uint64_t end) noexcept nogil
     cdef uint64_t valid_from(self) noexcept nogil
     cdef int wait_c(self, uint64_t cursor, double timeout, double spin,
-                    double poll) except -1
+                    int64_t poll_ns) except -1
+    cdef int spin_for_rows(self, uint64_t cursor, int64_t end) noexcept nogil
     cdef int _check_state(self, uint64_t cursor, uint64_t w) except -1
     cdef void sleep_in(self) noexcept nogil
     cdef void sleep_out(self, uint32_t word, int64_t now, int64_t deadline,

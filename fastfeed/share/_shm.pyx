@@ -503,48 +503,48 @@ cdef class SharedRing:
             return 1     # the common case of a busy feed: no clock, no GIL release
         cdef double t = -1.0 if timeout is None else float(timeout)
         cdef double s = float(spin)
-        cdef double p = float(poll)
         if s < 0:
             raise ValueError(f"spin must be >= 0, got {spin!r}")
-        if not 0 <= p <= 1:
-            raise ValueError(f"poll must be between 0 and 1 (seconds), got {poll!r}")
-        return self.wait_c(cursor, t, s, p)
+        return self.wait_c(cursor, t, s, _poll_ns(poll))
+
+    cdef int spin_for_rows(self, uint64_t cursor, int64_t end) noexcept nogil:
+        """Spins until rows past ``cursor`` are committed (1), the segment stops being live
+        (-1), or the monotonic clock reaches ``end`` (0; read every 64 rounds)."""
+        cdef int rounds = 0
+        while True:
+            if ff_load_acq64(&self.pub.written) > cursor:
+                return 1
+            if ff_load_acq32(&self.hdr.state) != FF_SEG_LIVE:
+                return -1
+            rounds += 1
+            if rounds & 63:
+                ff_cpu_relax()
+            elif ff_mono_ns() >= end:
+                return 0
 
     cdef int wait_c(self, uint64_t cursor, double timeout, double spin,
-                    double poll) except -1:
+                    int64_t poll_ns) except -1:
         cdef int64_t t0 = ff_mono_ns()
         cdef int64_t deadline = t0 + <int64_t>(timeout * 1e9) if timeout >= 0 else -1
         cdef int64_t spin_end = (t0 + <int64_t>(spin * 1e9) if spin < 1e9
                                  else 0x7fffffffffffffff)
         cdef int64_t now
         cdef uint32_t f
-        cdef int got = 0
-        cdef int rounds = 0
+        cdef int got = 0, r
         cdef bint spinning = spin > 0
-        cdef int64_t check_at
-        cdef int64_t hold_end
-        cdef int64_t poll_ns = <int64_t>(poll * 1e9)
+        cdef int64_t check_at, end
         if spinning and _gil_is_ours_alone():
             # No other Python thread can want the GIL: spin holding it, for at most the
             # interpreter's switch interval (as running Python code would).  A row that comes
             # meanwhile is returned without taking the GIL back, a third of a spinning Python
             # reader's latency here (decision 0601).  Then the loop below spins without it.
-            hold_end = t0 + <int64_t>(_switch_interval() * 1e9)
-            if spin_end < hold_end:
-                hold_end = spin_end
-            if deadline >= 0 and deadline < hold_end:
-                hold_end = deadline
-            while True:
-                if ff_load_acq64(&self.pub.written) > cursor:
-                    return 1
-                if ff_load_acq32(&self.hdr.state) != FF_SEG_LIVE:
-                    break
-                rounds += 1
-                if rounds & 63:
-                    ff_cpu_relax()
-                    continue
-                if ff_mono_ns() >= hold_end:
-                    break
+            end = t0 + <int64_t>(_switch_interval() * 1e9)
+            if spin_end < end:
+                end = spin_end
+            if deadline >= 0 and deadline < end:
+                end = deadline
+            if self.spin_for_rows(cursor, end) == 1:
+                return 1
         while True:
             check_at = ff_mono_ns() + 100000000   # back to Python every 100 ms: signals, writer
             with nogil:
@@ -555,16 +555,17 @@ cdef class SharedRing:
                     if ff_load_acq32(&self.hdr.state) != FF_SEG_LIVE:
                         break
                     if spinning:
-                        rounds += 1
-                        if rounds & 63:
-                            ff_cpu_relax()
-                            continue
+                        end = spin_end if spin_end < check_at else check_at
+                        if deadline >= 0 and deadline < end:
+                            end = deadline
+                        r = self.spin_for_rows(cursor, end)
+                        if r != 0:
+                            got = r == 1
+                            break
                         now = ff_mono_ns()
                         if (deadline >= 0 and now >= deadline) or now >= check_at:
                             break
-                        if now < spin_end:
-                            continue
-                        spinning = False
+                        spinning = False   # spin_end came first
                     now = ff_mono_ns()
                     if deadline >= 0 and now >= deadline:
                         break
@@ -572,8 +573,7 @@ cdef class SharedRing:
                         # Not counted in as asleep, so the writer never wakes us: nap, look.
                         if now >= check_at:
                             break
-                        ff_nap(poll_ns if deadline < 0 or deadline - now > poll_ns
-                               else deadline - now)
+                        _nap(poll_ns, now, deadline)
                         continue
                     # Sleep: count in, read the word, re-check, then wait on the word (the
                     # writer publishes, bumps the word, then reads the count; all seq_cst).
@@ -598,10 +598,7 @@ cdef class SharedRing:
         the feed-level wait of :class:`fastfeed.share.SharedFeed`.  Same arguments and errors
         as :meth:`wait`; returns the new count, or None on timeout."""
         cdef double t = -1.0 if timeout is None else float(timeout)
-        cdef double p = float(poll)
-        if not 0 <= p <= 1:
-            raise ValueError(f"poll must be between 0 and 1 (seconds), got {poll!r}")
-        cdef int64_t poll_ns = <int64_t>(p * 1e9)
+        cdef int64_t poll_ns = _poll_ns(poll)
         cdef int64_t t0 = ff_mono_ns()
         cdef int64_t deadline = t0 + <int64_t>(t * 1e9) if t >= 0 else -1
         cdef int64_t spin_end = t0 + <int64_t>(min(float(spin), 1e9) * 1e9)
@@ -623,8 +620,7 @@ cdef class SharedRing:
                         ff_cpu_relax()
                         continue
                     if poll_ns > 0:   # nap and look again: the writer never wakes us
-                        ff_nap(poll_ns if deadline < 0 or deadline - now > poll_ns
-                               else deadline - now)
+                        _nap(poll_ns, now, deadline)
                         continue
                     self.sleep_in()
                     self.sleep_out(seen, now, deadline, True)   # returns at once if moved on
@@ -667,6 +663,23 @@ cdef extern from "Python.h":
 
 cdef double _switch_interval() except -1.0:
     return sys.getswitchinterval()
+
+
+cdef int64_t _poll_ns(object poll) except -1:
+    """A wait's ``poll`` (seconds, 0 to 1) checked, in ns; above 0 the calling thread's timer
+    slack is cut for naps that long (``ff_poll_slack``), once per wait."""
+    cdef double p = float(poll)
+    if not 0 <= p <= 1:
+        raise ValueError(f"poll must be between 0 and 1 (seconds), got {poll!r}")
+    cdef int64_t ns = <int64_t>(p * 1e9)
+    if ns > 0:
+        ff_poll_slack(ns)
+    return ns
+
+
+cdef inline void _nap(int64_t poll_ns, int64_t now, int64_t deadline) noexcept nogil:
+    """One polling nap: ``poll_ns``, or less so as to end at ``deadline`` (-1: none)."""
+    ff_nap(poll_ns if deadline < 0 or deadline - now > poll_ns else deadline - now)
 
 
 cdef extern from "Python.h":
