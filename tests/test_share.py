@@ -37,6 +37,8 @@ from fastfeed.share.segment import segment_path
 from fastfeed.sim import ExchangeSimulator
 
 READER = Path(__file__).with_name("share_reader.py")
+#: an aggTrade of trade id %d: the in-process writers' message
+TRADE = b'{"e":"aggTrade","E":1,"s":"BTCUSDT","a":%d,"p":"1","q":"1","f":1,"l":1,"T":1,"m":true}'
 pytestmark = pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
 
 
@@ -255,8 +257,7 @@ def test_reader_wait_into_allocates_nothing_and_gets_every_row_in_order():
 
     name = _name("into")
     dec = fastfeed.BinanceDecoder(trades=1024)
-    line = b'{"e":"aggTrade","E":1,"s":"BTCUSDT","a":%d,"p":"1","q":"1","f":1,"l":1,"T":1,"m":true}'
-    lines = [line % i for i in range(100_000)]
+    lines = [TRADE % i for i in range(100_000)]
     with share_decoder(name, dec) as w, fastfeed.attach(name) as feed:
         rd = feed.trades.reader("now")
         buf = np.zeros(4, feed.trades.dtype)
@@ -306,12 +307,11 @@ def test_a_spinning_wait_lets_the_processs_other_threads_run():
 
     name = _name("gil")
     dec = fastfeed.BinanceDecoder(trades=64)
-    line = b'{"e":"aggTrade","E":1,"s":"BTCUSDT","a":%d,"p":"1","q":"1","f":1,"l":1,"T":1,"m":true}'
     interval = sys.getswitchinterval()
     with share_decoder(name, dec) as w, fastfeed.attach(name) as feed:
         ring = feed.trades
         assert ring.wait(0, timeout=0.02, spin=float("inf")) is False  # alone: holds, times out
-        dec.decode(line % 1)
+        dec.decode(TRADE % 1)
         w.notify()
         assert ring.wait(0, timeout=1.0, spin=float("inf")) is True
         worst = [0.0]  # the longest time the other thread went without running
@@ -348,7 +348,6 @@ def test_a_polling_reader_gets_every_row_and_costs_the_writer_no_wake_up():
 
     name = _name("poll")
     dec = fastfeed.BinanceDecoder(trades=1024)
-    line = b'{"e":"aggTrade","E":1,"s":"BTCUSDT","a":%d,"p":"1","q":"1","f":1,"l":1,"T":1,"m":true}'
     with share_decoder(name, dec) as w, fastfeed.attach(name) as feed:
 
         def read(k: int, poll: float, ids: list[int]) -> None:
@@ -364,7 +363,7 @@ def test_a_polling_reader_gets_every_row_and_costs_the_writer_no_wake_up():
             reader.start()
             for i in range(first, first + k):
                 time.sleep(0.002)  # let the reader fall asleep between rows
-                dec.decode(line % i)
+                dec.decode(TRADE % i)
                 w.notify()
             reader.join()
 
